@@ -1,0 +1,54 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Warnings are errors in CI (.ci/run passes -Xswiftc -warnings-as-errors).
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Custos",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "custos", targets: ["custos"]),
+        .library(name: "CustosCore", targets: ["CustosCore"]),
+        .library(name: "CustosTrail", targets: ["CustosTrail"]),
+        .library(name: "CustosStore", targets: ["CustosStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // Pure: event model, canonical JSON, decoders, Merkle math, signed notes. No files, no DB.
+        .target(
+            name: "CustosCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
+        // The durable log: tiles + entry bundles on disk, group commit, fsync, verification.
+        .target(
+            name: "CustosTrail",
+            dependencies: ["CustosCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
+        // The index behind one protocol (SQLite through GRDB now).
+        .target(
+            name: "CustosStore",
+            dependencies: ["CustosCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "custos",
+            dependencies: [
+                "CustosCore", "CustosTrail", "CustosStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore"],
+                    resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "CustosTrailTests", dependencies: ["CustosTrail", "CustosCore"], swiftSettings: strict),
+        .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore"], swiftSettings: strict),
+        // Starts a real OpenBao (installed by .ci/run) and drives the built `custos` binary.
+        .testTarget(name: "CustosIntegrationTests", dependencies: ["CustosCore"], swiftSettings: strict),
+    ]
+)

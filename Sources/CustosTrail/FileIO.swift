@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Errors from the trail's storage. `description` says what and where; nothing secret ever
+/// reaches it (entries are not quoted).
+public struct TrailError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        let raw: String
+        public var description: String { raw }
+        public static let io = Code(raw: "io")
+        public static let notInitialized = Code(raw: "not-initialized")
+        public static let damaged = Code(raw: "damaged")
+        public static let key = Code(raw: "key")
+        public static let entryTooLarge = Code(raw: "entry-too-large")
+        public static let invalidArgument = Code(raw: "invalid-argument")
+    }
+    public var code: Code
+    public var message: String
+    public var file: String
+    public var line: Int
+    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
+        self.code = code; self.message = message; self.file = file; self.line = line
+    }
+    public var description: String { message }
+    public var debugDescription: String { "TrailError(\(code)): \(message) [\(file):\(line)]" }
+}
+
+/// Minimal POSIX file helpers with explicit durability.
+enum FileIO {
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+
+    static func mkdirs(_ path: String) throws {
+        var cur = path.hasPrefix("/") ? "" : "."
+        for comp in path.split(separator: "/") {
+            cur += "/" + comp
+            if mkdir(cur, 0o755) != 0 && errno != EEXIST {
+                throw TrailError(.io, "cannot create directory \(cur): \(errnoText())")
+            }
+        }
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    static func readFile(_ path: String, limit: Int = 64 << 20) throws -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw TrailError(.io, "cannot open \(path): \(errnoText())")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw TrailError(.io, "cannot stat \(path): \(errnoText())") }
+        let size = Int(st.st_size)
+        guard size <= limit else { throw TrailError(.damaged, "\(path) is \(size) bytes, more than the \(limit) allowed") }
+        var out = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
+            if n < 0 { if errno == EINTR { continue }; throw TrailError(.io, "cannot read \(path): \(errnoText())") }
+            if n == 0 { break }
+            done += n
+        }
+        if done < size { out.removeLast(size - done) }
+        return out
+    }
+
+    /// Writes (truncating) without syncing; the caller makes the batch durable.
+    static func writeFile(_ path: String, _ bytes: UnsafeRawBufferPointer, mode: mode_t = 0o644, sync: Bool = false, exclusive: Bool = false) throws {
+        var flags = O_WRONLY | O_CREAT | O_CLOEXEC
+        flags |= exclusive ? O_EXCL : O_TRUNC
+        let fd = open(path, flags, mode)
+        if fd < 0 {
+            if errno == ENOENT, let slash = path.lastIndex(of: "/") {
+                try mkdirs(String(path[..<slash]))
+                return try writeFile(path, bytes, mode: mode, sync: sync, exclusive: exclusive)
+            }
+            throw TrailError(.io, "cannot create \(path): \(errnoText())")
+        }
+        defer { close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 { if errno == EINTR { continue }; throw TrailError(.io, "cannot write \(path): \(errnoText())") }
+            done += n
+        }
+        if sync, fsync(fd) != 0 { throw TrailError(.io, "cannot fsync \(path): \(errnoText())") }
+    }
+
+    static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, sync: Bool = false, exclusive: Bool = false) throws {
+        try bytes.withUnsafeBytes { try writeFile(path, $0, mode: mode, sync: sync, exclusive: exclusive) }
+    }
+
+    static func fsyncPath(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw TrailError(.io, "cannot open \(path) to sync: \(errnoText())") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw TrailError(.io, "cannot fsync \(path): \(errnoText())") }
+    }
+
+    /// Atomically replaces `path` with `bytes`: temp file, fsync, rename, fsync directory.
+    static func replaceAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+        let tmp = path + ".tmp"
+        try writeFile(tmp, bytes, mode: mode, sync: true)
+        guard rename(tmp, path) == 0 else { throw TrailError(.io, "cannot rename \(tmp): \(errnoText())") }
+        try fsyncPath(directory(of: path))
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Makes everything written so far on the file system holding `path` durable (data and
+    /// metadata: new files and their directory entries). On Linux one syncfs(2) replaces an
+    /// fsync per tile; elsewhere each listed file and directory is fsynced.
+    static func syncAll(under path: String, files: [String], directories: Set<String>) throws {
+        #if os(Linux)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw TrailError(.io, "cannot open \(path) to sync: \(errnoText())") }
+        defer { close(fd) }
+        guard c_syncfs(fd) == 0 else { throw TrailError(.io, "syncfs failed for \(path): \(errnoText())") }
+        #else
+        for f in files { try fsyncPath(f) }
+        for d in directories { try fsyncPath(d) }
+        #endif
+    }
+
+    static func removeTree(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    static func listDirectory(_ path: String) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+    }
+}
+
+#if os(Linux)
+@_silgen_name("syncfs")
+private func c_syncfs(_ fd: Int32) -> Int32
+#endif

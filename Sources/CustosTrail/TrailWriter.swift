@@ -1,0 +1,169 @@
+import CustosCore
+import Foundation
+
+/// Appends entries to the trail on disk and signs a checkpoint per commit.
+///
+/// Durability: each `append` writes the new entry bundles and tiles, makes them durable
+/// (syncfs on Linux), then writes the checkpoint history file and the checkpoint
+/// atomically (temp file, fsync, rename, fsync of the directory). Only then does it return.
+/// A crash at any point leaves the last checkpoint and every file it needs intact, so the
+/// trail always verifies as a prefix; files written past the checkpoint are overwritten by
+/// the next append.
+///
+/// Not thread-safe: one writer owns a data directory (see `GroupCommitter` for concurrent
+/// callers).
+public final class TrailWriter {
+    public let layout: TrailLayout
+    let signer: NoteSigner
+    public private(set) var size: UInt64
+    public private(set) var checkpoint: SignedCheckpoint
+    var partials: [[MerkleHash]]
+    var bundle: [UInt8]
+    var bundleCount: Int
+
+    public var origin: String { signer.name }
+
+    init(layout: TrailLayout, signer: NoteSigner, size: UInt64, checkpoint: SignedCheckpoint,
+         partials: [[MerkleHash]], bundle: [UInt8], bundleCount: Int) {
+        self.layout = layout; self.signer = signer; self.size = size; self.checkpoint = checkpoint
+        self.partials = partials; self.bundle = bundle; self.bundleCount = bundleCount
+    }
+
+    /// Opens the trail in `layout`, creating an empty one (a signed size-0 checkpoint) if
+    /// there is none. Refuses a trail whose checkpoint was not signed by `signer` or whose
+    /// rightmost tiles don't hash to the checkpoint's root.
+    public static func open(layout: TrailLayout, signer: NoteSigner) throws -> TrailWriter {
+        try FileIO.mkdirs(layout.trailDirectory)
+        try FileIO.mkdirs(layout.historyDirectory)
+        let verifier = try NoteVerifier(vkey: signer.vkey)
+        guard let note = try FileIO.readFile(layout.checkpointPath, limit: 1 << 20) else {
+            if FileIO.exists(layout.trailDirectory + "/tile") {
+                throw TrailError(.damaged, "\(layout.checkpointPath) is missing but the trail has tiles; run `custos verify` and restore the checkpoint")
+            }
+            let cp = try SignedCheckpoint.sign(Checkpoint(origin: signer.name, size: 0, rootHash: Merkle.emptyRoot), signer: signer)
+            let w = TrailWriter(layout: layout, signer: signer, size: 0, checkpoint: cp, partials: [], bundle: [], bundleCount: 0)
+            try w.publish(cp)
+            return w
+        }
+        let cp: SignedCheckpoint
+        do {
+            cp = try SignedCheckpoint.open(note, verifier: verifier)
+        } catch {
+            throw TrailError(.damaged, "\(layout.checkpointPath) does not verify with this data directory's key (\(error))")
+        }
+        let size = cp.checkpoint.size
+        var partials = [[MerkleHash]]()
+        for level in 0..<TreeEdge.levelCount(size: size) {
+            let width = Int((size >> (8 * UInt64(level))) & 255)
+            guard width > 0 else { partials.append([]); continue }
+            let path = layout.tilePath(level: level, index: size >> (8 * UInt64(level + 1)), width: width)
+            guard let bytes = try FileIO.readFile(path), bytes.count == width * 32 else {
+                throw TrailError(.damaged, "\(path) is missing or has the wrong size for the checkpoint of size \(size); run `custos verify`")
+            }
+            partials.append((0..<width).map { MerkleHash(bytes: bytes[($0 * 32)..<($0 * 32 + 32)])! })
+        }
+        let root = TreeEdge.root(partials: partials.map { $0[...] })
+        guard root == cp.checkpoint.rootHash else {
+            throw TrailError(.damaged, "the rightmost tiles don't hash to the checkpoint's root; the trail was altered; run `custos verify`")
+        }
+        var bundle = [UInt8]()
+        let bundleCount = Int(size & 255)
+        if bundleCount > 0 {
+            let path = layout.bundlePath(index: size >> 8, width: bundleCount)
+            guard let b = try FileIO.readFile(path) else {
+                throw TrailError(.damaged, "\(path) is missing; run `custos verify`")
+            }
+            bundle = b
+        }
+        return TrailWriter(layout: layout, signer: signer, size: size, checkpoint: cp, partials: partials,
+                           bundle: bundle, bundleCount: bundleCount)
+    }
+
+    /// Appends entries (canonical bytes, at most 65,535 each) and returns their indices once
+    /// they are durable and covered by a new signed checkpoint.
+    @discardableResult
+    public func append(_ entries: [[UInt8]]) throws -> Range<UInt64> {
+        let start = size
+        guard !entries.isEmpty else { return start..<start }
+        for (i, e) in entries.enumerated() where e.count > 65_535 || e.isEmpty {
+            throw TrailError(.entryTooLarge, "entry \(i) of the batch is \(e.count) bytes; entries must be 1...65535 bytes")
+        }
+        // Work on copies so that a failed commit leaves the writer at the last checkpoint.
+        var partials = self.partials
+        var bundle = self.bundle
+        var bundleCount = self.bundleCount
+        var newSize = size
+        var fullTiles: [(level: Int, index: UInt64)] = []
+        var writes: [(String, [UInt8])] = []
+
+        func push(_ h: MerkleHash, level: Int) {
+            if partials.count <= level { partials.append([]) }
+            partials[level].append(h)
+            if partials[level].count == 256 {
+                let index = (newSize >> (8 * UInt64(level + 1))) - 1
+                writes.append((layout.tilePath(level: level, index: index, width: 256), Self.tileBytes(partials[level][...])))
+                fullTiles.append((level, index))
+                let up = TreeEdge.perfectRoot(partials[level][...])
+                partials[level].removeAll(keepingCapacity: true)
+                push(up, level: level + 1)
+            }
+        }
+
+        for e in entries {
+            bundle.append(UInt8(e.count >> 8)); bundle.append(UInt8(e.count & 255))
+            bundle.append(contentsOf: e)
+            bundleCount += 1
+            newSize += 1
+            push(Merkle.leafHash(e), level: 0)
+            if bundleCount == 256 {
+                writes.append((layout.bundlePath(index: (newSize >> 8) - 1, width: 256), bundle))
+                fullTiles.append((-1, (newSize >> 8) - 1))
+                bundle.removeAll(keepingCapacity: true)
+                bundleCount = 0
+            }
+        }
+        if bundleCount > 0 {
+            writes.append((layout.bundlePath(index: newSize >> 8, width: bundleCount), bundle))
+        }
+        for (level, hashes) in partials.enumerated() where !hashes.isEmpty {
+            writes.append((layout.tilePath(level: level, index: newSize >> (8 * UInt64(level + 1)), width: hashes.count),
+                           Self.tileBytes(hashes[...])))
+        }
+        var dirs = Set<String>()
+        for (path, bytes) in writes {
+            try FileIO.writeFile(path, bytes)
+            dirs.insert(FileIO.directory(of: path))
+        }
+        try FileIO.syncAll(under: layout.trailDirectory, files: writes.map(\.0), directories: dirs)
+
+        let root = TreeEdge.root(partials: partials.map { $0[...] })
+        let cp = try SignedCheckpoint.sign(Checkpoint(origin: signer.name, size: newSize, rootHash: root), signer: signer)
+        try publish(cp)
+
+        self.partials = partials
+        self.bundle = bundle
+        self.bundleCount = bundleCount
+        self.size = newSize
+        self.checkpoint = cp
+
+        // Partial tiles superseded by a full tile are no longer needed (tlog-tiles allows it).
+        for (level, index) in fullTiles {
+            let full = level < 0 ? layout.bundlePath(index: index, width: 256) : layout.tilePath(level: level, index: index, width: 256)
+            FileIO.removeTree(full + ".p")
+        }
+        return start..<newSize
+    }
+
+    func publish(_ cp: SignedCheckpoint) throws {
+        let note = Array(cp.note.utf8)
+        try FileIO.replaceAtomically(layout.historyPath(size: cp.checkpoint.size), note)
+        try FileIO.replaceAtomically(layout.checkpointPath, note)
+    }
+
+    static func tileBytes(_ hashes: ArraySlice<MerkleHash>) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(hashes.count * 32)
+        for h in hashes { h.withUnsafeBytes { out.append(contentsOf: $0) } }
+        return out
+    }
+}
