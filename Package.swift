@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "CustosCore", targets: ["CustosCore"]),
         .library(name: "CustosTrail", targets: ["CustosTrail"]),
         .library(name: "CustosStore", targets: ["CustosStore"]),
+        .library(name: "CustosServer", targets: ["CustosServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -37,10 +38,15 @@ let package = Package(
             name: "CustosStore",
             dependencies: ["CustosCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
+        // Wires core, trail and index together: the data directory, ingestion.
+        .target(
+            name: "CustosServer",
+            dependencies: ["CustosCore", "CustosTrail", "CustosStore"],
+            swiftSettings: strict),
         .executableTarget(
             name: "custos",
             dependencies: [
-                "CustosCore", "CustosTrail", "CustosStore",
+                "CustosCore", "CustosTrail", "CustosStore", "CustosServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -48,6 +54,7 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "CustosTrailTests", dependencies: ["CustosTrail", "CustosCore"], swiftSettings: strict),
         .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore"], swiftSettings: strict),
+        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosTrail", "CustosStore", "CustosCore"], swiftSettings: strict),
         // Starts a real OpenBao (installed by .ci/run) and drives the built `custos` binary.
         .testTarget(name: "CustosIntegrationTests", dependencies: ["CustosCore"], swiftSettings: strict),
     ]

@@ -98,8 +98,8 @@ public struct VaultAuditDecoder: Sendable {
         switch record.type {
         case "request":
             guard let rid = record.request.id, !rid.isEmpty else {
-                // Nothing to pair with: it stands alone.
-                emit(record, line: lineNumber, raw: line, responded: false, into: &out)
+                // Without a request id it cannot be paired; its response line records the access.
+                out.append(.ignored(line: lineNumber, reason: "request record without request.id (its response records the access)"))
                 return
             }
             if pending[rid] == nil {
@@ -289,7 +289,11 @@ public struct VaultAuditDecoder: Sendable {
     static func outcome(_ r: Record, responded: Bool) -> (Outcome, String?) {
         if let e = r.error, !e.isEmpty {
             let lower = e.lowercased()
-            if lower.contains("permission denied") { return (.denied, "permission denied") }
+            if lower.contains("permission denied") {
+                // A token Vault does not know leaves only `auth: {"token_type": "default"}`.
+                if r.auth.isEmpty && !(r.request.path ?? "").hasPrefix("auth/") { return (.denied, "invalid or missing token") }
+                return (.denied, "permission denied")
+            }
             if lower.contains("invalid token") || lower.contains("bad token") { return (.denied, "invalid token") }
             if lower.contains("missing client token") { return (.denied, "missing client token") }
             if r.auth.allowed == false { return (.denied, "permission denied") }
@@ -317,6 +321,7 @@ public struct VaultAuditDecoder: Sendable {
     ]
 
     static func classify(path: String, operation: String, outcome: Outcome) -> (action: Action?, ignoreReason: String?) {
+        if path == "sys/audit/test" { return (nil, "audit device self-test") }
         if path.hasPrefix("sys/internal/ui/") { return (nil, "UI look-up (\(path.split(separator: "/").prefix(4).joined(separator: "/")))") }
         if routineSelfPaths.contains(path) && outcome == .success && (operation == "read" || operation == "list") {
             return (nil, "routine self look-up")

@@ -167,3 +167,8 @@ public final class TrailWriter {
         return out
     }
 }
+
+extension TrailWriter {
+    /// This trail's verifier key (signed-note vkey).
+    public var checkpointVerifierKey: String { signer.vkey }
+}

@@ -1,0 +1,128 @@
+import CustosCore
+import CustosStore
+import CustosTrail
+import Foundation
+
+/// A Custos data directory opened for writing: the trail, its signing key and the index,
+/// kept in step (the index is caught up from the trail on open).
+public final class DataStore {
+    public let layout: TrailLayout
+    public let trail: TrailWriter
+    public let index: any EventIndex
+    var knownIDs: Set<EventKey>
+
+    /// The signer created on this open (first use of the directory), if any.
+    public let createdSigner: NoteSigner?
+
+    /// Opens `directory`. With `createIfMissing`, a missing signing key is generated with
+    /// `origin` (so the embedded default works with no set-up).
+    public init(directory: String, origin: String? = nil, createIfMissing: Bool = true) throws {
+        layout = TrailLayout(dataDirectory: directory)
+        let signer: NoteSigner
+        if createIfMissing {
+            let (s, created) = try TrailKeys.loadOrGenerate(layout: layout, origin: origin ?? DataStore.defaultOrigin())
+            signer = s
+            createdSigner = created ? s : nil
+        } else {
+            signer = try TrailKeys.load(layout: layout)
+            createdSigner = nil
+        }
+        trail = try TrailWriter.open(layout: layout, signer: signer)
+        index = try SQLiteEventIndex(path: layout.indexPath)
+        knownIDs = []
+        try catchUp()
+    }
+
+    /// The default checkpoint origin: `custos.local/<hostname>` (a schema-less URL with no
+    /// spaces or `+`, as signed-note key names require).
+    public static func defaultOrigin() -> String {
+        let host = ProcessInfo.processInfo.hostName
+        let cleaned = String(host.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == ".") })
+        return "custos.local/" + (cleaned.isEmpty ? "trail" : cleaned)
+    }
+
+    /// Brings the index up to the trail (after a crash between the two, or a `reindex`).
+    @discardableResult
+    public func catchUp() throws -> UInt64 {
+        if let o = try index.origin(), o != trail.origin {
+            throw IndexError("the index at \(layout.indexPath) belongs to trail \(o), not \(trail.origin); run `custos reindex`")
+        }
+        var have = try index.indexedSize()
+        if have > trail.size {
+            // The index is ahead of the trail: it cannot be trusted. Rebuild.
+            try index.reset()
+            have = 0
+        }
+        if have < trail.size {
+            let reader = try TrailReader(layout: layout, verifier: NoteVerifier(vkey: trail.checkpointVerifierKey))
+            var batch: [AccessEvent] = []
+            var first = have
+            try reader.forEachEntry(in: have..<trail.size) { i, bytes in
+                if batch.isEmpty { first = i }
+                batch.append(try AccessEvent.decode(bytes))
+                if batch.count == 8192 {
+                    try index.append(batch, firstIndex: first, origin: trail.origin)
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+            if !batch.isEmpty { try index.append(batch, firstIndex: first, origin: trail.origin) }
+        }
+        knownIDs = Set(try index.allEventIDs().map(EventKey.init))
+        return trail.size - have
+    }
+
+    /// Drops the index and rebuilds it from the trail.
+    public func reindex() throws -> UInt64 {
+        try index.reset()
+        return try catchUp()
+    }
+
+    public struct AppendResult: Sendable {
+        public var accepted: Int
+        public var duplicates: Int
+        public var range: Range<UInt64>
+    }
+
+    /// Appends the events that are not already in the trail (by id), durably, then indexes
+    /// them. Returns when the trail's new checkpoint is on disk.
+    public func append(_ events: [AccessEvent]) throws -> AppendResult {
+        var fresh: [AccessEvent] = []
+        var entries: [[UInt8]] = []
+        fresh.reserveCapacity(events.count)
+        entries.reserveCapacity(events.count)
+        var duplicates = 0
+        var batchKeys = Set<EventKey>()
+        for e in events {
+            let key = EventKey(e.id)
+            if knownIDs.contains(key) || !batchKeys.insert(key).inserted { duplicates += 1; continue }
+            let bytes = e.canonicalJSON()
+            guard bytes.count <= AccessEvent.maxEncodedSize else {
+                throw TrailError(.entryTooLarge, "event \(e.id) encodes to \(bytes.count) bytes (limit \(AccessEvent.maxEncodedSize))")
+            }
+            fresh.append(e)
+            entries.append(bytes)
+        }
+        let range = try trail.append(entries)
+        knownIDs.formUnion(batchKeys)
+        try index.append(fresh, firstIndex: range.lowerBound, origin: trail.origin)
+        return AppendResult(accepted: fresh.count, duplicates: duplicates, range: range)
+    }
+}
+
+/// A compact de-duplication key for an event id (128 bits).
+struct EventKey: Hashable {
+    var hi: UInt64
+    var lo: UInt64
+    init(_ id: String) {
+        let u = Array(id.utf8)
+        if u.count == 32, let bytes = Hex.decode(id) {
+            hi = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
+            lo = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+        } else {
+            let h = EventID.make(instance: "", key: id)
+            let bytes = Hex.decode(h)!
+            hi = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) } ^ 0x8000_0000_0000_0000
+            lo = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import CustosCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Input formats `custos ingest` understands.
+public enum IngestFormat: String, Sendable, CaseIterable {
+    /// HashiCorp Vault audit device (file or socket), JSON lines.
+    case vault
+    /// OpenBao audit device: the same format, recorded with source kind `openbao`.
+    case openbao
+}
+
+public struct IngestSummary: Sendable {
+    public var lines = 0
+    public var bytes: UInt64 = 0
+    public var accepted = 0
+    public var duplicates = 0
+    public var ignored = 0
+    public var rejected = 0
+    /// The first rejections (at most `maxKeptRejections`), with file and line.
+    public var rejections: [(file: String, rejection: DecodeRejection)] = []
+    public static let maxKeptRejections = 100
+    public var trailSize: UInt64 = 0
+}
+
+/// Reads audit logs, decodes them and appends the events to a data store in batches
+/// (each batch one durable commit).
+public final class Ingestor {
+    public let store: DataStore
+    public var decoder: VaultAuditDecoder
+    public var batchSize: Int
+    public private(set) var summary = IngestSummary()
+    var pendingEvents: [AccessEvent] = []
+    var outputs: [DecodeOutput] = []
+    var currentFile = ""
+
+    public init(store: DataStore, format: IngestFormat, instance: String, batchSize: Int = 16_384) {
+        self.store = store
+        self.decoder = VaultAuditDecoder(sourceKind: format.rawValue, instance: instance)
+        self.batchSize = max(1, batchSize)
+    }
+
+    /// Ingests one file (or standard input for "-"). `progress` gets (bytes read, total
+    /// bytes or nil) now and then.
+    public func ingest(path: String, progress: ((UInt64, UInt64?) -> Void)? = nil) throws {
+        currentFile = path
+        let fd: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw IngestError("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { if fd != 0 { close(fd) } }
+        var st = stat()
+        let total: UInt64? = (fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG) ? UInt64(st.st_size) : nil
+        var lineNumber = 0
+        var read: UInt64 = 0
+        try LineReader.forEachLine(fd: fd, maxLine: VaultAuditDecoder.maxLineBytes) { line, tooLong in
+            lineNumber += 1
+            if tooLong {
+                record(.rejected(.init(line: lineNumber, reason: "line longer than \(VaultAuditDecoder.maxLineBytes) bytes")))
+            } else {
+                decoder.decode(line: line, lineNumber: lineNumber, into: &outputs)
+                drainOutputs()
+            }
+            read += UInt64(line.count + 1)
+            if pendingEvents.count >= batchSize {
+                try commit()
+                progress?(read, total)
+            }
+        }
+        summary.lines += lineNumber
+        summary.bytes += read
+        progress?(read, total)
+    }
+
+    func record(_ o: DecodeOutput) {
+        switch o {
+        case .event(let e, _): pendingEvents.append(e)
+        case .ignored: summary.ignored += 1
+        case .rejected(let r):
+            summary.rejected += 1
+            if summary.rejections.count < IngestSummary.maxKeptRejections { summary.rejections.append((currentFile, r)) }
+        }
+    }
+
+    func drainOutputs() {
+        for o in outputs { record(o) }
+        outputs.removeAll(keepingCapacity: true)
+    }
+
+    func commit() throws {
+        guard !pendingEvents.isEmpty else { return }
+        let r = try store.append(pendingEvents)
+        summary.accepted += r.accepted
+        summary.duplicates += r.duplicates
+        pendingEvents.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes requests still waiting for their responses and commits what is left.
+    public func finish() throws -> IngestSummary {
+        decoder.finish(into: &outputs)
+        drainOutputs()
+        try commit()
+        summary.trailSize = store.trail.size
+        return summary
+    }
+}
+
+public struct IngestError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Splits a file descriptor's bytes into lines ("\n", with a trailing "\r" kept for the
+/// decoder to ignore) using a bounded buffer: a line longer than `maxLine` is reported as
+/// too long and skipped without being buffered whole.
+enum LineReader {
+    static func forEachLine(fd: Int32, maxLine: Int, chunk: Int = 4 << 20,
+                            _ body: (UnsafeRawBufferPointer, _ tooLong: Bool) throws -> Void) throws {
+        let capacity = max(chunk, maxLine + 1) * 2
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { buf.deallocate() }
+        var start = 0, end = 0
+        var skipping = false
+        while true {
+            if start > 0 && (capacity - end) < chunk {
+                if end > start { memmove(buf.baseAddress!, buf.baseAddress! + start, end - start) }
+                end -= start; start = 0
+            }
+            let n = read(fd, buf.baseAddress! + end, capacity - end)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IngestError("read failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            var scan = end
+            end += n
+            while let nl = memchr(buf.baseAddress! + scan, 0x0A, end - scan) {
+                let pos = buf.baseAddress!.distance(to: UnsafeMutableRawPointer(nl))
+                if skipping {
+                    try body(UnsafeRawBufferPointer(start: buf.baseAddress! + pos, count: 0), true)
+                    skipping = false
+                } else {
+                    try body(UnsafeRawBufferPointer(start: buf.baseAddress! + start, count: pos - start), pos - start > maxLine)
+                }
+                start = pos + 1
+                scan = start
+            }
+            if end - start > maxLine {
+                // Drop the unfinished over-long line; report it when its newline arrives.
+                skipping = true
+                start = end
+            }
+        }
+        if skipping {
+            try body(UnsafeRawBufferPointer(start: buf.baseAddress!, count: 0), true)
+        } else if end > start {
+            try body(UnsafeRawBufferPointer(start: buf.baseAddress! + start, count: end - start), end - start > maxLine)
+        }
+    }
+}

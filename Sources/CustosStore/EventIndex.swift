@@ -1,0 +1,49 @@
+import CustosCore
+
+/// A filter over indexed events. Globs use `*`, `?` and `[...]` (shell style, case-sensitive).
+public struct EventQuery: Sendable, Equatable {
+    public var secret: String?
+    public var identity: String?
+    public var kinds: [IdentityKind] = []
+    public var outcomes: [Outcome] = []
+    public var environments: [String] = []
+    public var actions: [String] = []
+    /// Inclusive lower bound.
+    public var from: EventTime?
+    /// Exclusive upper bound.
+    public var to: EventTime?
+    public var limit: Int?
+    public init() {}
+}
+
+/// One event as the index returns it: its position in the trail and its canonical bytes.
+public struct IndexedEvent: Sendable {
+    public var index: UInt64
+    public var event: AccessEvent
+    public init(index: UInt64, event: AccessEvent) { self.index = index; self.event = event }
+}
+
+/// The query index: derived from the trail, rebuildable from it.
+/// Implementations: `SQLiteEventIndex` (GRDB). A PostgreSQL one can follow behind the same
+/// protocol; `EventIndexConformance` in the tests runs the same suite against each.
+public protocol EventIndex: AnyObject {
+    /// How many trail entries (from index 0) the index holds.
+    func indexedSize() throws -> UInt64
+    /// The trail origin this index was built from (nil when empty).
+    func origin() throws -> String?
+    /// Adds events at consecutive trail indices starting at `firstIndex`, which must equal
+    /// `indexedSize()`; atomically advances the indexed size.
+    func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws
+    func query(_ q: EventQuery) throws -> [IndexedEvent]
+    func count(_ q: EventQuery) throws -> Int
+    /// Every event id (for de-duplication before appending to the trail).
+    func allEventIDs() throws -> [String]
+    /// Drops everything (before a rebuild).
+    func reset() throws
+}
+
+public struct IndexError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

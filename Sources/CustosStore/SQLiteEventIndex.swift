@@ -1,0 +1,153 @@
+import CustosCore
+import Foundation
+import GRDB
+
+/// The index in SQLite (WAL mode). It is derived data: `synchronous = NORMAL` is enough,
+/// since a lost tail is re-read from the trail on the next open.
+public final class SQLiteEventIndex: EventIndex {
+    let db: DatabaseQueue
+
+    public init(path: String) throws {
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            db = try DatabaseQueue(path: path, configuration: config)
+            _ = try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = WAL") }
+            try Self.migrator.migrate(db)
+        } catch let e as DatabaseError {
+            throw IndexError("cannot open the index at \(path): \(e.message ?? "\(e.resultCode)")")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE events (
+                    idx INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL,
+                    time_ns INTEGER NOT NULL,
+                    action TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    source_kind TEXT NOT NULL,
+                    source_instance TEXT NOT NULL,
+                    secret_path TEXT,
+                    environment TEXT,
+                    identity_id TEXT,
+                    identity_name TEXT,
+                    identity_kind TEXT NOT NULL,
+                    origin_ip TEXT,
+                    json BLOB NOT NULL
+                );
+                CREATE UNIQUE INDEX events_id ON events(id);
+                CREATE INDEX events_time ON events(time_ns);
+                """)
+        }
+        return m
+    }
+
+    public func indexedSize() throws -> UInt64 {
+        try wrap { try db.read { db in try UInt64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'size'") ?? 0 } }
+    }
+
+    public func origin() throws -> String? {
+        try wrap { try db.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'origin'") } }
+    }
+
+    public func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws {
+        try wrap {
+            try db.write { db in
+                let size = try UInt64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'size'") ?? 0
+                guard size == firstIndex else {
+                    throw IndexError("index holds \(size) entries; cannot add at \(firstIndex)")
+                }
+                if let o = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'origin'"), o != origin {
+                    throw IndexError("index was built from trail \(o), not \(origin)")
+                }
+                let stmt = try db.cachedStatement(sql: """
+                    INSERT INTO events (idx, id, time_ns, action, outcome, source_kind, source_instance,
+                        secret_path, environment, identity_id, identity_name, identity_kind, origin_ip, json)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                var i = firstIndex
+                for e in events {
+                    let json = e.canonicalJSON()
+                    stmt.setUncheckedArguments([
+                        Int64(i), e.id, e.time.unixNanos, e.action.rawValue, e.outcome.rawValue,
+                        e.source.kind, e.source.instance, e.secret?.path, e.secret?.environment,
+                        e.identity.id, e.identity.name, e.identity.kind.rawValue, e.origin?.ip,
+                        Data(json),
+                    ])
+                    try stmt.execute()
+                    i += 1
+                }
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('size', ?), ('origin', ?)",
+                               arguments: [String(i), origin])
+            }
+        }
+    }
+
+    func whereClause(_ q: EventQuery) -> (String, StatementArguments) {
+        var parts: [String] = []
+        var args = StatementArguments()
+        if let s = q.secret { parts.append("secret_path GLOB ?"); _ = args.append(contentsOf: [s]) }
+        if let s = q.identity { parts.append("(identity_name GLOB ? OR identity_id GLOB ?)"); _ = args.append(contentsOf: [s, s]) }
+        func inList(_ column: String, _ values: [String]) {
+            guard !values.isEmpty else { return }
+            parts.append("\(column) IN (\(values.map { _ in "?" }.joined(separator: ",")))")
+            _ = args.append(contentsOf: StatementArguments(values))
+        }
+        inList("identity_kind", q.kinds.map(\.rawValue))
+        inList("outcome", q.outcomes.map(\.rawValue))
+        inList("environment", q.environments)
+        inList("action", q.actions)
+        if let f = q.from { parts.append("time_ns >= ?"); _ = args.append(contentsOf: [f.unixNanos]) }
+        if let t = q.to { parts.append("time_ns < ?"); _ = args.append(contentsOf: [t.unixNanos]) }
+        return (parts.isEmpty ? "" : " WHERE " + parts.joined(separator: " AND "), args)
+    }
+
+    public func query(_ q: EventQuery) throws -> [IndexedEvent] {
+        let (w, args) = whereClause(q)
+        var sql = "SELECT idx, json FROM events" + w + " ORDER BY idx"
+        if let l = q.limit { sql += " LIMIT \(max(0, l))" }
+        return try wrap {
+            try db.read { db in
+                var out = [IndexedEvent]()
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: args)
+                while let row = try rows.next() {
+                    let idx: Int64 = row[0]
+                    let json: Data = row[1]
+                    let event = try json.withUnsafeBytes { try AccessEvent.decode($0) }
+                    out.append(IndexedEvent(index: UInt64(idx), event: event))
+                }
+                return out
+            }
+        }
+    }
+
+    public func count(_ q: EventQuery) throws -> Int {
+        let (w, args) = whereClause(q)
+        return try wrap { try db.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM events" + w, arguments: args) ?? 0 } }
+    }
+
+    public func allEventIDs() throws -> [String] {
+        try wrap { try db.read { db in try String.fetchAll(db, sql: "SELECT id FROM events") } }
+    }
+
+    public func reset() throws {
+        try wrap {
+            try db.write { db in
+                try db.execute(sql: "DELETE FROM events; DELETE FROM meta;")
+            }
+        }
+    }
+
+    func wrap<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as DatabaseError {
+            throw IndexError("index error: \(e.message ?? "\(e.resultCode)")")
+        }
+    }
+}

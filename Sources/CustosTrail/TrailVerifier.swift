@@ -1,0 +1,200 @@
+import CustosCore
+import Foundation
+
+/// Audits a trail on disk from scratch, trusting nothing but the verifier key.
+///
+/// It checks the checkpoint's signature; recomputes every entry's leaf hash (rejecting
+/// non-canonical entries, short or over-long bundles and trailing bytes), every tile at every
+/// level and the root; and checks every checkpoint kept in `<data>/checkpoints/` against the
+/// same tree (a kept checkpoint larger than the current one means a rollback, a different
+/// root at its size means a fork).
+public struct TrailVerifier: Sendable {
+    public struct Problem: Sendable, CustomStringConvertible {
+        /// A file path relative to the data directory, or a logical place ("entry 41").
+        public var location: String
+        public var message: String
+        public var description: String { "\(location): \(message)" }
+    }
+
+    public struct Report: Sendable {
+        public var origin: String = ""
+        public var size: UInt64 = 0
+        public var root: MerkleHash?
+        public var entriesChecked: UInt64 = 0
+        public var tilesChecked = 0
+        public var checkpointsChecked = 0
+        public var problems: [Problem] = []
+        public var isValid: Bool { problems.isEmpty }
+    }
+
+    public var layout: TrailLayout
+    public var verifier: NoteVerifier
+    /// Worker threads for hashing entry bundles (defaults to the number of cores).
+    public var parallelism: Int
+
+    public init(layout: TrailLayout, verifier: NoteVerifier, parallelism: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.layout = layout; self.verifier = verifier; self.parallelism = max(1, parallelism)
+    }
+
+    func rel(_ path: String) -> String {
+        path.hasPrefix(layout.dataDirectory + "/") ? String(path.dropFirst(layout.dataDirectory.count + 1)) : path
+    }
+
+    public func verify() -> Report {
+        var report = Report()
+        // 1. The checkpoint.
+        let note: [UInt8]
+        do {
+            guard let n = try FileIO.readFile(layout.checkpointPath, limit: 1 << 20) else {
+                report.problems.append(.init(location: rel(layout.checkpointPath), message: "missing"))
+                return report
+            }
+            note = n
+        } catch {
+            report.problems.append(.init(location: rel(layout.checkpointPath), message: "\(error)"))
+            return report
+        }
+        let cp: SignedCheckpoint
+        do {
+            cp = try SignedCheckpoint.open(note, verifier: verifier)
+        } catch {
+            report.problems.append(.init(location: rel(layout.checkpointPath), message: "signature or format invalid for key \(verifier.name): \(error)"))
+            return report
+        }
+        let size = cp.checkpoint.size
+        report.origin = cp.checkpoint.origin
+        report.size = size
+        report.root = cp.checkpoint.rootHash
+
+        // 2. Entry bundles → leaf hashes (in parallel).
+        let bundleCount = Int((size + 255) / 256)
+        var leaves = [MerkleHash](repeating: MerkleHash(storage: .init()), count: Int(size))
+        let workers = min(parallelism, max(1, bundleCount))
+        let perWorker = (bundleCount + workers - 1) / max(1, workers)
+        let problemsBox = ProblemsBox(workers: workers)
+        leaves.withUnsafeMutableBufferPointer { buf in
+            nonisolated(unsafe) let out = buf
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let lo = w * perWorker, hi = min(bundleCount, lo + perWorker)
+                guard lo < hi else { return }
+                var local = [Problem]()
+                for b in lo..<hi {
+                    let width = (UInt64(b) + 1) * 256 <= size ? 256 : Int(size & 255)
+                    checkBundle(index: UInt64(b), width: width, into: out, problems: &local)
+                    if local.count > 100 { break }
+                }
+                problemsBox.set(w, local)
+            }
+        }
+        report.problems += problemsBox.all()
+        report.entriesChecked = size
+
+        // 3. Tiles at every level, and the root.
+        let levels = TreeLevels(leaves: leaves)
+        for ref in TileMath.tiles(forTreeSize: size) {
+            let path = layout.tilePath(level: ref.level, index: ref.index, width: ref.width)
+            let expected = levels.tile(level: ref.level, index: ref.index, size: size)
+            report.tilesChecked += 1
+            guard let bytes = try? FileIO.readFile(path) else {
+                report.problems.append(.init(location: rel(path), message: "missing"))
+                continue
+            }
+            guard bytes.count == ref.width * 32 else {
+                report.problems.append(.init(location: rel(path), message: "is \(bytes.count) bytes; a tile of width \(ref.width) is \(ref.width * 32)"))
+                continue
+            }
+            for (k, h) in expected.enumerated() where !h.withUnsafeBytes({ $0.elementsEqual(bytes[(k * 32)..<(k * 32 + 32)]) }) {
+                report.problems.append(.init(location: rel(path), message: "hash \(k) does not match the entries it covers"))
+                break
+            }
+        }
+        let root = levels.root(size: size)
+        if root != cp.checkpoint.rootHash {
+            report.problems.append(.init(location: rel(layout.checkpointPath), message: "root hash \(cp.checkpoint.rootHash.base64) does not match the entries (they hash to \(root.base64))"))
+        }
+
+        // 4. Every checkpoint kept earlier must be a prefix of this tree.
+        for name in FileIO.listDirectory(layout.historyDirectory).sorted() where !name.hasSuffix(".tmp") {
+            let path = layout.historyDirectory + "/" + name
+            report.checkpointsChecked += 1
+            guard let bytes = try? FileIO.readFile(path, limit: 1 << 20) else { continue }
+            let old: SignedCheckpoint
+            do { old = try SignedCheckpoint.open(bytes, verifier: verifier) } catch {
+                report.problems.append(.init(location: rel(path), message: "kept checkpoint does not verify: \(error)"))
+                continue
+            }
+            if layout.historyPath(size: old.checkpoint.size) != path {
+                report.problems.append(.init(location: rel(path), message: "file name does not match its checkpoint size \(old.checkpoint.size)"))
+            }
+            if old.checkpoint.size > size {
+                report.problems.append(.init(location: rel(layout.checkpointPath), message: "rolled back: a checkpoint of size \(old.checkpoint.size) was signed earlier (\(rel(path))) but the current checkpoint has size \(size)"))
+            } else if levels.root(size: old.checkpoint.size) != old.checkpoint.rootHash {
+                report.problems.append(.init(location: rel(path), message: "fork: the checkpoint of size \(old.checkpoint.size) signed earlier has a different root than this trail's first \(old.checkpoint.size) entries"))
+            }
+        }
+        return report
+    }
+
+    func checkBundle(index: UInt64, width: Int, into leaves: UnsafeMutableBufferPointer<MerkleHash>, problems: inout [Problem]) {
+        let path = layout.bundlePath(index: index, width: width)
+        let bytes: [UInt8]
+        do {
+            guard let b = try FileIO.readFile(path) else {
+                problems.append(.init(location: rel(path), message: "missing (entries \(index * 256)..<\(index * 256 + UInt64(width)))"))
+                return
+            }
+            bytes = b
+        } catch {
+            problems.append(.init(location: rel(path), message: "\(error)"))
+            return
+        }
+        bytes.withUnsafeBytes { raw in
+            var pos = 0
+            var n = 0
+            while pos < raw.count && n < width {
+                guard pos + 2 <= raw.count else { break }
+                let len = Int(raw[pos]) << 8 | Int(raw[pos + 1])
+                pos += 2
+                guard pos + len <= raw.count else {
+                    problems.append(.init(location: rel(path), message: "entry \(index * 256 + UInt64(n)) is truncated (\(len) bytes declared, \(raw.count - pos) present)"))
+                    return
+                }
+                let entry = UnsafeRawBufferPointer(rebasing: raw[pos..<(pos + len)])
+                if let problem = EntryCheck.canonicalProblem(entry) {
+                    problems.append(.init(location: rel(path), message: "entry \(index * 256 + UInt64(n)) \(problem)"))
+                }
+                leaves[Int(index) * 256 + n] = Merkle.leafHash(entry)
+                pos += len
+                n += 1
+            }
+            if n < width {
+                problems.append(.init(location: rel(path), message: "holds \(n) entries; the checkpoint needs \(width)"))
+            } else if pos != raw.count {
+                problems.append(.init(location: rel(path), message: "\(raw.count - pos) trailing bytes after entry \(index * 256 + UInt64(width) - 1)"))
+            }
+        }
+    }
+}
+
+/// Entry-level checks shared by verification and ingest.
+public enum EntryCheck {
+    /// nil when `entry` is a canonical `custos.event/v1` object, else why not.
+    public static func canonicalProblem(_ entry: UnsafeRawBufferPointer) -> String? {
+        do {
+            _ = try AccessEvent.decode(entry, requireCanonical: true)
+            return nil
+        } catch let e as EventCodingError {
+            return "is not a canonical custos.event/v1 object (\(e.reason))"
+        } catch {
+            return "is not a canonical custos.event/v1 object"
+        }
+    }
+}
+
+final class ProblemsBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [[TrailVerifier.Problem]]
+    init(workers: Int) { slots = Array(repeating: [], count: workers) }
+    func set(_ w: Int, _ p: [TrailVerifier.Problem]) { lock.lock(); slots[w] = p; lock.unlock() }
+    func all() -> [TrailVerifier.Problem] { lock.lock(); defer { lock.unlock() }; return slots.flatMap { $0 } }
+}

@@ -1,0 +1,155 @@
+import ArgumentParser
+import CustosCore
+import CustosServer
+import CustosStore
+import CustosTrail
+import Foundation
+
+struct Query: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Find events in the index.",
+        discussion: """
+            Filters combine with AND; a repeated filter (e.g. --outcome denied --outcome error) \
+            matches any of its values. GLOBs use * ? [..] and are case-sensitive; --identity \
+            matches the identity's name or id. Times are RFC 3339 (2026-01-31T09:00:00Z) or a \
+            date (2026-01-31, midnight UTC); --from is inclusive, --to exclusive. \
+            --format json prints an array of events in canonical form, each with its trail index.
+            """)
+
+    @OptionGroup var data: DataOptions
+    @Option(help: ArgumentHelp("Secret path glob, e.g. 'secret/data/prod/*'.", valueName: "GLOB")) var secret: String?
+    @Option(help: ArgumentHelp("Identity name or id glob.", valueName: "GLOB")) var identity: String?
+    @Option(help: ArgumentHelp("Identity kind: \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "KIND")) var kind: [String] = []
+    @Option(help: ArgumentHelp("Outcome: success, denied, error.", valueName: "OUTCOME")) var outcome: [String] = []
+    @Option(help: ArgumentHelp("Environment, e.g. prod.", valueName: "ENV")) var env: [String] = []
+    @Option(help: ArgumentHelp("Action, e.g. read, list, write, delete, login, token_create, policy_change.", valueName: "ACTION")) var action: [String] = []
+    @Option(help: ArgumentHelp("Earliest time (inclusive).", valueName: "TIME")) var from: String?
+    @Option(help: ArgumentHelp("Latest time (exclusive).", valueName: "TIME")) var to: String?
+    @Option(help: ArgumentHelp("At most N events.", valueName: "N")) var limit: Int?
+    @Option(help: "Output: table, json or csv.") var format: String = "table"
+    @Flag(help: "Print only the number of matching events.") var count = false
+
+    static func parseTime(_ s: String, _ flag: String) throws -> EventTime {
+        if let t = EventTime(rfc3339: s) { return t }
+        if s.utf8.count == 10, let t = EventTime(rfc3339: s + "T00:00:00Z") { return t }
+        throw ValidationError("\(flag): '\(s)' is not an RFC 3339 time or a YYYY-MM-DD date")
+    }
+
+    func buildQuery() throws -> EventQuery {
+        var q = EventQuery()
+        q.secret = secret
+        q.identity = identity
+        q.kinds = try kind.map { k in
+            guard let v = IdentityKind(rawValue: k) else { throw ValidationError("--kind: '\(k)' is not one of \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", "))") }
+            return v
+        }
+        q.outcomes = try outcome.map { o in
+            guard let v = Outcome(rawValue: o) else { throw ValidationError("--outcome: '\(o)' is not one of success, denied, error") }
+            return v
+        }
+        q.environments = env
+        q.actions = action
+        q.from = try from.map { try Self.parseTime($0, "--from") }
+        q.to = try to.map { try Self.parseTime($0, "--to") }
+        if let f = q.from, let t = q.to, !(f < t) { throw ValidationError("--from must be before --to") }
+        if let l = limit, l < 0 { throw ValidationError("--limit must be >= 0") }
+        q.limit = limit
+        return q
+    }
+
+    func validate() throws {
+        guard ["table", "json", "csv"].contains(format) else { throw ValidationError("--format must be table, json or csv") }
+        _ = try buildQuery()
+    }
+
+    func run() throws {
+        try requireDataDirectory(data.data)
+        let q = try buildQuery()
+        let layout = TrailLayout(dataDirectory: data.data)
+        guard FileManager.default.fileExists(atPath: layout.indexPath) else {
+            throw CLIError.usage("no index in \(data.data) (nothing ingested yet?)")
+        }
+        let index = try SQLiteEventIndex(path: layout.indexPath)
+        if count {
+            print(try index.count(q))
+            return
+        }
+        let rows = try index.query(q)
+        switch format {
+        case "json":
+            var out = [UInt8]("[".utf8)
+            for (i, r) in rows.enumerated() {
+                if i > 0 { out.append(contentsOf: Array(",\n".utf8)) }
+                out.append(contentsOf: r.event.canonicalJSON(index: r.index))
+            }
+            out.append(contentsOf: Array("]\n".utf8))
+            FileHandle.standardOutput.write(Data(out))
+        case "csv":
+            print(Self.columns.map(\.0).joined(separator: ","))
+            for r in rows { print(Self.columns.map { csvField($0.1(r)) }.joined(separator: ",")) }
+        default:
+            printTable(rows)
+        }
+    }
+
+    static let columns: [(String, @Sendable (IndexedEvent) -> String)] = [
+        ("index", { String($0.index) }),
+        ("time", { $0.event.time.description }),
+        ("outcome", { $0.event.outcome.rawValue }),
+        ("action", { $0.event.action.rawValue }),
+        ("kind", { $0.event.identity.kind.rawValue }),
+        ("identity", { $0.event.identity.name ?? $0.event.identity.id ?? "-" }),
+        ("secret", { $0.event.secret?.path ?? "-" }),
+        ("env", { $0.event.secret?.environment ?? "-" }),
+        ("ip", { $0.event.origin?.ip ?? "-" }),
+        ("reason", { $0.event.reason ?? "" }),
+        ("source", { "\($0.event.source.kind)/\($0.event.source.instance)" }),
+        ("id", { $0.event.id }),
+    ]
+
+    func csvField(_ s: String) -> String {
+        // Quote per RFC 4180, and defuse spreadsheet formulas.
+        var v = s
+        if let f = v.first, "=+-@\t\r".contains(f), v != "-" { v = "'" + v }
+        if v.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return v
+    }
+
+    func printTable(_ rows: [IndexedEvent]) {
+        let cols = Array(Self.columns.prefix(10))
+        var table = [cols.map { $0.0.uppercased() }]
+        for r in rows {
+            table.append(cols.map { c in
+                // Keep the table on one line per event.
+                String(c.1(r).map { $0.isNewline || $0 == "\t" ? " " : $0 })
+            })
+        }
+        var widths = Array(repeating: 0, count: cols.count)
+        for row in table { for (i, v) in row.enumerated() { widths[i] = min(60, max(widths[i], v.count)) } }
+        for row in table {
+            let line = row.enumerated().map { i, v in
+                let t = v.count > widths[i] ? String(v.prefix(widths[i] - 1)) + "…" : v
+                return i == row.count - 1 ? t : t.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+            print(line)
+        }
+        stderrPrint("\(rows.count) event(s)")
+    }
+}
+
+struct Reindex: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rebuild the index from the trail.",
+        discussion: "The index is derived data: this drops it and reads every entry of the trail again.")
+
+    @OptionGroup var data: DataOptions
+
+    func run() throws {
+        try requireDataDirectory(data.data)
+        let store = try DataStore(directory: data.data, createIfMissing: false)
+        let n = try store.reindex()
+        print("reindexed \(n) entries (trail size \(store.trail.size))")
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import CustosCore
+import CustosTrail
+import Foundation
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Audit the trail: signature, every entry, every tile, the root, every kept checkpoint.",
+        discussion: """
+            Trusts nothing in the data directory but checks it against VKEY (the verifier key \
+            printed by keygen, as text or a file holding it). Exit 0 when the trail is intact; \
+            1 when anything was altered (each problem printed with the file and what is wrong); \
+            2 for usage errors.
+            """)
+
+    @OptionGroup var data: DataOptions
+    @Option(help: ArgumentHelp("Verifier key (name+id+key) or a file holding it.", valueName: "VKEY"))
+    var vkey: String
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() throws {
+        try requireDataDirectory(data.data)
+        let verifier = try loadVerifierKey(vkey)
+        let started = Date()
+        let report = TrailVerifier(layout: TrailLayout(dataDirectory: data.data), verifier: verifier).verify()
+        let elapsed = Date().timeIntervalSince(started)
+        if json {
+            var o: [String: Any] = [
+                "valid": report.isValid, "origin": report.origin, "size": report.size,
+                "entries_checked": report.entriesChecked, "tiles_checked": report.tilesChecked,
+                "checkpoints_checked": report.checkpointsChecked,
+                "problems": report.problems.map { ["location": $0.location, "message": $0.message] },
+            ]
+            if let r = report.root { o["root"] = r.base64 }
+            let d = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
+            print(String(decoding: d, as: UTF8.self))
+        } else if report.isValid {
+            print("trail OK: \(report.origin) size \(report.size) root \(report.root?.base64 ?? "-")")
+            print("checked \(report.entriesChecked) entries, \(report.tilesChecked) tiles, \(report.checkpointsChecked) kept checkpoints in \(String(format: "%.2f", elapsed)) s")
+        } else {
+            print("TRAIL NOT VALID: \(report.problems.count) problem(s)")
+            for p in report.problems.prefix(50) { print("  \(p)") }
+            if report.problems.count > 50 { print("  ... and \(report.problems.count - 50) more") }
+        }
+        if !report.isValid { throw ExitCode(1) }
+    }
+}
+
+struct Proof: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write an inclusion proof for one entry (C2SP tlog-proof).",
+        discussion: """
+            The proof carries the entry itself (base64, on the `extra` line), the Merkle \
+            inclusion proof and the signed checkpoint, so `custos verify-proof` can check it \
+            offline with only the verifier key.
+            """)
+
+    @OptionGroup var data: DataOptions
+    @Option(help: ArgumentHelp("Write the proof to FILE instead of standard output.", valueName: "FILE"))
+    var out: String?
+    @Argument(help: "Trail index of the entry (as `query` prints it).")
+    var index: UInt64
+
+    func run() throws {
+        try requireDataDirectory(data.data)
+        let layout = TrailLayout(dataDirectory: data.data)
+        guard let vkeyText = FileManager.default.contents(atPath: layout.verifierKeyPath) else {
+            throw CLIError.operational("no verifier key at \(layout.verifierKeyPath)")
+        }
+        let verifier = try loadVerifierKey(String(decoding: vkeyText, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        let reader = try TrailReader(layout: layout, verifier: verifier)
+        guard index < reader.size else {
+            throw CLIError.usage("index \(index) is outside the trail (size \(reader.size))")
+        }
+        let text = try reader.proof(index: index).formatted()
+        if let out {
+            guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else {
+                throw CLIError.operational("cannot write \(out)")
+            }
+        } else {
+            print(text, terminator: "")
+        }
+    }
+}
+
+struct VerifyProof: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-proof",
+        abstract: "Check a tlog-proof offline with only the verifier key.",
+        discussion: """
+            Checks the checkpoint's signature and that the entry (from the proof's extra line, \
+            or --entry FILE, which must then match) is included in that checkpoint's tree. \
+            Prints the entry on success. Exit 0 valid, 1 invalid, 2 usage errors.
+            """)
+
+    @Option(help: ArgumentHelp("Verifier key (name+id+key) or a file holding it.", valueName: "VKEY"))
+    var vkey: String
+    @Option(help: ArgumentHelp("The entry's canonical JSON, when the proof carries none.", valueName: "FILE"))
+    var entry: String?
+    @Argument(help: "The proof file ('-' for standard input).")
+    var proof: String
+
+    func run() throws {
+        let verifier = try loadVerifierKey(vkey)
+        let data: Data?
+        if proof == "-" { data = FileHandle.standardInput.readDataToEndOfFile() } else { data = FileManager.default.contents(atPath: proof) }
+        guard let data, data.count <= 1 << 20 else { throw CLIError.usage("cannot read \(proof) (or it is over 1 MiB)") }
+        guard let text = String(data: data, encoding: .utf8) else { throw CLIError.failed("proof is not UTF-8") }
+        let parsed: TlogProof
+        do { parsed = try TlogProof.parse(text) } catch { throw CLIError.failed("invalid proof: \(error)") }
+        let cp: SignedCheckpoint
+        do { cp = try SignedCheckpoint.open(parsed.checkpoint, verifier: verifier) } catch {
+            throw CLIError.failed("invalid proof: the checkpoint does not verify with \(verifier.name): \(error)")
+        }
+        var leaf: [UInt8]? = parsed.extra
+        if let entry {
+            guard let e = FileManager.default.contents(atPath: entry) else { throw CLIError.usage("cannot read --entry \(entry)") }
+            var bytes = [UInt8](e)
+            while bytes.last == 0x0A { bytes.removeLast() }
+            if let extra = parsed.extra, extra != bytes {
+                throw CLIError.failed("invalid proof: --entry differs from the entry the proof carries")
+            }
+            leaf = bytes
+        }
+        guard let leaf else { throw CLIError.usage("the proof carries no entry; give it with --entry FILE") }
+        do {
+            try Merkle.verifyInclusion(index: parsed.index, size: cp.checkpoint.size, leafHash: Merkle.leafHash(leaf),
+                                       proof: parsed.proof, root: cp.checkpoint.rootHash)
+        } catch {
+            throw CLIError.failed("invalid proof: entry \(parsed.index) is not included in \(cp.checkpoint.origin) at size \(cp.checkpoint.size): \(error)")
+        }
+        print("proof OK: entry \(parsed.index) is in \(cp.checkpoint.origin) at size \(cp.checkpoint.size)")
+        print(String(decoding: leaf, as: UTF8.self))
+    }
+}
