@@ -227,14 +227,18 @@ extension AccessEvent {
                 case "index": _ = try s.readInt()
                 case "source":
                     var kind: String?, instance: String?
+                    var keys = Set<String>()
                     try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
+                        guard keys.insert(k.string).inserted else { throw s.fail("duplicate key") }
                         if k.equals("kind") { kind = try s.readString() } else if k.equals("instance") { instance = try s.readString() } else { throw s.fail("unknown key in source") }
                     }
                     guard let kind, let instance else { throw s.fail("source needs kind and instance") }
                     source = Source(kind: kind, instance: instance)
                 case "secret":
                     var store: String?, path: String?, env: String?, ns: String?
+                    var keys = Set<String>()
                     try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
+                        guard keys.insert(k.string).inserted else { throw s.fail("duplicate key") }
                         if k.equals("store") { store = try s.readString() }
                         else if k.equals("path") { path = try s.readString() }
                         else if k.equals("environment") { env = try s.readString() }
@@ -245,7 +249,9 @@ extension AccessEvent {
                     secret = Secret(store: store, path: path, environment: env, namespace: ns)
                 case "identity":
                     var iid: String?, name: String?, kind: IdentityKind?, method: String?, policies: [String] = []
+                    var keys = Set<String>()
                     try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
+                        guard keys.insert(k.string).inserted else { throw s.fail("duplicate key") }
                         if k.equals("id") { iid = try s.readString() }
                         else if k.equals("name") { name = try s.readString() }
                         else if k.equals("kind") {
@@ -261,7 +267,9 @@ extension AccessEvent {
                     identity = Identity(id: iid, name: name, kind: kind, method: method, policies: policies)
                 case "origin":
                     var ip: String?, port: Int?
+                    var keys = Set<String>()
                     try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
+                        guard keys.insert(k.string).inserted else { throw s.fail("duplicate key") }
                         if k.equals("ip") { ip = try s.readString() }
                         else if k.equals("port") {
                             let p = try s.readInt()
@@ -273,7 +281,9 @@ extension AccessEvent {
                     origin = Origin(ip: ip, port: port)
                 case "pipeline":
                     var p = Pipeline()
+                    var keys = Set<String>()
                     try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
+                        guard keys.insert(k.string).inserted else { throw s.fail("duplicate key") }
                         switch k.string {
                         case "provider": p.provider = try s.readString()
                         case "name": p.name = try s.readString()

@@ -90,8 +90,14 @@ public struct EventTime: Sendable, Hashable, Comparable, CustomStringConvertible
         let days = Self.days(fromCivil: Int64(y), mo, d)
         // A leap second (:60) is folded into the next second.
         let secs = days * 86_400 + Int64(h * 3600 + mi * 60 + se) - Int64(offset)
+        // In UTC the year must still have four digits, or it could not be printed back.
+        guard secs >= Self.minSeconds, secs < Self.endSeconds else { return nil }
         self.init(seconds: secs, nanos: Int32(nanos), digits: UInt8(digits))
     }
+
+    /// 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z.
+    static let minSeconds = days(fromCivil: 0, 1, 1) * 86_400
+    static let endSeconds = days(fromCivil: 10_000, 1, 1) * 86_400
 
     static func daysIn(month m: Int, year y: Int) -> Int {
         switch m {

@@ -231,15 +231,17 @@ public struct JSONScanner {
         if pos < count, base[pos] == 0x2D { neg = true; pos += 1 }
         guard pos < count, base[pos] >= 48, base[pos] <= 57 else { pos = start; throw fail("expected an integer") }
         if base[pos] == 48, pos + 1 < count, base[pos + 1] >= 48, base[pos + 1] <= 57 { throw fail("leading zero") }
+        // Accumulated with the sign applied, so that Int64.min is in range too.
         var v: Int64 = 0
         while pos < count, base[pos] >= 48, base[pos] <= 57 {
+            let d = Int64(base[pos] - 48)
             let (m, o1) = v.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(Int64(base[pos] - 48))
+            let (a, o2) = neg ? m.subtractingReportingOverflow(d) : m.addingReportingOverflow(d)
             guard !o1, !o2 else { throw fail("integer out of range") }
             v = a; pos += 1
         }
         if pos < count, base[pos] == 0x2E || base[pos] == 0x65 || base[pos] == 0x45 { throw fail("expected an integer") }
-        return neg ? -v : v
+        return v
     }
 
     public mutating func readBool() throws(Failure) -> Bool {

@@ -97,6 +97,12 @@ public struct VaultAuditDecoder: Sendable {
         }
         switch record.type {
         case "request":
+            // Checked here, not only when the request is emitted: a bad request line is
+            // reported at its own line even when its response arrives.
+            guard let t = record.time, EventTime(rfc3339: t) != nil else {
+                out.append(.rejected(.init(line: lineNumber, reason: record.time == nil ? "missing \"time\"" : "\"time\" is not RFC 3339")))
+                return
+            }
             guard let rid = record.request.id, !rid.isEmpty else {
                 // Without a request id it cannot be paired; its response line records the access.
                 out.append(.ignored(line: lineNumber, reason: "request record without request.id (its response records the access)"))
@@ -283,6 +289,11 @@ public struct VaultAuditDecoder: Sendable {
             id: id, time: time, source: .init(kind: sourceKind, instance: instance), action: action,
             outcome: outcome, reason: reason, secret: secret, identity: identity, origin: origin,
             requestID: r.request.id.flatMap { $0.isEmpty ? nil : $0 })
+        // The trail refuses larger entries (and would stop the whole ingest): reject the line.
+        guard event.canonicalJSON().count <= AccessEvent.maxEncodedSize else {
+            out.append(.rejected(.init(line: line, reason: "event would encode to more than \(AccessEvent.maxEncodedSize) bytes")))
+            return
+        }
         out.append(.event(event, line: line))
     }
 
@@ -323,7 +334,8 @@ public struct VaultAuditDecoder: Sendable {
     static func classify(path: String, operation: String, outcome: Outcome) -> (action: Action?, ignoreReason: String?) {
         if path == "sys/audit/test" { return (nil, "audit device self-test") }
         if path.hasPrefix("sys/internal/ui/") { return (nil, "UI look-up (\(path.split(separator: "/").prefix(4).joined(separator: "/")))") }
-        if routineSelfPaths.contains(path) && outcome == .success && (operation == "read" || operation == "list") {
+        if routineSelfPaths.contains(path) && outcome == .success
+            && (operation == "read" || operation == "list" || (path == "sys/capabilities-self" && operation == "update")) {
             return (nil, "routine self look-up")
         }
         switch operation {
@@ -424,9 +436,26 @@ public struct VaultAuditDecoder: Sendable {
             port = p
             host = host[..<colon]
         }
-        guard !host.isEmpty, host.utf8.count <= 64,
-              host.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" || $0 == "%" }) else { return nil }
+        guard !host.isEmpty, host.utf8.count <= 64, isIPAddress(host) else { return nil }
         if let p = port, !(0...65535).contains(p) { return nil }
         return .init(ip: String(host), port: explicitPort ?? port)
+    }
+
+    /// Dotted-quad IPv4, or IPv6 text (ASCII hex digits, `:`, `.`, optional `%zone`).
+    static func isIPAddress(_ host: Substring) -> Bool {
+        func isDigit(_ c: Character) -> Bool { c >= "0" && c <= "9" }
+        if host.contains(":") {
+            var addr = host
+            if let pct = host.firstIndex(of: "%") {
+                let zone = host[host.index(after: pct)...]
+                guard !zone.isEmpty, zone.allSatisfy({ $0.isASCII && ($0.isLetter || isDigit($0) || $0 == "." || $0 == "_" || $0 == "-") }) else { return false }
+                addr = host[..<pct]
+            }
+            return addr.allSatisfy { $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }
+        }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { p in
+            (1...3).contains(p.count) && p.allSatisfy(isDigit) && Int(p).map { $0 <= 255 } == true
+        }
     }
 }

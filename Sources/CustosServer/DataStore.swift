@@ -81,6 +81,8 @@ public final class DataStore {
         public var accepted: Int
         public var duplicates: Int
         public var range: Range<UInt64>
+        /// Per input event: its trail index, or nil when it was a duplicate.
+        public var indices: [UInt64?]
     }
 
     /// Appends the events that are not already in the trail (by id), durably, then indexes
@@ -90,22 +92,25 @@ public final class DataStore {
         var entries: [[UInt8]] = []
         fresh.reserveCapacity(events.count)
         entries.reserveCapacity(events.count)
-        var duplicates = 0
         var batchKeys = Set<EventKey>()
+        var indices = [UInt64?]()
+        indices.reserveCapacity(events.count)
+        let base = trail.size
         for e in events {
             let key = EventKey(e.id)
-            if knownIDs.contains(key) || !batchKeys.insert(key).inserted { duplicates += 1; continue }
+            if knownIDs.contains(key) || !batchKeys.insert(key).inserted { indices.append(nil); continue }
             let bytes = e.canonicalJSON()
             guard bytes.count <= AccessEvent.maxEncodedSize else {
                 throw TrailError(.entryTooLarge, "event \(e.id) encodes to \(bytes.count) bytes (limit \(AccessEvent.maxEncodedSize))")
             }
+            indices.append(base + UInt64(fresh.count))
             fresh.append(e)
             entries.append(bytes)
         }
         let range = try trail.append(entries)
         knownIDs.formUnion(batchKeys)
         try index.append(fresh, firstIndex: range.lowerBound, origin: trail.origin)
-        return AppendResult(accepted: fresh.count, duplicates: duplicates, range: range)
+        return AppendResult(accepted: fresh.count, duplicates: events.count - fresh.count, range: range, indices: indices)
     }
 }
 

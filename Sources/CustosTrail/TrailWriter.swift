@@ -20,6 +20,7 @@ public final class TrailWriter {
     var partials: [[MerkleHash]]
     var bundle: [UInt8]
     var bundleCount: Int
+    var poisoned = false
 
     public var origin: String { signer.name }
 
@@ -52,6 +53,11 @@ public final class TrailWriter {
             throw TrailError(.damaged, "\(layout.checkpointPath) does not verify with this data directory's key (\(error))")
         }
         let size = cp.checkpoint.size
+        // A kept checkpoint larger than the current one means the checkpoint was put back.
+        if let newest = FileIO.listDirectory(layout.historyDirectory).filter({ $0.count == 20 && $0.allSatisfy(\.isNumber) }).max(),
+           let kept = UInt64(newest), kept > size {
+            throw TrailError(.damaged, "the checkpoint (size \(size)) is older than one signed earlier (size \(kept)): the trail was rolled back; refusing to append; run `custos verify`")
+        }
         var partials = [[MerkleHash]]()
         for level in 0..<TreeEdge.levelCount(size: size) {
             let width = Int((size >> (8 * UInt64(level))) & 255)
@@ -83,6 +89,22 @@ public final class TrailWriter {
     /// they are durable and covered by a new signed checkpoint.
     @discardableResult
     public func append(_ entries: [[UInt8]]) throws -> Range<UInt64> {
+        guard !poisoned else {
+            throw TrailError(.io, "an earlier commit failed part-way; reopen the trail before appending again")
+        }
+        do {
+            return try appendUnchecked(entries)
+        } catch let e as TrailError where e.code == .entryTooLarge {
+            throw e
+        } catch {
+            // The disk may now hold a newer checkpoint than memory does: never append from a
+            // stale state. Reopening reads the truth back from disk.
+            poisoned = true
+            throw error
+        }
+    }
+
+    func appendUnchecked(_ entries: [[UInt8]]) throws -> Range<UInt64> {
         let start = size
         guard !entries.isEmpty else { return start..<start }
         for (i, e) in entries.enumerated() where e.count > 65_535 || e.isEmpty {
@@ -130,11 +152,14 @@ public final class TrailWriter {
                            Self.tileBytes(hashes[...])))
         }
         var dirs = Set<String>()
-        for (path, bytes) in writes {
+        for (n, (path, bytes)) in writes.enumerated() {
             try FileIO.writeFile(path, bytes)
             dirs.insert(FileIO.directory(of: path))
+            if n == 0 { try fault(.afterFirstFile) }
         }
+        try fault(.beforeSync)
         try FileIO.syncAll(under: layout.trailDirectory, files: writes.map(\.0), directories: dirs)
+        try fault(.afterSync)
 
         let root = TreeEdge.root(partials: partials.map { $0[...] })
         let cp = try SignedCheckpoint.sign(Checkpoint(origin: signer.name, size: newSize, rootHash: root), signer: signer)
@@ -146,6 +171,7 @@ public final class TrailWriter {
         self.size = newSize
         self.checkpoint = cp
 
+        try fault(.beforeCleanup)
         // Partial tiles superseded by a full tile are no longer needed (tlog-tiles allows it).
         for (level, index) in fullTiles {
             let full = level < 0 ? layout.bundlePath(index: index, width: 256) : layout.tilePath(level: level, index: index, width: 256)
@@ -154,11 +180,19 @@ public final class TrailWriter {
         return start..<newSize
     }
 
+    /// The checkpoint first, then its copy in the history: a crash between the two leaves a
+    /// history that is a subset of what was signed, never one that looks like a rollback.
     func publish(_ cp: SignedCheckpoint) throws {
         let note = Array(cp.note.utf8)
-        try FileIO.replaceAtomically(layout.historyPath(size: cp.checkpoint.size), note)
         try FileIO.replaceAtomically(layout.checkpointPath, note)
+        try fault(.afterCheckpoint)
+        try FileIO.replaceAtomically(layout.historyPath(size: cp.checkpoint.size), note)
     }
+
+    /// Test hook: throw from it to simulate a crash at that point of a commit.
+    package var faultHook: ((TrailFaultPoint) throws -> Void)?
+
+    func fault(_ p: TrailFaultPoint) throws { try faultHook?(p) }
 
     static func tileBytes(_ hashes: ArraySlice<MerkleHash>) -> [UInt8] {
         var out = [UInt8]()
@@ -171,4 +205,9 @@ public final class TrailWriter {
 extension TrailWriter {
     /// This trail's verifier key (signed-note vkey).
     public var checkpointVerifierKey: String { signer.vkey }
+}
+
+/// Points in a commit where tests simulate a crash.
+package enum TrailFaultPoint: CaseIterable, Sendable {
+    case afterFirstFile, beforeSync, afterSync, afterCheckpoint, beforeCleanup
 }

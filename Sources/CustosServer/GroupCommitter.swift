@@ -1,0 +1,83 @@
+import CustosCore
+import Foundation
+
+/// Group commit: concurrent callers' events are appended together in one durable commit
+/// (one sync, one signed checkpoint), on a dedicated thread so that the blocking I/O never
+/// holds a Swift concurrency thread. Each caller resumes when its own events are durable.
+public final class GroupCommitter: @unchecked Sendable {
+    public typealias Result = DataStore.AppendResult
+
+    private let lock = NSLock()
+    private var pending: [(events: [AccessEvent], continuation: CheckedContinuation<Result, any Error>)] = []
+    private var running = false
+    private let store: DataStore
+    /// Upper bound on events per commit (callers beyond it wait for the next commit).
+    public let maxBatch: Int
+    /// Test hook: runs on the commit thread before each commit with the number of waiting calls.
+    let beforeCommit: (@Sendable (Int) -> Void)?
+    private var commitCount = 0
+
+    public init(store: DataStore, maxBatch: Int = 65_536, beforeCommit: (@Sendable (Int) -> Void)? = nil) {
+        self.store = store
+        self.maxBatch = max(1, maxBatch)
+        self.beforeCommit = beforeCommit
+    }
+
+    /// Number of commits made so far.
+    public var commits: Int { lock.withLock { commitCount } }
+
+    /// Number of calls waiting for a commit.
+    public var waiting: Int { lock.withLock { pending.count } }
+
+    public func append(_ events: [AccessEvent]) async throws -> Result {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
+            let start: Bool = lock.withLock {
+                pending.append((events, c))
+                if running { return false }
+                running = true
+                return true
+            }
+            if start {
+                let t = Thread { [self] in self.drain() }
+                t.name = "custos-commit"
+                t.start()
+            }
+        }
+    }
+
+    private func drain() {
+        while true {
+            let waitingNow = lock.withLock { pending.count }
+            beforeCommit?(waitingNow)
+            let batch: [(events: [AccessEvent], continuation: CheckedContinuation<Result, any Error>)] = lock.withLock {
+                var taken = 0
+                var n = 0
+                while n < pending.count && (n == 0 || taken + pending[n].events.count <= maxBatch) {
+                    taken += pending[n].events.count
+                    n += 1
+                }
+                let b = Array(pending.prefix(n))
+                pending.removeFirst(n)
+                if b.isEmpty { running = false }
+                return b
+            }
+            if batch.isEmpty { return }
+            let all = batch.flatMap(\.events)
+            do {
+                let r = try store.append(all)
+                lock.withLock { commitCount += 1 }
+                var offset = 0
+                for call in batch {
+                    let mine = Array(r.indices[offset..<(offset + call.events.count)])
+                    offset += call.events.count
+                    let accepted = mine.compactMap { $0 }
+                    let range = accepted.isEmpty ? r.range.upperBound..<r.range.upperBound : accepted.min()!..<(accepted.max()! + 1)
+                    call.continuation.resume(returning: Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
+                                                               range: range, indices: mine))
+                }
+            } catch {
+                for call in batch { call.continuation.resume(throwing: error) }
+            }
+        }
+    }
+}
