@@ -87,6 +87,7 @@ public final class DataStore {
 
     /// Appends the events that are not already in the trail (by id), durably, then indexes
     /// them. Returns when the trail's new checkpoint is on disk.
+    @discardableResult
     public func append(_ events: [AccessEvent]) throws -> AppendResult {
         var fresh: [AccessEvent] = []
         var entries: [[UInt8]] = []

@@ -1,0 +1,125 @@
+import CustosCore
+import Foundation
+
+/// An index held in memory: the reference the SQLite index is tested against, and a
+/// backend for tests. `failNextAppend` simulates a storage failure before anything is kept.
+public final class InMemoryEventIndex: EventIndex, @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [AccessEvent] = []
+    private var trailOrigin: String?
+    public var failNextAppend = false
+
+    public init() {}
+
+    public func indexedSize() throws -> UInt64 { lock.withLock { UInt64(events.count) } }
+    public func origin() throws -> String? { lock.withLock { trailOrigin } }
+
+    public func append(_ new: [AccessEvent], firstIndex: UInt64, origin: String) throws {
+        try lock.withLock {
+            if failNextAppend { failNextAppend = false; throw IndexError("injected failure") }
+            guard UInt64(events.count) == firstIndex else {
+                throw IndexError("index holds \(events.count) entries; cannot add at \(firstIndex)")
+            }
+            if let o = trailOrigin, o != origin { throw IndexError("index was built from trail \(o), not \(origin)") }
+            let ids = Set(events.map(\.id))
+            var seen = Set<String>()
+            for e in new where ids.contains(e.id) || !seen.insert(e.id).inserted {
+                throw IndexError("duplicate event id \(e.id)")
+            }
+            events.append(contentsOf: new)
+            trailOrigin = origin
+        }
+    }
+
+    func matches(_ e: AccessEvent, _ q: EventQuery) -> Bool {
+        if let g = q.secret { guard let p = e.secret?.path, Glob.matches(g, p) else { return false } }
+        if let g = q.identity {
+            guard (e.identity.name.map { Glob.matches(g, $0) } ?? false) || (e.identity.id.map { Glob.matches(g, $0) } ?? false) else { return false }
+        }
+        if !q.kinds.isEmpty && !q.kinds.contains(e.identity.kind) { return false }
+        if !q.outcomes.isEmpty && !q.outcomes.contains(e.outcome) { return false }
+        if !q.environments.isEmpty { guard let env = e.secret?.environment, q.environments.contains(env) else { return false } }
+        if !q.actions.isEmpty && !q.actions.contains(e.action.rawValue) { return false }
+        if let f = q.from, e.time.unixNanos < f.unixNanos { return false }
+        if let t = q.to, e.time.unixNanos >= t.unixNanos { return false }
+        return true
+    }
+
+    public func query(_ q: EventQuery) throws -> [IndexedEvent] {
+        lock.withLock {
+            var out = [IndexedEvent]()
+            for (i, e) in events.enumerated() where matches(e, q) {
+                if let l = q.limit, out.count >= l { break }
+                out.append(IndexedEvent(index: UInt64(i), event: e))
+            }
+            return out
+        }
+    }
+
+    public func count(_ q: EventQuery) throws -> Int {
+        var unlimited = q
+        unlimited.limit = nil
+        return try query(unlimited).count
+    }
+
+    public func allEventIDs() throws -> [String] { lock.withLock { events.map(\.id) } }
+
+    public func reset() throws { lock.withLock { events = []; trailOrigin = nil } }
+}
+
+/// Glob matching with SQLite GLOB semantics: `*` any run, `?` one character, `[abc]`,
+/// `[a-z]` and `[^abc]` classes; case-sensitive; everything else literal.
+public enum Glob {
+    public static func matches(_ pattern: String, _ text: String) -> Bool {
+        let p = Array(pattern.unicodeScalars), t = Array(text.unicodeScalars)
+        var pi = 0, ti = 0
+        var starP = -1, starT = 0
+        while ti < t.count {
+            if pi < p.count {
+                switch p[pi] {
+                case "*":
+                    starP = pi; starT = ti; pi += 1
+                    continue
+                case "?":
+                    pi += 1; ti += 1
+                    continue
+                case "[":
+                    if let (ok, next) = matchClass(p, pi, t[ti]) {
+                        if ok { pi = next; ti += 1; continue }
+                    } else if p[pi] == t[ti] {
+                        pi += 1; ti += 1; continue
+                    }
+                default:
+                    if p[pi] == t[ti] { pi += 1; ti += 1; continue }
+                }
+            }
+            guard starP >= 0 else { return false }
+            pi = starP + 1
+            starT += 1
+            ti = starT
+        }
+        while pi < p.count && p[pi] == "*" { pi += 1 }
+        return pi == p.count
+    }
+
+    /// (matched, index after the class), or nil when the class is unterminated.
+    static func matchClass(_ p: [Unicode.Scalar], _ start: Int, _ c: Unicode.Scalar) -> (Bool, Int)? {
+        var i = start + 1
+        var negate = false
+        if i < p.count && p[i] == "^" { negate = true; i += 1 }
+        var matched = false
+        var first = true
+        while i < p.count && (p[i] != "]" || first) {
+            first = false
+            if i + 2 < p.count && p[i + 1] == "-" && p[i + 2] != "]" {
+                if p[i] <= c && c <= p[i + 2] { matched = true }
+                i += 3
+            } else {
+                if p[i] == c { matched = true }
+                i += 1
+            }
+        }
+        guard i < p.count else { return nil }
+        return (matched != negate, i + 1)
+    }
+}

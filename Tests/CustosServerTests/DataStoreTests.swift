@@ -1,0 +1,237 @@
+import CustosCore
+@testable import CustosServer
+import CustosStore
+import CustosTrail
+import Foundation
+import Testing
+
+final class TempDir {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "custos-server-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func write(_ name: String, _ text: String) -> String {
+        let p = path + "/" + name
+        _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+        return p
+    }
+}
+
+func ev(_ i: Int) -> AccessEvent {
+    AccessEvent(id: EventID.make(instance: "s", key: "q\(i)"), time: EventTime(seconds: 1_760_000_000 + Int64(i), digits: 0),
+                source: .init(kind: "vault", instance: "s"), action: .read, outcome: .success,
+                secret: .init(store: "secret/", path: "secret/data/x\(i)"), identity: .init(name: "n\(i % 3)", kind: .service),
+                requestID: "q\(i)")
+}
+
+/// A Vault audit request/response pair as the file device writes it.
+func vaultPair(id: String, path: String, name: String, error: String? = nil, time: String = "2026-01-02T03:04:05.123456789Z") -> String {
+    let err = error.map { ",\"error\":\"\($0)\"" } ?? ""
+    let auth = "{\"display_name\":\"\(name)\",\"policies\":[\"default\"],\"token_type\":\"service\"}"
+    let req = "{\"id\":\"\(id)\",\"operation\":\"read\",\"mount_point\":\"secret/\",\"path\":\"\(path)\",\"remote_address\":\"192.0.2.7\",\"remote_port\":5555,\"data\":{\"k\":\"hmac-sha256:00\"}}"
+    return """
+        {"time":"\(time)","type":"request","auth":\(auth),"request":\(req)\(err)}
+        {"time":"\(time)","type":"response","auth":\(auth),"request":\(req),"response":{"data":{"password":"hmac-sha256:11"}}\(err)}
+
+        """
+}
+
+@Suite struct DataStoreTests {
+    @Test func createsKeyOnFirstUseAndAppends() throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "t.example/log")
+        #expect(store.createdSigner?.name == "t.example/log")
+        let r = try store.append((0..<10).map(ev))
+        #expect(r.accepted == 10 && r.duplicates == 0 && r.range == 0..<10)
+        #expect(try store.index.indexedSize() == 10)
+        let again = try DataStore(directory: dir.path)
+        #expect(again.createdSigner == nil)
+        #expect(again.trail.size == 10)
+    }
+
+    @Test func duplicatesAreDroppedWithinAndAcrossBatchesAndRuns() throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "t.example/log")
+        let r1 = try store.append([ev(1), ev(2), ev(1)])
+        #expect(r1.accepted == 2 && r1.duplicates == 1 && r1.indices == [0, 1, nil])
+        let r2 = try store.append([ev(2), ev(3)])
+        #expect(r2.accepted == 1 && r2.indices == [nil, 2])
+        let reopened = try DataStore(directory: dir.path)
+        let r3 = try reopened.append([ev(1), ev(2), ev(3), ev(4)])
+        #expect(r3.accepted == 1 && r3.duplicates == 3)
+        #expect(reopened.trail.size == 4)
+    }
+
+    @Test func indexCatchesUpWithTheTrail() throws {
+        let dir = TempDir()
+        do {
+            let store = try DataStore(directory: dir.path, origin: "t.example/log")
+            try store.append((0..<300).map(ev))
+        }
+        // Lose the index entirely: it is rebuilt from the trail on open.
+        let layout = TrailLayout(dataDirectory: dir.path)
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: layout.indexPath + suffix) }
+        let store = try DataStore(directory: dir.path)
+        #expect(try store.index.indexedSize() == 300)
+        #expect(try store.index.query(EventQuery()).map(\.event) == (0..<300).map(ev))
+        // And duplicates are still recognised after the rebuild.
+        #expect(try store.append([ev(5)]).duplicates == 1)
+    }
+
+    @Test func trailAheadOfIndexAfterACrashIsCaughtUp() throws {
+        let dir = TempDir()
+        let layout = TrailLayout(dataDirectory: dir.path)
+        do {
+            let store = try DataStore(directory: dir.path, origin: "t.example/log")
+            try store.append((0..<50).map(ev))
+        }
+        // Simulate a crash after the trail commit but before the index update.
+        let signer = try TrailKeys.load(layout: layout)
+        let w = try TrailWriter.open(layout: layout, signer: signer)
+        try w.append((50..<80).map { ev($0).canonicalJSON() })
+        let store = try DataStore(directory: dir.path)
+        #expect(try store.index.indexedSize() == 80)
+        #expect(try store.index.count(EventQuery()) == 80)
+    }
+
+    @Test func reindexRebuildsTheSameIndex() throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "t.example/log")
+        try store.append((0..<40).map(ev))
+        let before = try store.index.query(EventQuery()).map(\.event)
+        #expect(try store.reindex() == 40)
+        #expect(try store.index.query(EventQuery()).map(\.event) == before)
+    }
+}
+
+@Suite struct IngestorTests {
+    @Test func ingestsPairsCountsAndDeduplicates() throws {
+        let dir = TempDir()
+        let log = dir.write("audit.log",
+            vaultPair(id: "a", path: "secret/data/prod/db", name: "approle")
+            + vaultPair(id: "b", path: "secret/data/dev/db", name: "userpass-bob", error: "1 error occurred:\\n\\t* permission denied\\n\\n")
+            + "not json at all\n"
+            + "{\"time\":\"2026-01-02T03:04:05Z\",\"type\":\"request\",\"request\":{\"id\":\"c\",\"path\":\"sys/internal/ui/mounts/secret\",\"operation\":\"read\"}}\n"
+            + "{\"time\":\"2026-01-02T03:04:05Z\",\"type\":\"response\",\"request\":{\"id\":\"c\",\"path\":\"sys/internal/ui/mounts/secret\",\"operation\":\"read\"}}\n")
+        let store = try DataStore(directory: dir.path + "/data", origin: "t.example/log")
+        let ing = Ingestor(store: store, format: .openbao, instance: "prod-bao", batchSize: 1)
+        try ing.ingest(path: log)
+        let s = try ing.finish()
+        #expect(s.lines == 7)
+        #expect(s.accepted == 2)
+        #expect(s.ignored == 1)
+        #expect(s.rejected == 1)
+        #expect(s.rejections.first?.rejection.line == 5)
+        let rows = try store.index.query(EventQuery())
+        #expect(rows.map(\.event.outcome) == [.success, .denied])
+        #expect(rows.map(\.event.source.kind) == ["openbao", "openbao"])
+        #expect(rows[1].event.identity.kind == .human)
+
+        let ing2 = Ingestor(store: store, format: .openbao, instance: "prod-bao")
+        try ing2.ingest(path: log)
+        let s2 = try ing2.finish()
+        #expect(s2.accepted == 0 && s2.duplicates == 2)
+        #expect(store.trail.size == 2)
+    }
+
+    @Test func sameRequestFromAnotherInstanceIsAnotherEvent() throws {
+        let dir = TempDir()
+        let log = dir.write("a.log", vaultPair(id: "same", path: "secret/data/x", name: "approle"))
+        let store = try DataStore(directory: dir.path + "/data", origin: "t.example/log")
+        for inst in ["one", "two", "one"] {
+            let ing = Ingestor(store: store, format: .vault, instance: inst)
+            try ing.ingest(path: log)
+            _ = try ing.finish()
+        }
+        #expect(store.trail.size == 2)
+    }
+
+    @Test func lineReaderHandlesChunkBoundariesCRLFAndOverlongLines() throws {
+        let dir = TempDir()
+        var text = ""
+        for i in 0..<200 { text += String(repeating: "x", count: i % 37) + "\(i)\r\n" }
+        text += String(repeating: "y", count: 5000) + "\n"   // over the limit below
+        text += "last-without-newline"
+        let path = dir.write("lines.txt", text)
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        var lines: [String] = []
+        var tooLong = 0
+        try LineReader.forEachLine(fd: fd, maxLine: 1000, chunk: 64) { line, long in
+            if long { tooLong += 1; lines.append("<too long>") } else { lines.append(String(decoding: line, as: UTF8.self)) }
+        }
+        #expect(lines.count == 202)
+        #expect(tooLong == 1)
+        #expect(lines[0] == "0\r")
+        #expect(lines[199] == String(repeating: "x", count: 199 % 37) + "199\r")
+        #expect(lines[200] == "<too long>")
+        #expect(lines[201] == "last-without-newline")
+    }
+
+    @Test func overlongLineIsRejectedAndTheRestIngested() throws {
+        let dir = TempDir()
+        let big = "{\"time\":\"" + String(repeating: "A", count: VaultAuditDecoder.maxLineBytes + 10) + "\"}\n"
+        let log = dir.write("big.log", vaultPair(id: "1", path: "secret/data/a", name: "approle") + big + vaultPair(id: "2", path: "secret/data/b", name: "approle"))
+        let store = try DataStore(directory: dir.path + "/data", origin: "t.example/log")
+        let ing = Ingestor(store: store, format: .vault, instance: "i")
+        try ing.ingest(path: log)
+        let s = try ing.finish()
+        #expect(s.accepted == 2)
+        #expect(s.rejected == 1)
+        #expect(s.rejections.first?.rejection.line == 3)
+        #expect(s.rejections.first?.rejection.reason.contains("longer than") == true)
+    }
+}
+
+@Suite struct GroupCommitterTests {
+    @Test func concurrentCallersShareCommitsAndEachGetsItsOwnResult() async throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "t.example/log")
+        let callers = 8
+        let gate = DispatchSemaphore(value: 0)
+        let first = Flag()
+        // The first commit waits until every caller is queued, so the rest must be coalesced.
+        let committer = GroupCommitter(store: store) { _ in
+            if first.setOnce() { gate.wait() }
+        }
+        try await withThrowingTaskGroup(of: GroupCommitter.Result.self) { group in
+            for c in 0..<callers {
+                group.addTask { try await committer.append((0..<25).map { ev(c * 1000 + $0) } + [ev(0)]) }
+            }
+            while committer.waiting < callers { try await Task.sleep(nanoseconds: 1_000_000) }
+            gate.signal()
+            var accepted = 0, dups = 0
+            for try await r in group {
+                accepted += r.accepted
+                dups += r.duplicates
+                #expect(r.indices.count == 26)
+            }
+            #expect(accepted == callers * 25)
+            #expect(accepted + dups == callers * 26)
+        }
+        #expect(store.trail.size == UInt64(callers * 25))
+        #expect(committer.commits < callers, "commits were not grouped: \(committer.commits)")
+        let report = TrailVerifier(layout: store.layout, verifier: try NoteVerifier(vkey: store.trail.checkpointVerifierKey)).verify()
+        #expect(report.isValid)
+    }
+
+    @Test func aFailedCommitFailsOnlyItsCallers() async throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "t.example/log")
+        let committer = GroupCommitter(store: store)
+        let tooBig = AccessEvent(id: "big", time: EventTime(seconds: 0), source: .init(kind: "k", instance: "i"), action: .read,
+                                 outcome: .success, secret: .init(path: String(repeating: "p", count: 70_000)), identity: .init(kind: .unknown))
+        await #expect(throws: TrailError.self) { _ = try await committer.append([tooBig]) }
+        let ok = try await committer.append([ev(1)])
+        #expect(ok.accepted == 1)
+    }
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    /// True exactly once.
+    func setOnce() -> Bool { lock.withLock { if set { return false }; set = true; return true } }
+}
