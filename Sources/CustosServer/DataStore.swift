@@ -110,7 +110,7 @@ public final class DataStore {
         }
         let range = try trail.append(entries)
         knownIDs.formUnion(batchKeys)
-        try index.append(fresh, firstIndex: range.lowerBound, origin: trail.origin)
+        try index.append(fresh, encoded: entries, firstIndex: range.lowerBound, origin: trail.origin)
         return AppendResult(accepted: fresh.count, duplicates: events.count - fresh.count, range: range, indices: indices)
     }
 }

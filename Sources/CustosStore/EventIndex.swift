@@ -33,13 +33,20 @@ public protocol EventIndex: AnyObject {
     func origin() throws -> String?
     /// Adds events at consecutive trail indices starting at `firstIndex`, which must equal
     /// `indexedSize()`; atomically advances the indexed size.
-    func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws
+    /// `encoded`, when given, holds each event's canonical JSON (saves encoding it again).
+    func append(_ events: [AccessEvent], encoded: [[UInt8]]?, firstIndex: UInt64, origin: String) throws
     func query(_ q: EventQuery) throws -> [IndexedEvent]
     func count(_ q: EventQuery) throws -> Int
     /// Every event id (for de-duplication before appending to the trail).
     func allEventIDs() throws -> [String]
     /// Drops everything (before a rebuild).
     func reset() throws
+}
+
+extension EventIndex {
+    public func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws {
+        try append(events, encoded: nil, firstIndex: firstIndex, origin: origin)
+    }
 }
 
 public struct IndexError: Error, Sendable, CustomStringConvertible {

@@ -14,7 +14,7 @@ public final class InMemoryEventIndex: EventIndex, @unchecked Sendable {
     public func indexedSize() throws -> UInt64 { lock.withLock { UInt64(events.count) } }
     public func origin() throws -> String? { lock.withLock { trailOrigin } }
 
-    public func append(_ new: [AccessEvent], firstIndex: UInt64, origin: String) throws {
+    public func append(_ new: [AccessEvent], encoded: [[UInt8]]?, firstIndex: UInt64, origin: String) throws {
         try lock.withLock {
             if failNextAppend { failNextAppend = false; throw IndexError("injected failure") }
             guard UInt64(events.count) == firstIndex else {

@@ -57,7 +57,8 @@ public final class SQLiteEventIndex: EventIndex {
         try wrap { try db.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'origin'") } }
     }
 
-    public func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws {
+    public func append(_ events: [AccessEvent], encoded: [[UInt8]]?, firstIndex: UInt64, origin: String) throws {
+        precondition(encoded == nil || encoded!.count == events.count)
         try wrap {
             try db.write { db in
                 let size = try UInt64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'size'") ?? 0
@@ -73,8 +74,8 @@ public final class SQLiteEventIndex: EventIndex {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 var i = firstIndex
-                for e in events {
-                    let json = e.canonicalJSON()
+                for (n, e) in events.enumerated() {
+                    let json = encoded?[n] ?? e.canonicalJSON()
                     stmt.setUncheckedArguments([
                         Int64(i), e.id, e.time.unixNanos, e.action.rawValue, e.outcome.rawValue,
                         e.source.kind, e.source.instance, e.secret?.path, e.secret?.environment,

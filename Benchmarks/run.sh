@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Ingest and verify benchmark, each beside `openssl dgst -sha256` over the same bytes.
+#
+#   Benchmarks/run.sh [LINES] [RUNS]     (defaults: 1000000 lines, 3 runs)
+#
+# Builds a release binary (scratch path .build-release), generates a Vault/OpenBao audit
+# log of LINES lines (Benchmarks/gen-vault-log.py, deterministic), then RUNS times each:
+#   - custos ingest into an empty data directory (durable trail + SQLite index), and
+#     openssl dgst -sha256 over the same log file;
+#   - custos verify of the resulting trail, and openssl dgst -sha256 over the same entry
+#     bundle bytes (cat of every bundle, from the page cache).
+# Reports medians and ratios, and writes Benchmarks/results/<date>-<host>.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LINES=${1:-1000000}
+RUNS=${2:-3}
+WORK=Benchmarks/work
+mkdir -p "$WORK" Benchmarks/results
+LOG="$WORK/audit-$LINES.log"
+
+echo "== building release binary" >&2
+swift build -c release --scratch-path .build-release --product custos >&2
+BIN=.build-release/release/custos
+
+if [ ! -f "$LOG" ]; then
+  echo "== generating $LOG" >&2
+  python3 Benchmarks/gen-vault-log.py "$LINES" "$LOG"
+fi
+BYTES=$(stat -c %s "$LOG")
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2==1)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+now() { date +%s.%N; }
+
+ingest_t=(); sha_log_t=(); verify_t=(); sha_entries_t=()
+EVENTS=0
+for r in $(seq 1 "$RUNS"); do
+  rm -rf "$WORK/data"
+  "$BIN" keygen --data "$WORK/data" --origin bench.example/trail >/dev/null
+  t0=$(now); out=$("$BIN" ingest --quiet --data "$WORK/data" --format openbao "$LOG"); t1=$(now)
+  ingest_t+=("$(echo "$t1 - $t0" | bc -l)")
+  EVENTS=$(echo "$out" | sed -n 's/.*accepted \([0-9]*\).*/\1/p')
+  t0=$(now); openssl dgst -sha256 "$LOG" >/dev/null; t1=$(now)
+  sha_log_t+=("$(echo "$t1 - $t0" | bc -l)")
+  t0=$(now); "$BIN" verify --data "$WORK/data" --vkey "$WORK/data/keys/trail.vkey" >/dev/null; t1=$(now)
+  verify_t+=("$(echo "$t1 - $t0" | bc -l)")
+  t0=$(now); find "$WORK/data/trail/tile/entries" -type f -print0 | sort -z | xargs -0 cat | openssl dgst -sha256 >/dev/null; t1=$(now)
+  sha_entries_t+=("$(echo "$t1 - $t0" | bc -l)")
+  echo "run $r: ingest ${ingest_t[-1]} s, sha(log) ${sha_log_t[-1]} s, verify ${verify_t[-1]} s, sha(entries) ${sha_entries_t[-1]} s" >&2
+done
+ENTRY_BYTES=$(find "$WORK/data/trail/tile/entries" -type f -print0 | xargs -0 cat | wc -c)
+
+mi=$(printf '%s\n' "${ingest_t[@]}" | median)
+ms=$(printf '%s\n' "${sha_log_t[@]}" | median)
+mv=$(printf '%s\n' "${verify_t[@]}" | median)
+me=$(printf '%s\n' "${sha_entries_t[@]}" | median)
+f() { printf '%.0f' "$1"; }
+ingest_rate=$(f "$(echo "$EVENTS / $mi" | bc -l)")
+ingest_mbs=$(f "$(echo "$BYTES / $mi / 1000000" | bc -l)")
+sha_log_mbs=$(f "$(echo "$BYTES / $ms / 1000000" | bc -l)")
+sha_log_rate=$(f "$(echo "$EVENTS / $ms" | bc -l)")
+verify_rate=$(f "$(echo "$EVENTS / $mv" | bc -l)")
+sha_entries_rate=$(f "$(echo "$EVENTS / $me" | bc -l)")
+ratio_i=$(printf '%.1f' "$(echo "$mi / $ms" | bc -l)")
+ratio_v=$(printf '%.1f' "$(echo "$mv / $me" | bc -l)")
+
+HOST=$(hostname)
+OUT="Benchmarks/results/$(date -u +%Y-%m-%d)-$HOST.md"
+{
+  echo "# Benchmark $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Command: \`Benchmarks/run.sh $LINES $RUNS\` (medians of $RUNS runs; the machine is shared and noisy)."
+  echo
+  echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); $(swift --version 2>&1 | head -1); $(openssl version)."
+  echo "SHA extensions: $(grep -q ' sha_ni ' /proc/cpuinfo && echo 'SHA-NI present' || echo 'no SHA-NI')."
+  echo
+  echo "Input: $LINES lines ($BYTES bytes), $EVENTS events; trail entry bundles $ENTRY_BYTES bytes."
+  echo
+  echo "| what | custos | openssl dgst -sha256, same bytes | ratio (custos time / openssl time) |"
+  echo "|---|---|---|---|"
+  echo "| ingest (decode, durable trail, SQLite index) | $ingest_rate events/s ($ingest_mbs MB/s of log), ${mi} s | $sha_log_mbs MB/s ($sha_log_rate events/s), ${ms} s | $ratio_i |"
+  echo "| verify (signature, canonical check + leaf hash of every entry, every tile, root, kept checkpoints) | $verify_rate entries/s, ${mv} s | $sha_entries_rate entries/s, ${me} s | $ratio_v |"
+  echo
+  echo "Runs (s): ingest ${ingest_t[*]}; sha(log) ${sha_log_t[*]}; verify ${verify_t[*]}; sha(entries) ${sha_entries_t[*]}."
+} > "$OUT"
+cat "$OUT"
