@@ -40,14 +40,34 @@ public enum EventID {
 /// segment that names one (prod/production/prd, staging/stage/stg, dev/development, test/qa).
 public enum EnvironmentGuess {
     public static func from(path: String) -> String? {
-        for seg in path.split(separator: "/") {
-            switch seg.lowercased() {
-            case "prod", "production", "prd": return "prod"
-            case "staging", "stage", "stg": return "staging"
-            case "dev", "development": return "dev"
-            case "test", "qa": return "test"
-            default: continue
+        var path = path
+        return path.withUTF8 { u -> String? in
+            var start = 0
+            var i = 0
+            while i <= u.count {
+                if i == u.count || u[i] == 0x2F {
+                    if let env = match(UnsafeBufferPointer(rebasing: u[start..<i])) { return env }
+                    start = i + 1
+                }
+                i += 1
             }
+            return nil
+        }
+    }
+
+    static let names: [(String, String)] = [
+        ("prod", "prod"), ("production", "prod"), ("prd", "prod"),
+        ("staging", "staging"), ("stage", "staging"), ("stg", "staging"),
+        ("dev", "dev"), ("development", "dev"), ("test", "test"), ("qa", "test"),
+    ]
+
+    /// Case-insensitive ASCII comparison of one path segment with the known names.
+    static func match(_ seg: UnsafeBufferPointer<UInt8>) -> String? {
+        guard (2...11).contains(seg.count) else { return nil }
+        for (name, env) in names where name.utf8.count == seg.count {
+            var equal = true
+            for (a, b) in zip(name.utf8, seg) where a != (b | 0x20) { equal = false; break }
+            if equal { return env }
         }
         return nil
     }

@@ -35,12 +35,11 @@ public struct EventTime: Sendable, Hashable, Comparable, CustomStringConvertible
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secOfDay = Int(seconds - days * 86_400)
         let (y, m, d) = Self.civil(fromDays: days)
-        func put(_ v: Int, _ width: Int) {
-            var digitsBuf = [UInt8](repeating: 48, count: width)
+        @inline(__always) func put(_ v: Int, _ width: Int) {
+            var div = 1
+            for _ in 1..<width { div *= 10 }
             var x = v
-            var i = width - 1
-            while i >= 0 { digitsBuf[i] = UInt8(48 + x % 10); x /= 10; i -= 1 }
-            out.append(contentsOf: digitsBuf)
+            while div > 0 { out.append(UInt8(48 + (x / div) % 10)); x %= div; div /= 10 }
         }
         put(Int(y), 4); out.append(45); put(m, 2); out.append(45); put(d, 2); out.append(84)
         put(secOfDay / 3600, 2); out.append(58); put(secOfDay / 60 % 60, 2); out.append(58); put(secOfDay % 60, 2)

@@ -20,12 +20,14 @@ public struct VaultAuditDecoder: Sendable {
     var pendingOrder: [String] = []
     var pendingOrderHead = 0
 
+    /// A request waiting for its response: only its raw bytes are kept (and parsed fully
+    /// only if the response never comes).
     struct Pending: Sendable {
         var line: Int
-        var record: Record
+        var raw: [UInt8]
     }
 
-    public init(sourceKind: String = "vault", instance: String = "default", maxPending: Int = 100_000) {
+    public init(sourceKind: String = "vault", instance: String = "default", maxPending: Int = 50_000) {
         self.sourceKind = sourceKind
         self.instance = instance
         self.maxPending = max(1, maxPending)
@@ -83,8 +85,11 @@ public struct VaultAuditDecoder: Sendable {
             return
         }
         let record: Record
+        // Request lines are only held until their response (which repeats everything they
+        // say) arrives: read just enough of them to pair them.
+        let light = Self.looksLikeRequest(line)
         do {
-            record = try Self.parse(line)
+            record = try Self.parse(line, light: light)
         } catch let f as JSONScanner.Failure {
             out.append(.rejected(.init(line: lineNumber, reason: "invalid JSON: \(f.description)")))
             return
@@ -111,7 +116,7 @@ public struct VaultAuditDecoder: Sendable {
             if pending[rid] == nil {
                 pendingOrder.append(rid)
             }
-            pending[rid] = Pending(line: lineNumber, record: record)
+            pending[rid] = Pending(line: lineNumber, raw: Array(line))
             while pending.count > maxPending { evictOldest(into: &out) }
             compactOrder()
         case "response":
@@ -137,7 +142,14 @@ public struct VaultAuditDecoder: Sendable {
             let rid = pendingOrder[pendingOrderHead]
             pendingOrderHead += 1
             if let p = pending.removeValue(forKey: rid) {
-                emit(p.record, line: p.line, raw: nil, responded: false, into: &out)
+                do {
+                    let record = try p.raw.withUnsafeBytes { try Self.parse($0, light: false) }
+                    emit(record, line: p.line, raw: nil, responded: false, into: &out)
+                } catch let f as JSONScanner.Failure {
+                    out.append(.rejected(.init(line: p.line, reason: "invalid JSON: \(f.description)")))
+                } catch {
+                    out.append(.rejected(.init(line: p.line, reason: "invalid record")))
+                }
                 return
             }
         }
@@ -154,20 +166,51 @@ public struct VaultAuditDecoder: Sendable {
         }
     }
 
-    static func parse(_ line: UnsafeRawBufferPointer) throws -> Record {
+    /// Vault writes `{"time":"…","type":"request",…`: a cheap look at the first bytes.
+    static func looksLikeRequest(_ line: UnsafeRawBufferPointer) -> Bool {
+        let needle: StaticString = "\"type\":\"request\""
+        let n = needle.utf8CodeUnitCount
+        let limit = min(line.count, 96)
+        guard limit >= n else { return false }
+        let p = needle.utf8Start
+        var i = 0
+        while i + n <= limit {
+            if line[i] == 0x22 && line[i + 1] == 0x74 {
+                var k = 0
+                while k < n && line[i + k] == p[k] { k += 1 }
+                if k == n { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+
+    /// Parses a record. `light` reads only what pairing needs (time, type, request.id, error)
+    /// and skips the rest, still checking that the whole line is valid JSON.
+    static func parse(_ line: UnsafeRawBufferPointer, light: Bool = false) throws -> Record {
         var s = JSONScanner(line)
         var r = Record()
         guard s.peek() == 0x7B else { throw s.fail("expected a JSON object") }
         try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
             if k.equals("time") { r.time = try s.readStringOrNull() }
             else if k.equals("type") { r.type = try s.readStringOrNull() }
-            else if k.equals("auth") { if !s.isNull() { r.auth = try parseAuth(&s) } }
-            else if k.equals("request") { if !s.isNull() { r.request = try parseRequest(&s) } }
-            else if k.equals("response") { if !s.isNull() { try parseResponse(&s, into: &r) } }
+            else if k.equals("auth") { if !s.isNull() { if light { try s.skipValue() } else { r.auth = try parseAuth(&s) } } }
+            else if k.equals("request") {
+                if s.isNull() { return }
+                if light {
+                    try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
+                        if k.equals("id") { r.request.id = try bounded(&s) } else { try s.skipValue() }
+                    }
+                } else {
+                    r.request = try parseRequest(&s)
+                }
+            }
+            else if k.equals("response") { if !s.isNull() { if light { try s.skipValue() } else { try parseResponse(&s, into: &r) } } }
             else if k.equals("error") { r.error = try s.readStringOrNull() }
             else { try s.skipValue() }
         }
         try s.expectEnd()
+        if light && r.type != "request" { return try parse(line, light: false) }
         return r
     }
 
@@ -423,6 +466,7 @@ public struct VaultAuditDecoder: Sendable {
 
     /// `ip`, `ip:port`, `[v6]:port` or a bare IPv6 address; nil when it is none of these.
     static func origin(_ address: String, port explicitPort: Int?) -> AccessEvent.Origin? {
+        if isDottedQuad(address.utf8) { return .init(ip: address, port: explicitPort) }   // the common case, cheaply
         var host = Substring(address)
         var port: Int? = nil
         if host.hasPrefix("[") {
@@ -442,6 +486,24 @@ public struct VaultAuditDecoder: Sendable {
     }
 
     /// Dotted-quad IPv4, or IPv6 text (ASCII hex digits, `:`, `.`, optional `%zone`).
+    /// `a.b.c.d` with each part 0...255 written in 1–3 digits.
+    static func isDottedQuad(_ u: some Collection<UInt8>) -> Bool {
+        guard u.count >= 7 && u.count <= 15 else { return false }
+        var parts = 0, digits = 0, value = 0
+        for c in u {
+            if c == 0x2E {
+                guard digits > 0 else { return false }
+                parts += 1; digits = 0; value = 0
+            } else if c >= 0x30 && c <= 0x39 {
+                digits += 1; value = value * 10 + Int(c - 0x30)
+                guard digits <= 3, value <= 255 else { return false }
+            } else {
+                return false
+            }
+        }
+        return parts == 3 && digits > 0
+    }
+
     static func isIPAddress(_ host: Substring) -> Bool {
         func isDigit(_ c: Character) -> Bool { c >= "0" && c <= "9" }
         if host.contains(":") {

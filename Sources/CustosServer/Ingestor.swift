@@ -38,8 +38,11 @@ public final class Ingestor {
     var outputs: [DecodeOutput] = []
     var currentFile = ""
 
+    let committer: BackgroundCommitter
+
     public init(store: DataStore, format: IngestFormat, instance: String, batchSize: Int = 16_384) {
         self.store = store
+        self.committer = BackgroundCommitter(store: store)
         self.decoder = VaultAuditDecoder(sourceKind: format.rawValue, instance: instance)
         self.batchSize = max(1, batchSize)
     }
@@ -91,22 +94,34 @@ public final class Ingestor {
         outputs.removeAll(keepingCapacity: true)
     }
 
+    /// Hands the decoded batch to the commit thread and goes on decoding the next one
+    /// (at most one batch in flight, so memory stays bounded by two batches).
     func commit() throws {
+        try committer.rethrow()
         guard !pendingEvents.isEmpty else { return }
-        let r = try store.append(pendingEvents)
-        summary.accepted += r.accepted
-        summary.duplicates += r.duplicates
-        pendingEvents.removeAll(keepingCapacity: true)
+        let batch = pendingEvents
+        pendingEvents = []
+        pendingEvents.reserveCapacity(batchSize)
+        committer.submit(batch)
     }
 
-    /// Flushes requests still waiting for their responses and commits what is left.
+    /// Flushes requests still waiting for their responses, commits what is left and waits
+    /// until everything is durable.
     public func finish() throws -> IngestSummary {
         decoder.finish(into: &outputs)
         drainOutputs()
         try commit()
+        committer.wait()
+        try committer.rethrow()
+        let (accepted, duplicates) = committer.totals()
+        summary.accepted = accepted
+        summary.duplicates = duplicates
         summary.trailSize = store.trail.size
         return summary
     }
+
+    /// Accepted events so far (durable), for progress display.
+    public var acceptedSoFar: Int { committer.totals().0 }
 }
 
 public struct IngestError: Error, Sendable, CustomStringConvertible {
@@ -162,4 +177,41 @@ enum LineReader {
             try body(UnsafeRawBufferPointer(start: buf.baseAddress! + start, count: end - start), end - start > maxLine)
         }
     }
+}
+
+/// Runs `DataStore.append` for one batch at a time on its own thread, so that decoding the
+/// next batch overlaps with making the previous one durable. After the first failure it
+/// commits nothing more and reports the error.
+final class BackgroundCommitter: @unchecked Sendable {
+    private let store: DataStore
+    private let queue = DispatchQueue(label: "custos.ingest.commit")
+    private let slot = DispatchSemaphore(value: 1)
+    private let lock = NSLock()
+    private var error: (any Error)?
+    private var accepted = 0
+    private var duplicates = 0
+
+    init(store: DataStore) { self.store = store }
+
+    func submit(_ batch: [AccessEvent]) {
+        slot.wait()
+        queue.async { [self] in
+            defer { slot.signal() }
+            if lock.withLock({ error != nil }) { return }
+            do {
+                let r = try store.append(batch)
+                lock.withLock { accepted += r.accepted; duplicates += r.duplicates }
+            } catch {
+                lock.withLock { self.error = error }
+            }
+        }
+    }
+
+    func wait() { queue.sync {} }
+
+    func rethrow() throws {
+        if let e = lock.withLock({ error }) { throw e }
+    }
+
+    func totals() -> (Int, Int) { lock.withLock { (accepted, duplicates) } }
 }

@@ -58,7 +58,7 @@ struct Ingest: ParsableCommand {
                 guard showProgress, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
                 lastDraw = Date()
                 let elapsed = max(0.001, Date().timeIntervalSince(started))
-                let rate = Double(ingestor.summary.accepted) / elapsed
+                let rate = Double(ingestor.acceptedSoFar) / elapsed
                 if let total, total > 0 {
                     let frac = min(1, Double(done) / Double(total))
                     let width = 30
