@@ -36,7 +36,8 @@ let package = Package(
         // The index behind one protocol (SQLite through GRDB now).
         .target(
             name: "CustosStore",
-            dependencies: ["CustosCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["CustosCore", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: strict),
         // Wires core, trail and index together: the data directory, ingestion.
         .target(

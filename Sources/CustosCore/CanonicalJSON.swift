@@ -108,6 +108,24 @@ extension AccessEvent {
     /// Largest canonical entry the trail accepts (tlog-tiles entries are uint16 length-prefixed).
     public static let maxEncodedSize = 65_535
 
+    /// An upper bound of the canonical encoding's size (each string byte may escape to six),
+    /// cheap enough to skip encoding when it is clearly within the limit.
+    public var encodedSizeBound: Int {
+        var n = 600
+        func add(_ s: String?) { if let s { n += s.utf8.count * 6 + 32 } }
+        add(id); add(action.rawValue); add(reason); add(requestID)
+        add(source.kind); add(source.instance)
+        add(secret?.store); add(secret?.path); add(secret?.environment); add(secret?.namespace)
+        add(identity.id); add(identity.name); add(identity.method)
+        for p in identity.policies { add(p) }
+        add(origin?.ip)
+        if let p = pipeline {
+            add(p.provider); add(p.name); add(p.runID); add(p.job); add(p.step); add(p.triggerIdentity); add(p.runnerIP)
+            for x in p.scope { add(x) }
+        }
+        return n
+    }
+
     /// The canonical bytes; `index`, when given, is added as a top-level `index` member (how
     /// `query` prints events with their trail position).
     public func canonicalJSON(index: UInt64? = nil) -> [UInt8] {

@@ -22,12 +22,21 @@ public enum EventID {
     /// source's own request id (or, lacking one, the record's bytes).
     public static func make(instance: String, key: UnsafeRawBufferPointer) -> String {
         var h = SHA256()
-        h.update(data: Array("custos.event/v1\u{0}".utf8))
-        h.update(data: Array(instance.utf8))
-        h.update(data: [0])
+        var prefix = "custos.event/v1\u{0}" + instance + "\u{0}"
+        prefix.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         h.update(bufferPointer: key)
         let d = h.finalize()
-        return d.withUnsafeBytes { Hex.encode($0.prefix(16)) }
+        return d.withUnsafeBytes { raw in
+            String(unsafeUninitializedCapacity: 32) { out in
+                let digits: StaticString = "0123456789abcdef"
+                let hex = digits.utf8Start
+                for i in 0..<16 {
+                    out[2 * i] = hex[Int(raw[i] >> 4)]
+                    out[2 * i + 1] = hex[Int(raw[i] & 15)]
+                }
+                return 32
+            }
+        }
     }
 
     public static func make(instance: String, key: String) -> String {

@@ -55,7 +55,14 @@ public struct EventTime: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Parses RFC 3339 (`T` or space separator, `Z`/`z` or ±HH:MM offset, 0–9 fraction digits).
     /// Returns nil for anything else, including impossible dates.
     public init?(rfc3339 text: some StringProtocol) {
-        var s = Array(text.utf8)[...]
+        var str = String(text)
+        guard let parsed = str.withUTF8({ EventTime(rfc3339UTF8: $0) }) else { return nil }
+        self = parsed
+    }
+
+    /// Parses RFC 3339 from UTF-8 bytes (see `init?(rfc3339:)`).
+    public init?(rfc3339UTF8 bytes: UnsafeBufferPointer<UInt8>) {
+        var s = bytes[...]
         func num(_ n: Int) -> Int? {
             guard s.count >= n else { return nil }
             var v = 0

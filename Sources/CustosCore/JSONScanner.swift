@@ -144,6 +144,7 @@ public struct JSONScanner {
             if c == 0x22 {
                 pos = i + 1
                 let buf = UnsafeBufferPointer(start: base + start, count: i - start)
+                if Self.isASCII(buf) { return String(decoding: buf, as: UTF8.self) }
                 guard let s = String(validating: buf, as: UTF8.self) else { pos = start; throw fail("invalid UTF-8 in string") }
                 return s
             }
@@ -198,6 +199,19 @@ public struct JSONScanner {
         }
         pos = count
         throw fail("unterminated string")
+    }
+
+    @inline(__always) static func isASCII(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        let n = b.count
+        guard let base = b.baseAddress else { return true }
+        let raw = UnsafeRawPointer(base)
+        while i + 8 <= n {
+            if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            i += 8
+        }
+        while i < n { if b[i] >= 0x80 { return false }; i += 1 }
+        return true
     }
 
     mutating func readHex4() throws(Failure) -> UInt32 {

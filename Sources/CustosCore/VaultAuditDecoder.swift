@@ -333,7 +333,7 @@ public struct VaultAuditDecoder: Sendable {
             outcome: outcome, reason: reason, secret: secret, identity: identity, origin: origin,
             requestID: r.request.id.flatMap { $0.isEmpty ? nil : $0 })
         // The trail refuses larger entries (and would stop the whole ingest): reject the line.
-        guard event.canonicalJSON().count <= AccessEvent.maxEncodedSize else {
+        guard event.encodedSizeBound <= AccessEvent.maxEncodedSize || event.canonicalJSON().count <= AccessEvent.maxEncodedSize else {
             out.append(.rejected(.init(line: line, reason: "event would encode to more than \(AccessEvent.maxEncodedSize) bytes")))
             return
         }

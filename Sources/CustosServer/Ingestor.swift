@@ -30,7 +30,8 @@ public struct IngestSummary: Sendable {
 /// Reads audit logs, decodes them and appends the events to a data store in batches
 /// (each batch one durable commit).
 public final class Ingestor {
-    public let store: DataStore
+    /// Where events go; nil decodes only (`--check`): nothing is written.
+    public let store: DataStore?
     public var decoder: VaultAuditDecoder
     public var batchSize: Int
     public private(set) var summary = IngestSummary()
@@ -40,7 +41,9 @@ public final class Ingestor {
 
     let committer: BackgroundCommitter
 
-    public init(store: DataStore, format: IngestFormat, instance: String, batchSize: Int = 16_384) {
+    var checkOnly: Bool { store == nil }
+
+    public init(store: DataStore?, format: IngestFormat, instance: String, batchSize: Int = 16_384) {
         self.store = store
         self.committer = BackgroundCommitter(store: store)
         self.decoder = VaultAuditDecoder(sourceKind: format.rawValue, instance: instance)
@@ -99,6 +102,11 @@ public final class Ingestor {
     func commit() throws {
         try committer.rethrow()
         guard !pendingEvents.isEmpty else { return }
+        if checkOnly {
+            summary.accepted += pendingEvents.count
+            pendingEvents.removeAll(keepingCapacity: true)
+            return
+        }
         let batch = pendingEvents
         pendingEvents = []
         pendingEvents.reserveCapacity(batchSize)
@@ -113,12 +121,17 @@ public final class Ingestor {
         try commit()
         committer.wait()
         try committer.rethrow()
-        let (accepted, duplicates) = committer.totals()
-        summary.accepted = accepted
-        summary.duplicates = duplicates
-        summary.trailSize = store.trail.size
+        if !checkOnly {
+            let (accepted, duplicates) = committer.totals()
+            summary.accepted = accepted
+            summary.duplicates = duplicates
+        }
+        summary.trailSize = store?.trail.size ?? 0
         return summary
     }
+
+    /// Seconds spent making batches durable and indexed (on the commit thread).
+    public var commitSeconds: Double { committer.busySeconds }
 
     /// Accepted events so far (durable), for progress display.
     public var acceptedSoFar: Int { committer.totals().0 }
@@ -183,15 +196,18 @@ enum LineReader {
 /// next batch overlaps with making the previous one durable. After the first failure it
 /// commits nothing more and reports the error.
 final class BackgroundCommitter: @unchecked Sendable {
-    private let store: DataStore
+    private let store: DataStore?
     private let queue = DispatchQueue(label: "custos.ingest.commit")
     private let slot = DispatchSemaphore(value: 1)
     private let lock = NSLock()
     private var error: (any Error)?
     private var accepted = 0
     private var duplicates = 0
+    private var busyNanos: UInt64 = 0
+    /// Seconds the commit thread spent appending (for `ingest --stats`).
+    var busySeconds: Double { lock.withLock { Double(busyNanos) / 1e9 } }
 
-    init(store: DataStore) { self.store = store }
+    init(store: DataStore?) { self.store = store }
 
     func submit(_ batch: [AccessEvent]) {
         slot.wait()
@@ -199,8 +215,11 @@ final class BackgroundCommitter: @unchecked Sendable {
             defer { slot.signal() }
             if lock.withLock({ error != nil }) { return }
             do {
+                guard let store else { return }
+                let t0 = DispatchTime.now().uptimeNanoseconds
                 let r = try store.append(batch)
-                lock.withLock { accepted += r.accepted; duplicates += r.duplicates }
+                let t1 = DispatchTime.now().uptimeNanoseconds
+                lock.withLock { accepted += r.accepted; duplicates += r.duplicates; busyNanos += t1 - t0 }
             } catch {
                 lock.withLock { self.error = error }
             }

@@ -1,6 +1,7 @@
 import CustosCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// The index in SQLite (WAL mode). It is derived data: `synchronous = NORMAL` is enough,
 /// since a lost tail is re-read from the trail on the next open.
@@ -73,20 +74,52 @@ public final class SQLiteEventIndex: EventIndex {
                         secret_path, environment, identity_id, identity_name, identity_kind, origin_ip, json)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
+                // Bound through SQLite's C API directly: this loop runs for every event ingested.
+                let raw = stmt.sqliteStatement
                 var i = firstIndex
                 for (n, e) in events.enumerated() {
                     let json = encoded?[n] ?? e.canonicalJSON()
-                    stmt.setUncheckedArguments([
-                        Int64(i), e.id, e.time.unixNanos, e.action.rawValue, e.outcome.rawValue,
-                        e.source.kind, e.source.instance, e.secret?.path, e.secret?.environment,
-                        e.identity.id, e.identity.name, e.identity.kind.rawValue, e.origin?.ip,
-                        Data(json),
-                    ])
-                    try stmt.execute()
+                    sqlite3_reset(raw)
+                    sqlite3_clear_bindings(raw)
+                    sqlite3_bind_int64(raw, 1, Int64(i))
+                    Self.bind(raw, 2, e.id)
+                    sqlite3_bind_int64(raw, 3, e.time.unixNanos)
+                    Self.bind(raw, 4, e.action.rawValue)
+                    Self.bind(raw, 5, e.outcome.rawValue)
+                    Self.bind(raw, 6, e.source.kind)
+                    Self.bind(raw, 7, e.source.instance)
+                    Self.bind(raw, 8, e.secret?.path)
+                    Self.bind(raw, 9, e.secret?.environment)
+                    Self.bind(raw, 10, e.identity.id)
+                    Self.bind(raw, 11, e.identity.name)
+                    Self.bind(raw, 12, e.identity.kind.rawValue)
+                    Self.bind(raw, 13, e.origin?.ip)
+                    json.withUnsafeBytes { b in _ = sqlite3_bind_blob(raw, 14, b.baseAddress, Int32(b.count), Self.transient) }
+                    let rc = sqlite3_step(raw)
+                    guard rc == SQLITE_DONE else {
+                        let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+                        sqlite3_reset(raw)
+                        throw IndexError("cannot index trail entry \(i): \(message)")
+                    }
                     i += 1
                 }
+                sqlite3_reset(raw)
+                sqlite3_clear_bindings(raw)
                 try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('size', ?), ('origin', ?)",
                                arguments: [String(i), origin])
+            }
+        }
+    }
+
+    nonisolated(unsafe) static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    static func bind(_ stmt: OpaquePointer?, _ index: Int32, _ value: String?) {
+        guard var v = value else { sqlite3_bind_null(stmt, index); return }
+        v.withUTF8 { u in
+            if let base = u.baseAddress {
+                _ = sqlite3_bind_text(stmt, index, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self), Int32(u.count), transient)
+            } else {
+                _ = sqlite3_bind_text(stmt, index, "", 0, transient)
             }
         }
     }

@@ -180,14 +180,9 @@ public struct TrailVerifier: Sendable {
 public enum EntryCheck {
     /// nil when `entry` is a canonical `custos.event/v1` object, else why not.
     public static func canonicalProblem(_ entry: UnsafeRawBufferPointer) -> String? {
-        do {
-            _ = try AccessEvent.decode(entry, requireCanonical: true)
-            return nil
-        } catch let e as EventCodingError {
-            return "is not a canonical custos.event/v1 object (\(e.reason))"
-        } catch {
-            return "is not a canonical custos.event/v1 object"
-        }
+        // Same verdict as `AccessEvent.decode(entry, requireCanonical: true)`, without decoding.
+        guard let problem = CanonicalValidator.problem(entry) else { return nil }
+        return "is not a canonical custos.event/v1 object (\(problem))"
     }
 }
 

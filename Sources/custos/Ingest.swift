@@ -26,6 +26,10 @@ struct Ingest: ParsableCommand {
     var origin: String?
     @Option(help: ArgumentHelp("Events per durable commit.", valueName: "N"))
     var batchSize: Int = 16_384
+    @Flag(help: "Only decode and report (accepted = events that would be appended, duplicates not checked); write nothing.")
+    var check = false
+    @Flag(help: "Also print where the time went (decode vs. commit).")
+    var stats = false
     @Flag(help: "No progress bar even on a terminal.")
     var quiet = false
     @Argument(help: ArgumentHelp("Audit log files ('-' for standard input).", valueName: "FILE"))
@@ -44,8 +48,8 @@ struct Ingest: ParsableCommand {
     }
 
     func run() throws {
-        let store = try DataStore(directory: data.data, origin: origin)
-        if let s = store.createdSigner {
+        let store = check ? nil : try DataStore(directory: data.data, origin: origin)
+        if let s = store?.createdSigner {
             stderrPrint("custos: created a new trail in \(data.data); its verifier key (give it to your auditors):")
             print(s.vkey)
         }
@@ -79,6 +83,12 @@ struct Ingest: ParsableCommand {
         if s.rejected > s.rejections.count {
             stderrPrint("... and \(s.rejected - s.rejections.count) more rejected lines")
         }
+        if stats {
+            let t = store?.timings ?? .init()
+            stderrPrint(String(format: "stats: %.2f s total; commit thread busy %.2f s (prepare %.2f, trail %.2f, index %.2f)",
+                               elapsed, ingestor.commitSeconds, t.prepare, t.trail, t.index))
+        }
+        if check { print("check only, nothing written:") }
         print("lines \(s.lines)  accepted \(s.accepted)  duplicates \(s.duplicates)  ignored \(s.ignored)  rejected \(s.rejected)  trail size \(s.trailSize)  (\(String(format: "%.2f", elapsed)) s)")
     }
 }

@@ -1,0 +1,308 @@
+/// A single-pass check that bytes are a canonical `custos.event/v1` object.
+///
+/// `problem(_:)` returns nil exactly when `AccessEvent.decode(_:requireCanonical: true)`
+/// succeeds, but without decoding: it walks the fixed schema over the bytes and allocates
+/// nothing on success (verification runs it on every trail entry). What it checks, which is
+/// what re-encoding with `CanonicalWriter` and comparing bytes amounts to:
+/// - no whitespace; members in the writer's (ascending byte) key order, each key from the
+///   schema, so no unknown or duplicate keys; `index` is not part of a stored entry;
+/// - required members: top level `action id identity outcome schema source time`;
+///   `identity.kind`, `origin.ip`, `secret.path`, `source.instance` and `source.kind`
+///   (`pipeline` may be `{}`);
+/// - strings as the writer emits them: valid UTF-8 (no overlongs, surrogates or code points
+///   above U+10FFFF), no raw byte below 0x20, and only the escapes `\" \\ \b \t \n \f \r`
+///   and `\u00xx` (lower-case hex) for the other code points below U+0020;
+/// - enum values verbatim (`outcome`, `identity.kind`, `pipeline.trigger`), `schema` equal
+///   to `custos.event/v1`;
+/// - `origin.port` an integer 0...65535 in shortest form;
+/// - string arrays (`policies`, `scope`) non-empty (empty ones are omitted) and at most 1024
+///   elements long (the decoder's limit);
+/// - `time` exactly as `EventTime` prints it: `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, a real
+///   calendar date (years 0000–9999), hour < 24, minute < 60, second < 60.
+/// Errors name the member and the 1-based byte offset, never the content.
+public enum CanonicalValidator {
+    public static func problem(_ entry: UnsafeRawBufferPointer) -> String? {
+        guard let raw = entry.baseAddress, entry.count > 0 else { return "empty entry" }
+        var w = Walker(p: raw.assumingMemoryBound(to: UInt8.self), n: entry.count)
+        do {
+            try w.event()
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    public static func problem(_ entry: [UInt8]) -> String? {
+        entry.withUnsafeBytes { problem($0) }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var reason: StaticString
+        var field: StaticString
+        var offset: Int
+        var description: String { "\(reason) in \(field) at byte \(offset + 1)" }
+    }
+
+    struct Walker {
+        let p: UnsafePointer<UInt8>
+        let n: Int
+        var i = 0
+
+        @inline(__always) func fail(_ reason: StaticString, _ field: StaticString) -> Failure {
+            Failure(reason: reason, field: field, offset: i)
+        }
+
+        @inline(__always) mutating func byte(_ c: UInt8, _ reason: StaticString, _ field: StaticString) throws(Failure) {
+            guard i < n, p[i] == c else { throw fail(reason, field) }
+            i += 1
+        }
+
+        /// Consumes `,"k":` (`"k":` for the first member) when the next member has key `k`.
+        @inline(__always) mutating func member(_ k: StaticString, _ first: inout Bool) -> Bool {
+            var j = i
+            if !first {
+                guard j < n, p[j] == 0x2C else { return false }
+                j += 1
+            }
+            let len = k.utf8CodeUnitCount
+            guard j + len + 3 <= n, p[j] == 0x22, p[j + len + 1] == 0x22, p[j + len + 2] == 0x3A else { return false }
+            let kp = k.utf8Start
+            for t in 0..<len where p[j + 1 + t] != kp[t] { return false }
+            i = j + len + 3
+            first = false
+            return true
+        }
+
+        @inline(__always) mutating func required(_ k: StaticString, _ first: inout Bool, _ field: StaticString) throws(Failure) {
+            guard member(k, &first) else { throw fail("missing or misplaced member", field) }
+        }
+
+        @inline(__always) mutating func endObject(_ field: StaticString) throws(Failure) {
+            guard i < n, p[i] == 0x7D else { throw fail("unexpected member or byte", field) }
+            i += 1
+        }
+
+        /// Consumes `"v"` when it is next, verbatim.
+        @inline(__always) mutating func literal(_ v: StaticString) -> Bool {
+            let len = v.utf8CodeUnitCount
+            guard i + len + 2 <= n, p[i] == 0x22, p[i + len + 1] == 0x22 else { return false }
+            let vp = v.utf8Start
+            for t in 0..<len where p[i + 1 + t] != vp[t] { return false }
+            i += len + 2
+            return true
+        }
+
+        mutating func event() throws(Failure) {
+            try byte(0x7B, "expected '{'", "event")
+            var first = true
+            try required("action", &first, "action"); try string("action")
+            try required("id", &first, "id"); try string("id")
+            try required("identity", &first, "identity"); try identity()
+            if member("origin", &first) { try origin() }
+            try required("outcome", &first, "outcome")
+            guard literal("success") || literal("denied") || literal("error") else { throw fail("unknown value", "outcome") }
+            if member("pipeline", &first) { try pipeline() }
+            if member("reason", &first) { try string("reason") }
+            if member("request_id", &first) { try string("request_id") }
+            try required("schema", &first, "schema")
+            guard literal("custos.event/v1") else { throw fail("unknown value", "schema") }
+            if member("secret", &first) { try secret() }
+            try required("source", &first, "source"); try source()
+            try required("time", &first, "time"); try time()
+            try endObject("event")
+            guard i == n else { throw fail("trailing bytes", "event") }
+        }
+
+        mutating func identity() throws(Failure) {
+            try byte(0x7B, "expected an object", "identity")
+            var first = true
+            if member("id", &first) { try string("identity.id") }
+            try required("kind", &first, "identity.kind")
+            guard literal("human") || literal("service") || literal("api_key") || literal("root")
+                || literal("pipeline") || literal("unknown") else { throw fail("unknown value", "identity.kind") }
+            if member("method", &first) { try string("identity.method") }
+            if member("name", &first) { try string("identity.name") }
+            if member("policies", &first) { try stringArray("identity.policies") }
+            try endObject("identity")
+        }
+
+        mutating func origin() throws(Failure) {
+            try byte(0x7B, "expected an object", "origin")
+            var first = true
+            try required("ip", &first, "origin.ip"); try string("origin.ip")
+            if member("port", &first) { try port() }
+            try endObject("origin")
+        }
+
+        mutating func pipeline() throws(Failure) {
+            try byte(0x7B, "expected an object", "pipeline")
+            var first = true
+            if member("job", &first) { try string("pipeline.job") }
+            if member("name", &first) { try string("pipeline.name") }
+            if member("provider", &first) { try string("pipeline.provider") }
+            if member("run_id", &first) { try string("pipeline.run_id") }
+            if member("runner_ip", &first) { try string("pipeline.runner_ip") }
+            if member("scope", &first) { try stringArray("pipeline.scope") }
+            if member("step", &first) { try string("pipeline.step") }
+            if member("trigger", &first) {
+                guard literal("manual") || literal("automated") else { throw fail("unknown value", "pipeline.trigger") }
+            }
+            if member("trigger_identity", &first) { try string("pipeline.trigger_identity") }
+            try endObject("pipeline")
+        }
+
+        mutating func secret() throws(Failure) {
+            try byte(0x7B, "expected an object", "secret")
+            var first = true
+            if member("environment", &first) { try string("secret.environment") }
+            if member("namespace", &first) { try string("secret.namespace") }
+            try required("path", &first, "secret.path"); try string("secret.path")
+            if member("store", &first) { try string("secret.store") }
+            try endObject("secret")
+        }
+
+        mutating func source() throws(Failure) {
+            try byte(0x7B, "expected an object", "source")
+            var first = true
+            try required("instance", &first, "source.instance"); try string("source.instance")
+            try required("kind", &first, "source.kind"); try string("source.kind")
+            try endObject("source")
+        }
+
+        /// 0...65535, shortest form.
+        mutating func port() throws(Failure) {
+            guard i < n else { throw fail("expected an integer", "origin.port") }
+            let c = p[i]
+            if c == 0x30 { i += 1; return }  // a digit after it fails the closing '}'
+            guard c >= 0x31, c <= 0x39 else { throw fail("expected an integer", "origin.port") }
+            var v = Int(c) - 48
+            i += 1
+            while i < n, p[i] >= 0x30, p[i] <= 0x39 {
+                v = v * 10 + Int(p[i]) - 48
+                guard v <= 65_535 else { throw fail("port out of range", "origin.port") }
+                i += 1
+            }
+        }
+
+        mutating func stringArray(_ field: StaticString) throws(Failure) {
+            try byte(0x5B, "expected an array", field)
+            var count = 0
+            while true {
+                try string(field)  // also rejects `[]`: empty arrays are omitted
+                count += 1
+                guard count <= 1024 else { throw fail("array too long", field) }
+                guard i < n else { throw fail("unterminated array", field) }
+                let c = p[i]
+                i += 1
+                if c == 0x2C { continue }
+                if c == 0x5D { return }
+                i -= 1
+                throw fail("expected ',' or ']'", field)
+            }
+        }
+
+        /// A string exactly as `CanonicalWriter.string` writes it.
+        mutating func string(_ field: StaticString) throws(Failure) {
+            guard i < n, p[i] == 0x22 else { throw fail("expected a string", field) }
+            i += 1
+            while true {
+                // Eight plain bytes (printable ASCII other than `"` and `\`) at a time.
+                while i + 8 <= n {
+                    let x = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+                    let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+                    let q = x ^ (ones &* 0x22), b = x ^ (ones &* 0x5C)
+                    let special = (x | ((x &- ones &* 0x20) & ~x) | ((q &- ones) & ~q) | ((b &- ones) & ~b)) & highs
+                    if special != 0 { break }
+                    i += 8
+                }
+                guard i < n else { throw fail("unterminated string", field) }
+                let c = p[i]
+                if c >= 0x20 && c < 0x80 {
+                    if c == 0x22 { i += 1; return }
+                    if c == 0x5C { try escape(field) } else { i += 1 }
+                } else if c < 0x20 {
+                    throw fail("raw control byte", field)
+                } else {
+                    try utf8(field)
+                }
+            }
+        }
+
+        /// One of `\" \\ \b \t \n \f \r`, or `\u00xx` (lower-case) for another code point below 0x20.
+        @inline(__always) mutating func escape(_ field: StaticString) throws(Failure) {
+            guard i + 1 < n else { throw fail("unterminated string", field) }
+            switch p[i + 1] {
+            case 0x22, 0x5C, 0x62, 0x74, 0x6E, 0x66, 0x72:
+                i += 2
+            case 0x75:
+                guard i + 5 < n, p[i + 2] == 0x30, p[i + 3] == 0x30 else { throw fail("non-canonical escape", field) }
+                let h = p[i + 4], l = p[i + 5]
+                let lv: UInt8
+                if l >= 0x30 && l <= 0x39 { lv = l - 0x30 } else if l >= 0x61 && l <= 0x66 { lv = l - 0x57 } else {
+                    throw fail("non-canonical escape", field)
+                }
+                guard h == 0x30 || h == 0x31 else { throw fail("non-canonical escape", field) }
+                let v = (h - 0x30) << 4 | lv
+                guard v != 0x08, v != 0x09, v != 0x0A, v != 0x0C, v != 0x0D else { throw fail("non-canonical escape", field) }
+                i += 6
+            default:
+                throw fail("non-canonical escape", field)
+            }
+        }
+
+        /// One multi-byte UTF-8 sequence starting at `p[i]` (>= 0x80), per Unicode Table 3-7.
+        @inline(__always) mutating func utf8(_ field: StaticString) throws(Failure) {
+            let c = p[i]
+            if c >= 0xC2 && c <= 0xDF {
+                guard i + 1 < n, p[i + 1] & 0xC0 == 0x80 else { throw fail("invalid UTF-8", field) }
+                i += 2
+            } else if c >= 0xE0 && c <= 0xEF {
+                guard i + 2 < n else { throw fail("invalid UTF-8", field) }
+                let c1 = p[i + 1]
+                let lo: UInt8 = c == 0xE0 ? 0xA0 : 0x80, hi: UInt8 = c == 0xED ? 0x9F : 0xBF
+                guard c1 >= lo, c1 <= hi, p[i + 2] & 0xC0 == 0x80 else { throw fail("invalid UTF-8", field) }
+                i += 3
+            } else if c >= 0xF0 && c <= 0xF4 {
+                guard i + 3 < n else { throw fail("invalid UTF-8", field) }
+                let c1 = p[i + 1]
+                let lo: UInt8 = c == 0xF0 ? 0x90 : 0x80, hi: UInt8 = c == 0xF4 ? 0x8F : 0xBF
+                guard c1 >= lo, c1 <= hi, p[i + 2] & 0xC0 == 0x80, p[i + 3] & 0xC0 == 0x80 else {
+                    throw fail("invalid UTF-8", field)
+                }
+                i += 4
+            } else {
+                throw fail("invalid UTF-8", field)
+            }
+        }
+
+        /// `"YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z"`, as `EventTime` prints a time it parsed.
+        mutating func time() throws(Failure) {
+            // The shortest form, quotes included, is 22 bytes.
+            guard i + 22 <= n, p[i] == 0x22 else { throw fail("expected a time string", "time") }
+            let q = p + i + 1
+            @inline(__always) func d(_ k: Int) -> Int? {
+                let v = q[k] &- 0x30
+                return v <= 9 ? Int(v) : nil
+            }
+            guard let y0 = d(0), let y1 = d(1), let y2 = d(2), let y3 = d(3), q[4] == 0x2D,
+                  let m0 = d(5), let m1 = d(6), q[7] == 0x2D, let d0 = d(8), let d1 = d(9), q[10] == 0x54,
+                  let h0 = d(11), let h1 = d(12), q[13] == 0x3A, let n0 = d(14), let n1 = d(15), q[16] == 0x3A,
+                  let s0 = d(17), let s1 = d(18)
+            else { throw fail("invalid time", "time") }
+            let year = y0 * 1000 + y1 * 100 + y2 * 10 + y3
+            let month = m0 * 10 + m1, day = d0 * 10 + d1
+            guard month >= 1, month <= 12, day >= 1, day <= EventTime.daysIn(month: month, year: year),
+                  h0 * 10 + h1 < 24, n0 * 10 + n1 < 60, s0 * 10 + s1 < 60
+            else { throw fail("invalid time", "time") }
+            var j = i + 20  // p[j] follows the seconds
+            if p[j] == 0x2E {
+                j += 1
+                let start = j
+                while j < n, p[j] &- 0x30 <= 9 { j += 1 }
+                guard j - start >= 1, j - start <= 9 else { throw fail("invalid time", "time") }
+            }
+            guard j + 1 < n, p[j] == 0x5A, p[j + 1] == 0x22 else { throw fail("invalid time", "time") }
+            i = j + 2
+        }
+    }
+}
