@@ -66,10 +66,31 @@ public enum CanonicalValidator {
             }
             let len = k.utf8CodeUnitCount
             guard j + len + 3 <= n, p[j] == 0x22, p[j + len + 1] == 0x22, p[j + len + 2] == 0x3A else { return false }
-            let kp = k.utf8Start
-            for t in 0..<len where p[j + 1 + t] != kp[t] { return false }
+            guard Self.equal(p + j + 1, k.utf8Start, len) else { return false }
             i = j + len + 3
             first = false
+            return true
+        }
+
+        /// `len` bytes at `a` and `b` are equal (both readable for `len` bytes).
+        @inline(__always) static func equal(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ len: Int) -> Bool {
+            @inline(__always) func load64(_ p: UnsafePointer<UInt8>, _ k: Int) -> UInt64 {
+                UnsafeRawPointer(p + k).loadUnaligned(as: UInt64.self)
+            }
+            @inline(__always) func load32(_ p: UnsafePointer<UInt8>, _ k: Int) -> UInt32 {
+                UnsafeRawPointer(p + k).loadUnaligned(as: UInt32.self)
+            }
+            if len >= 8 {
+                // Two (possibly overlapping) words cover 8...16 bytes; keys and values are shorter.
+                var k = 0
+                while k &+ 8 < len {
+                    guard load64(a, k) == load64(b, k) else { return false }
+                    k &+= 8
+                }
+                return load64(a, len &- 8) == load64(b, len &- 8)
+            }
+            if len >= 4 { return load32(a, 0) == load32(b, 0) && load32(a, len &- 4) == load32(b, len &- 4) }
+            for t in 0..<len where a[t] != b[t] { return false }
             return true
         }
 
@@ -86,8 +107,7 @@ public enum CanonicalValidator {
         @inline(__always) mutating func literal(_ v: StaticString) -> Bool {
             let len = v.utf8CodeUnitCount
             guard i + len + 2 <= n, p[i] == 0x22, p[i + len + 1] == 0x22 else { return false }
-            let vp = v.utf8Start
-            for t in 0..<len where p[i + 1 + t] != vp[t] { return false }
+            guard Self.equal(p + i + 1, v.utf8Start, len) else { return false }
             i += len + 2
             return true
         }
@@ -206,14 +226,16 @@ public enum CanonicalValidator {
             guard i < n, p[i] == 0x22 else { throw fail("expected a string", field) }
             i += 1
             while true {
-                // Eight plain bytes (printable ASCII other than `"` and `\`) at a time.
-                while i + 8 <= n {
-                    let x = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+                // Skip plain bytes (printable ASCII other than `"` and `\`) eight at a time. The
+                // lowest flagged byte of `special` is exactly the first byte that is not plain
+                // (borrows in the zero-byte tests only spill into higher bytes).
+                while i &+ 8 <= n {
+                    let x = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
                     let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
                     let q = x ^ (ones &* 0x22), b = x ^ (ones &* 0x5C)
                     let special = (x | ((x &- ones &* 0x20) & ~x) | ((q &- ones) & ~q) | ((b &- ones) & ~b)) & highs
-                    if special != 0 { break }
-                    i += 8
+                    if special != 0 { i &+= special.trailingZeroBitCount &>> 3; break }
+                    i &+= 8
                 }
                 guard i < n else { throw fail("unterminated string", field) }
                 let c = p[i]

@@ -71,6 +71,12 @@ public final class DataStore {
         return trail.size - have
     }
 
+    /// The events matching `q`, read back from the trail.
+    public func events(_ q: EventQuery) throws -> [IndexedEvent] {
+        let reader = try TrailReader(layout: layout, verifier: NoteVerifier(vkey: trail.checkpointVerifierKey))
+        return try EventReader.materialize(try index.query(q), from: reader)
+    }
+
     /// Drops the index and rebuilds it from the trail.
     public func reindex() throws -> UInt64 {
         try index.reset()
@@ -96,7 +102,8 @@ public final class DataStore {
     /// Appends the events that are not already in the trail (by id), durably, then indexes
     /// them. Returns when the trail's new checkpoint is on disk.
     @discardableResult
-    public func append(_ events: [AccessEvent]) throws -> AppendResult {
+    public func append(_ events: [AccessEvent], encoded: [[UInt8]]? = nil) throws -> AppendResult {
+        precondition(encoded == nil || encoded!.count == events.count)
         let t0 = DispatchTime.now().uptimeNanoseconds
         var fresh: [AccessEvent] = []
         var entries: [[UInt8]] = []
@@ -106,10 +113,10 @@ public final class DataStore {
         var indices = [UInt64?]()
         indices.reserveCapacity(events.count)
         let base = trail.size
-        for e in events {
+        for (n, e) in events.enumerated() {
             let key = EventKey(e.id)
             if knownIDs.contains(key) || !batchKeys.insert(key).inserted { indices.append(nil); continue }
-            let bytes = e.canonicalJSON()
+            let bytes = encoded?[n] ?? e.canonicalJSON()
             guard bytes.count <= AccessEvent.maxEncodedSize else {
                 throw TrailError(.entryTooLarge, "event \(e.id) encodes to \(bytes.count) bytes (limit \(AccessEvent.maxEncodedSize))")
             }
@@ -121,7 +128,7 @@ public final class DataStore {
         let range = try trail.append(entries)
         let t2 = DispatchTime.now().uptimeNanoseconds
         knownIDs.formUnion(batchKeys)
-        try index.append(fresh, encoded: entries, firstIndex: range.lowerBound, origin: trail.origin)
+        try index.append(fresh, firstIndex: range.lowerBound, origin: trail.origin)
         let t3 = DispatchTime.now().uptimeNanoseconds
         timings.prepare += Double(t1 - t0) / 1e9
         timings.trail += Double(t2 - t1) / 1e9
@@ -130,20 +137,36 @@ public final class DataStore {
     }
 }
 
-/// A compact de-duplication key for an event id (128 bits).
+/// A compact de-duplication key for an event id (128 bits): the id's 32 hex digits, or
+/// for ids of another shape (other sources) 128 bits of their SHA-256.
 struct EventKey: Hashable {
     var hi: UInt64
     var lo: UInt64
+
     init(_ id: String) {
-        let u = Array(id.utf8)
-        if u.count == 32, let bytes = Hex.decode(id) {
-            hi = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
-            lo = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+        var id = id
+        let parsed: (UInt64, UInt64)? = id.withUTF8 { u in
+            guard u.count == 32 else { return nil }
+            var words: (UInt64, UInt64) = (0, 0)
+            for i in 0..<32 {
+                let c = u[i]
+                let v: UInt64
+                switch c {
+                case 48...57: v = UInt64(c - 48)
+                case 97...102: v = UInt64(c - 87)
+                default: return nil
+                }
+                if i < 16 { words.0 = words.0 << 4 | v } else { words.1 = words.1 << 4 | v }
+            }
+            return words
+        }
+        if let (h, l) = parsed {
+            hi = h; lo = l
         } else {
-            let h = EventID.make(instance: "", key: id)
-            let bytes = Hex.decode(h)!
-            hi = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) } ^ 0x8000_0000_0000_0000
-            lo = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+            let h = EventID.make(instance: "custos.event-key", key: id)
+            var k = EventKey(h)
+            k.hi ^= 0x8000_0000_0000_0000
+            self = k
         }
     }
 }

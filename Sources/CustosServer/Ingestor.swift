@@ -110,7 +110,8 @@ public final class Ingestor {
         let batch = pendingEvents
         pendingEvents = []
         pendingEvents.reserveCapacity(batchSize)
-        committer.submit(batch)
+        // Encoding here keeps the two threads' work about even.
+        committer.submit(batch, encoded: batch.map { $0.canonicalJSON() })
     }
 
     /// Flushes requests still waiting for their responses, commits what is left and waits
@@ -209,7 +210,7 @@ final class BackgroundCommitter: @unchecked Sendable {
 
     init(store: DataStore?) { self.store = store }
 
-    func submit(_ batch: [AccessEvent]) {
+    func submit(_ batch: [AccessEvent], encoded: [[UInt8]]) {
         slot.wait()
         queue.async { [self] in
             defer { slot.signal() }
@@ -217,7 +218,7 @@ final class BackgroundCommitter: @unchecked Sendable {
             do {
                 guard let store else { return }
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                let r = try store.append(batch)
+                let r = try store.append(batch, encoded: encoded)
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 lock.withLock { accepted += r.accepted; duplicates += r.duplicates; busyNanos += t1 - t0 }
             } catch {

@@ -16,14 +16,16 @@ public struct EventQuery: Sendable, Equatable {
     public init() {}
 }
 
-/// One event as the index returns it: its position in the trail and its canonical bytes.
+/// One event with its position in the trail.
 public struct IndexedEvent: Sendable {
     public var index: UInt64
     public var event: AccessEvent
     public init(index: UInt64, event: AccessEvent) { self.index = index; self.event = event }
 }
 
-/// The query index: derived from the trail, rebuildable from it.
+/// The query index: derived from the trail, rebuildable from it. It holds the columns
+/// queries filter on and the trail index of each event, not the events themselves: the
+/// trail is the evidence, and what `query` prints is read back from it.
 /// Implementations: `SQLiteEventIndex` (GRDB). A PostgreSQL one can follow behind the same
 /// protocol; `EventIndexConformance` in the tests runs the same suite against each.
 public protocol EventIndex: AnyObject {
@@ -33,20 +35,15 @@ public protocol EventIndex: AnyObject {
     func origin() throws -> String?
     /// Adds events at consecutive trail indices starting at `firstIndex`, which must equal
     /// `indexedSize()`; atomically advances the indexed size.
-    /// `encoded`, when given, holds each event's canonical JSON (saves encoding it again).
-    func append(_ events: [AccessEvent], encoded: [[UInt8]]?, firstIndex: UInt64, origin: String) throws
-    func query(_ q: EventQuery) throws -> [IndexedEvent]
+    func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws
+    /// Trail indices of the matching events, ascending. The events themselves are read from
+    /// the trail (the index keeps only what it filters on).
+    func query(_ q: EventQuery) throws -> [UInt64]
     func count(_ q: EventQuery) throws -> Int
     /// Every event id (for de-duplication before appending to the trail).
     func allEventIDs() throws -> [String]
     /// Drops everything (before a rebuild).
     func reset() throws
-}
-
-extension EventIndex {
-    public func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws {
-        try append(events, encoded: nil, firstIndex: firstIndex, origin: origin)
-    }
 }
 
 public struct IndexError: Error, Sendable, CustomStringConvertible {

@@ -14,7 +14,7 @@ public final class InMemoryEventIndex: EventIndex, @unchecked Sendable {
     public func indexedSize() throws -> UInt64 { lock.withLock { UInt64(events.count) } }
     public func origin() throws -> String? { lock.withLock { trailOrigin } }
 
-    public func append(_ new: [AccessEvent], encoded: [[UInt8]]?, firstIndex: UInt64, origin: String) throws {
+    public func append(_ new: [AccessEvent], firstIndex: UInt64, origin: String) throws {
         try lock.withLock {
             if failNextAppend { failNextAppend = false; throw IndexError("injected failure") }
             guard UInt64(events.count) == firstIndex else {
@@ -45,15 +45,20 @@ public final class InMemoryEventIndex: EventIndex, @unchecked Sendable {
         return true
     }
 
-    public func query(_ q: EventQuery) throws -> [IndexedEvent] {
+    public func query(_ q: EventQuery) throws -> [UInt64] {
         lock.withLock {
-            var out = [IndexedEvent]()
+            var out = [UInt64]()
             for (i, e) in events.enumerated() where matches(e, q) {
                 if let l = q.limit, out.count >= l { break }
-                out.append(IndexedEvent(index: UInt64(i), event: e))
+                out.append(UInt64(i))
             }
             return out
         }
+    }
+
+    /// The events held (the in-memory index keeps them; tests compare with them).
+    public func event(at index: UInt64) -> AccessEvent? {
+        lock.withLock { index < UInt64(events.count) ? events[Int(index)] : nil }
     }
 
     public func count(_ q: EventQuery) throws -> Int {

@@ -12,6 +12,8 @@ public final class SQLiteEventIndex: EventIndex {
         var config = Configuration()
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA cache_size = -65536")
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
         do {
             db = try DatabaseQueue(path: path, configuration: config)
@@ -40,8 +42,7 @@ public final class SQLiteEventIndex: EventIndex {
                     identity_id TEXT,
                     identity_name TEXT,
                     identity_kind TEXT NOT NULL,
-                    origin_ip TEXT,
-                    json BLOB NOT NULL
+                    origin_ip TEXT
                 );
                 CREATE UNIQUE INDEX events_id ON events(id);
                 CREATE INDEX events_time ON events(time_ns);
@@ -58,8 +59,7 @@ public final class SQLiteEventIndex: EventIndex {
         try wrap { try db.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'origin'") } }
     }
 
-    public func append(_ events: [AccessEvent], encoded: [[UInt8]]?, firstIndex: UInt64, origin: String) throws {
-        precondition(encoded == nil || encoded!.count == events.count)
+    public func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws {
         try wrap {
             try db.write { db in
                 let size = try UInt64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'size'") ?? 0
@@ -71,14 +71,13 @@ public final class SQLiteEventIndex: EventIndex {
                 }
                 let stmt = try db.cachedStatement(sql: """
                     INSERT INTO events (idx, id, time_ns, action, outcome, source_kind, source_instance,
-                        secret_path, environment, identity_id, identity_name, identity_kind, origin_ip, json)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        secret_path, environment, identity_id, identity_name, identity_kind, origin_ip)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 // Bound through SQLite's C API directly: this loop runs for every event ingested.
                 let raw = stmt.sqliteStatement
                 var i = firstIndex
-                for (n, e) in events.enumerated() {
-                    let json = encoded?[n] ?? e.canonicalJSON()
+                for e in events {
                     sqlite3_reset(raw)
                     sqlite3_clear_bindings(raw)
                     sqlite3_bind_int64(raw, 1, Int64(i))
@@ -94,7 +93,6 @@ public final class SQLiteEventIndex: EventIndex {
                     Self.bind(raw, 11, e.identity.name)
                     Self.bind(raw, 12, e.identity.kind.rawValue)
                     Self.bind(raw, 13, e.origin?.ip)
-                    json.withUnsafeBytes { b in _ = sqlite3_bind_blob(raw, 14, b.baseAddress, Int32(b.count), Self.transient) }
                     let rc = sqlite3_step(raw)
                     guard rc == SQLITE_DONE else {
                         let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
@@ -143,22 +141,12 @@ public final class SQLiteEventIndex: EventIndex {
         return (parts.isEmpty ? "" : " WHERE " + parts.joined(separator: " AND "), args)
     }
 
-    public func query(_ q: EventQuery) throws -> [IndexedEvent] {
+    public func query(_ q: EventQuery) throws -> [UInt64] {
         let (w, args) = whereClause(q)
-        var sql = "SELECT idx, json FROM events" + w + " ORDER BY idx"
+        var sql = "SELECT idx FROM events" + w + " ORDER BY idx"
         if let l = q.limit { sql += " LIMIT \(max(0, l))" }
         return try wrap {
-            try db.read { db in
-                var out = [IndexedEvent]()
-                let rows = try Row.fetchCursor(db, sql: sql, arguments: args)
-                while let row = try rows.next() {
-                    let idx: Int64 = row[0]
-                    let json: Data = row[1]
-                    let event = try json.withUnsafeBytes { try AccessEvent.decode($0) }
-                    out.append(IndexedEvent(index: UInt64(idx), event: event))
-                }
-                return out
-            }
+            try db.read { db in try Int64.fetchAll(db, sql: sql, arguments: args).map { UInt64($0) } }
         }
     }
 

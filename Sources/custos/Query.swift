@@ -65,16 +65,13 @@ struct Query: ParsableCommand {
     func run() throws {
         try requireDataDirectory(data.data)
         let q = try buildQuery()
-        let layout = TrailLayout(dataDirectory: data.data)
-        guard FileManager.default.fileExists(atPath: layout.indexPath) else {
-            throw CLIError.usage("no index in \(data.data) (nothing ingested yet?)")
-        }
-        let index = try SQLiteEventIndex(path: layout.indexPath)
+        let reader: EventReader
+        do { reader = try EventReader(directory: data.data) } catch let e as IndexError { throw CLIError.usage(e.message) }
         if count {
-            print(try index.count(q))
+            print(try reader.count(q))
             return
         }
-        let rows = try index.query(q)
+        let rows = try reader.events(q)
         switch format {
         case "json":
             var out = [UInt8]("[".utf8)

@@ -75,7 +75,7 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: layout.indexPath + suffix) }
         let store = try DataStore(directory: dir.path)
         #expect(try store.index.indexedSize() == 300)
-        #expect(try store.index.query(EventQuery()).map(\.event) == (0..<300).map(ev))
+        #expect(try store.events(EventQuery()).map(\.event) == (0..<300).map(ev))
         // And duplicates are still recognised after the rebuild.
         #expect(try store.append([ev(5)]).duplicates == 1)
     }
@@ -100,9 +100,9 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
         let dir = TempDir()
         let store = try DataStore(directory: dir.path, origin: "t.example/log")
         try store.append((0..<40).map(ev))
-        let before = try store.index.query(EventQuery()).map(\.event)
+        let before = try store.events(EventQuery()).map(\.event)
         #expect(try store.reindex() == 40)
-        #expect(try store.index.query(EventQuery()).map(\.event) == before)
+        #expect(try store.events(EventQuery()).map(\.event) == before)
     }
 }
 
@@ -124,7 +124,7 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
         #expect(s.ignored == 1)
         #expect(s.rejected == 1)
         #expect(s.rejections.first?.rejection.line == 5)
-        let rows = try store.index.query(EventQuery())
+        let rows = try store.events(EventQuery())
         #expect(rows.map(\.event.outcome) == [.success, .denied])
         #expect(rows.map(\.event.source.kind) == ["openbao", "openbao"])
         #expect(rows[1].event.identity.kind == .human)

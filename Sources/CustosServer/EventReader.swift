@@ -1,0 +1,63 @@
+import CustosCore
+import CustosStore
+import CustosTrail
+import Foundation
+
+/// Read-only access to a data directory for queries: the index finds, the trail provides.
+/// Opens nothing for writing and needs no signing key.
+public struct EventReader {
+    public let layout: TrailLayout
+    public let index: SQLiteEventIndex
+    public let trail: TrailReader
+
+    /// Opens `directory`. The trail's checkpoint is checked against `verifier`, or against
+    /// the directory's own `keys/trail.vkey` when none is given.
+    public init(directory: String, verifier: NoteVerifier? = nil) throws {
+        layout = TrailLayout(dataDirectory: directory)
+        let v: NoteVerifier
+        if let verifier {
+            v = verifier
+        } else {
+            guard let text = FileManager.default.contents(atPath: layout.verifierKeyPath) else {
+                throw IndexError("no verifier key at \(layout.verifierKeyPath)")
+            }
+            v = try NoteVerifier(vkey: String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        trail = try TrailReader(layout: layout, verifier: v)
+        guard FileManager.default.fileExists(atPath: layout.indexPath) else {
+            throw IndexError("no index in \(directory) (nothing ingested yet?)")
+        }
+        index = try SQLiteEventIndex(path: layout.indexPath)
+        if let o = try index.origin(), o != trail.checkpoint.checkpoint.origin {
+            throw IndexError("the index belongs to trail \(o), not \(trail.checkpoint.checkpoint.origin); run `custos reindex`")
+        }
+        let indexed = try index.indexedSize()
+        if indexed > trail.size {
+            throw IndexError("the index holds \(indexed) entries but the trail only \(trail.size); run `custos reindex`")
+        }
+    }
+
+    public func events(_ q: EventQuery) throws -> [IndexedEvent] {
+        try Self.materialize(try index.query(q), from: trail)
+    }
+
+    public func count(_ q: EventQuery) throws -> Int { try index.count(q) }
+
+    /// Reads the entries at `indices` (ascending) from the trail, each bundle once.
+    static func materialize(_ indices: [UInt64], from reader: TrailReader) throws -> [IndexedEvent] {
+        var out = [IndexedEvent]()
+        out.reserveCapacity(indices.count)
+        var k = 0
+        while k < indices.count {
+            let bundle = indices[k] >> 8
+            var end = k
+            while end < indices.count && indices[end] >> 8 == bundle { end += 1 }
+            let wanted = Set(indices[k..<end])
+            try reader.forEachEntry(in: (bundle << 8)..<((bundle + 1) << 8)) { i, bytes in
+                if wanted.contains(i) { out.append(IndexedEvent(index: i, event: try AccessEvent.decode(bytes))) }
+            }
+            k = end
+        }
+        return out
+    }
+}
