@@ -21,11 +21,6 @@ public final class InMemoryEventIndex: EventIndex, @unchecked Sendable {
                 throw IndexError("index holds \(events.count) entries; cannot add at \(firstIndex)")
             }
             if let o = trailOrigin, o != origin { throw IndexError("index was built from trail \(o), not \(origin)") }
-            let ids = Set(events.map(\.id))
-            var seen = Set<String>()
-            for e in new where ids.contains(e.id) || !seen.insert(e.id).inserted {
-                throw IndexError("duplicate event id \(e.id)")
-            }
             events.append(contentsOf: new)
             trailOrigin = origin
         }

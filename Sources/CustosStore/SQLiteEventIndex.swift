@@ -44,7 +44,6 @@ public final class SQLiteEventIndex: EventIndex {
                     identity_kind TEXT NOT NULL,
                     origin_ip TEXT
                 );
-                CREATE UNIQUE INDEX events_id ON events(id);
                 CREATE INDEX events_time ON events(time_ns);
                 """)
         }
