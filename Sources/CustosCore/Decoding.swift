@@ -21,9 +21,17 @@ public enum EventID {
     /// Deterministic event id: 32 hex digits of SHA-256 over the instance and the
     /// source's own request id (or, lacking one, the record's bytes).
     public static func make(instance: String, key: UnsafeRawBufferPointer) -> String {
+        make(prefix: prefix(instance: instance), key: key)
+    }
+
+    /// What every id of `instance` hashes first (callers making many ids keep it).
+    public static func prefix(instance: String) -> [UInt8] {
+        Array(("custos.event/v1\u{0}" + instance + "\u{0}").utf8)
+    }
+
+    public static func make(prefix: [UInt8], key: UnsafeRawBufferPointer) -> String {
         var h = SHA256()
-        var prefix = "custos.event/v1\u{0}" + instance + "\u{0}"
-        prefix.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        prefix.withUnsafeBytes { h.update(bufferPointer: $0) }
         h.update(bufferPointer: key)
         let d = h.finalize()
         return d.withUnsafeBytes { raw in

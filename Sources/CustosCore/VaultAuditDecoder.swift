@@ -10,8 +10,8 @@
 ///   secret values, and integers and booleans are plain even without it.
 /// - Error texts are classified (permission denied, invalid token, ...) rather than copied.
 public struct VaultAuditDecoder: Sendable {
-    public var sourceKind: String
-    public var instance: String
+    public let sourceKind: String
+    public let instance: String
     public var maxPending: Int
     public static let maxLineBytes = 1 << 20
     static let maxFieldBytes = 4096
@@ -27,9 +27,18 @@ public struct VaultAuditDecoder: Sendable {
         var raw: [UInt8]
     }
 
+    /// The bytes every event id of this instance starts its hash with.
+    let idPrefix: [UInt8]
+
+    static func parseTime(_ text: String) -> EventTime? {
+        var t = text
+        return t.withUTF8 { EventTime(rfc3339UTF8: $0) }
+    }
+
     public init(sourceKind: String = "vault", instance: String = "default", maxPending: Int = 50_000) {
         self.sourceKind = sourceKind
         self.instance = instance
+        self.idPrefix = EventID.prefix(instance: instance)
         self.maxPending = max(1, maxPending)
     }
 
@@ -104,7 +113,7 @@ public struct VaultAuditDecoder: Sendable {
         case "request":
             // Checked here, not only when the request is emitted: a bad request line is
             // reported at its own line even when its response arrives.
-            guard let t = record.time, EventTime(rfc3339: t) != nil else {
+            guard let t = record.time, Self.parseTime(t) != nil else {
                 out.append(.rejected(.init(line: lineNumber, reason: record.time == nil ? "missing \"time\"" : "\"time\" is not RFC 3339")))
                 return
             }
@@ -295,7 +304,7 @@ public struct VaultAuditDecoder: Sendable {
     // MARK: - Records to events
 
     mutating func emit(_ r: Record, line: Int, raw: UnsafeRawBufferPointer?, responded: Bool, into out: inout [DecodeOutput]) {
-        guard let timeText = r.time, let time = EventTime(rfc3339: timeText) else {
+        guard let timeText = r.time, let time = Self.parseTime(timeText) else {
             out.append(.rejected(.init(line: line, reason: r.time == nil ? "missing \"time\"" : "\"time\" is not RFC 3339")))
             return
         }
@@ -322,7 +331,8 @@ public struct VaultAuditDecoder: Sendable {
         let origin = r.request.remoteAddress.flatMap { Self.origin($0, port: r.request.remotePort) }
         let id: String
         if let rid = r.request.id, !rid.isEmpty {
-            id = EventID.make(instance: instance, key: rid)
+            var key = rid
+            id = key.withUTF8 { EventID.make(prefix: idPrefix, key: UnsafeRawBufferPointer($0)) }
         } else if let raw {
             id = EventID.make(instance: instance, key: raw)
         } else {
@@ -374,7 +384,26 @@ public struct VaultAuditDecoder: Sendable {
         "sys/leader", "sys/internal/counters/activity/monthly", "sys/mounts", "sys/auth",
     ]
 
+    /// Whether `path` starts with `sys/` or `auth/` (the only paths with special meaning).
+    static func isSystemOrAuth(_ path: String) -> Bool {
+        var p = path
+        return p.withUTF8 { u in
+            (u.count >= 4 && u[0] == 0x73 && u[1] == 0x79 && u[2] == 0x73 && u[3] == 0x2F)
+                || (u.count >= 5 && u[0] == 0x61 && u[1] == 0x75 && u[2] == 0x74 && u[3] == 0x68 && u[4] == 0x2F)
+        }
+    }
+
     static func classify(path: String, operation: String, outcome: Outcome) -> (action: Action?, ignoreReason: String?) {
+        if !isSystemOrAuth(path) {
+            // Secret engines: the operation says it all.
+            switch operation {
+            case "read": return (.read, nil)
+            case "list": return (.list, nil)
+            case "create", "update", "patch": return (.write, nil)
+            case "delete": return (.delete, nil)
+            default: break
+            }
+        }
         if path == "sys/audit/test" { return (nil, "audit device self-test") }
         if path.hasPrefix("sys/internal/ui/") { return (nil, "UI look-up (\(path.split(separator: "/").prefix(4).joined(separator: "/")))") }
         if routineSelfPaths.contains(path) && outcome == .success
