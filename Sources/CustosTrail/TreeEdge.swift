@@ -1,19 +1,21 @@
 import CustosCore
+import Foundation
 
 /// Tree arithmetic over tile levels: level L holds hashes of perfect subtrees of 256^L leaves.
 enum TreeEdge {
     /// MTH of a power-of-two run of hashes that are themselves perfect subtree roots.
     static func perfectRoot(_ hashes: ArraySlice<MerkleHash>) -> MerkleHash {
         precondition(!hashes.isEmpty && hashes.count & (hashes.count - 1) == 0)
-        var layer = Array(hashes)
-        while layer.count > 1 {
-            var next = [MerkleHash]()
-            next.reserveCapacity(layer.count / 2)
-            var i = 0
-            while i < layer.count { next.append(Merkle.nodeHash(layer[i], layer[i + 1])); i += 2 }
-            layer = next
+        return withUnsafeTemporaryAllocation(of: MerkleHash.self, capacity: hashes.count) { buf in
+            var n = 0
+            for h in hashes { buf.initializeElement(at: n, to: h); n += 1 }
+            while n > 1 {
+                var i = 0
+                while i < n { buf[i / 2] = Merkle.nodeHash(buf[i], buf[i + 1]); i += 2 }
+                n /= 2
+            }
+            return buf[0]
         }
-        return layer[0]
     }
 
     /// The root of a tree given, per tile level, the hashes of its rightmost partial tile
@@ -46,8 +48,25 @@ enum TreeEdge {
 struct TreeLevels {
     var levels: [[MerkleHash]]
 
-    init(leaves: [MerkleHash]) {
+    /// `parallelism` threads compute the first level up (the bulk of the node hashing).
+    init(leaves: [MerkleHash], parallelism: Int = 1) {
         levels = [leaves]
+        let groups = leaves.count / 256
+        if parallelism > 1 && groups >= 64 {
+            var up = [MerkleHash](repeating: MerkleHash(storage: .init()), count: groups)
+            up.withUnsafeMutableBufferPointer { out in
+                nonisolated(unsafe) let out = out
+                let per = (groups + parallelism - 1) / parallelism
+                DispatchQueue.concurrentPerform(iterations: parallelism) { w in
+                    var g = w * per
+                    while g < min(groups, (w + 1) * per) {
+                        out[g] = TreeEdge.perfectRoot(leaves[(g * 256)..<(g * 256 + 256)])
+                        g += 1
+                    }
+                }
+            }
+            levels.append(up)
+        }
         while levels[levels.count - 1].count >= 256 {
             let below = levels[levels.count - 1]
             var up = [MerkleHash]()
