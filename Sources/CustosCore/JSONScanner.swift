@@ -140,6 +140,8 @@ public struct JSONScanner {
         var i = start
         // Fast path: no escapes.
         while i < count {
+            i = plainRunEnd(i)
+            guard i < count else { break }
             let c = base[i]
             if c == 0x22 {
                 pos = i + 1
@@ -325,9 +327,32 @@ public struct JSONScanner {
 
     /// Skips a string, checking escapes and control characters (UTF-8 of skipped strings is
     /// not validated: nothing reads them).
+    /// The first index at or after `i` holding `"`, `\` or a control character (or `count`),
+    /// looking at eight bytes at a time.
+    @inline(__always) func plainRunEnd(_ i0: Int) -> Int {
+        var i = i0
+        let raw = UnsafeRawPointer(base)
+        while i + 8 <= count {
+            let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            let q = w ^ (ones &* 0x22), b = w ^ (ones &* 0x5C)
+            let special = ((q &- ones) & ~q) | ((b &- ones) & ~b) | (w &- (ones &* 0x20))
+            if special & ~w & highs != 0 { break }
+            i += 8
+        }
+        while i < count {
+            let c = base[i]
+            if c == 0x22 || c == 0x5C || c < 0x20 { return i }
+            i += 1
+        }
+        return i
+    }
+
     mutating func skipString() throws(Failure) {
         pos += 1
         while pos < count {
+            pos = plainRunEnd(pos)
+            guard pos < count else { break }
             let c = base[pos]
             if c == 0x22 { pos += 1; return }
             if c == 0x5C {

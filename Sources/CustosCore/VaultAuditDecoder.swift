@@ -20,11 +20,38 @@ public struct VaultAuditDecoder: Sendable {
     var pendingOrder: [String] = []
     var pendingOrderHead = 0
 
-    /// A request waiting for its response: only its raw bytes are kept (and parsed fully
-    /// only if the response never comes).
+    /// A request waiting for its response: only its raw bytes are kept, in `arena` (parsed
+    /// fully only if the response never comes).
     struct Pending: Sendable {
         var line: Int
-        var raw: [UInt8]
+        var offset: Int
+        var length: Int
+    }
+
+    /// Raw bytes of waiting requests, appended in one buffer (no allocation per line) and
+    /// compacted when mostly dead. Holds at most `maxPending` requests.
+    var arena: [UInt8] = []
+    var liveBytes = 0
+
+    mutating func keep(_ line: UnsafeRawBufferPointer) -> (Int, Int) {
+        if arena.count > 8 << 20 && arena.count > liveBytes * 2 { compactArena() }
+        let offset = arena.count
+        arena.append(contentsOf: line)
+        liveBytes += line.count
+        return (offset, line.count)
+    }
+
+    mutating func release(_ p: Pending) { liveBytes -= p.length }
+
+    mutating func compactArena() {
+        var fresh = [UInt8]()
+        fresh.reserveCapacity(max(liveBytes * 2, 1 << 20))
+        for (rid, p) in pending {
+            let offset = fresh.count
+            fresh.append(contentsOf: arena[p.offset..<(p.offset + p.length)])
+            pending[rid] = Pending(line: p.line, offset: offset, length: p.length)
+        }
+        arena = fresh
     }
 
     /// The bytes every event id of this instance starts its hash with.
@@ -125,11 +152,13 @@ public struct VaultAuditDecoder: Sendable {
             if pending[rid] == nil {
                 pendingOrder.append(rid)
             }
-            pending[rid] = Pending(line: lineNumber, raw: Array(line))
+            if let old = pending[rid] { release(old) }
+            let (offset, length) = keep(line)
+            pending[rid] = Pending(line: lineNumber, offset: offset, length: length)
             while pending.count > maxPending { evictOldest(into: &out) }
             compactOrder()
         case "response":
-            if let rid = record.request.id { pending[rid] = nil }
+            if let rid = record.request.id, let p = pending.removeValue(forKey: rid) { release(p) }
             emit(record, line: lineNumber, raw: line, responded: true, into: &out)
         default:
             out.append(.rejected(.init(line: lineNumber, reason: "\"type\" must be \"request\" or \"response\"")))
@@ -144,6 +173,7 @@ public struct VaultAuditDecoder: Sendable {
     public mutating func finish(into out: inout [DecodeOutput]) {
         while !pending.isEmpty { evictOldest(into: &out) }
         pendingOrder.removeAll(); pendingOrderHead = 0
+        arena.removeAll(); liveBytes = 0
     }
 
     mutating func evictOldest(into out: inout [DecodeOutput]) {
@@ -152,7 +182,10 @@ public struct VaultAuditDecoder: Sendable {
             pendingOrderHead += 1
             if let p = pending.removeValue(forKey: rid) {
                 do {
-                    let record = try p.raw.withUnsafeBytes { try Self.parse($0, light: false) }
+                    release(p)
+                    let record = try arena.withUnsafeBytes {
+                        try Self.parse(UnsafeRawBufferPointer(rebasing: $0[p.offset..<(p.offset + p.length)]), light: false)
+                    }
                     emit(record, line: p.line, raw: nil, responded: false, into: &out)
                 } catch let f as JSONScanner.Failure {
                     out.append(.rejected(.init(line: p.line, reason: "invalid JSON: \(f.description)")))
