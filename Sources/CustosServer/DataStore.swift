@@ -102,8 +102,7 @@ public final class DataStore {
     /// Appends the events that are not already in the trail (by id), durably, then indexes
     /// them. Returns when the trail's new checkpoint is on disk.
     @discardableResult
-    public func append(_ events: [AccessEvent], encoded: [[UInt8]]? = nil) throws -> AppendResult {
-        precondition(encoded == nil || encoded!.count == events.count)
+    public func append(_ events: [AccessEvent]) throws -> AppendResult {
         let t0 = DispatchTime.now().uptimeNanoseconds
         var fresh: [AccessEvent] = []
         var entries: [[UInt8]] = []
@@ -113,10 +112,10 @@ public final class DataStore {
         var indices = [UInt64?]()
         indices.reserveCapacity(events.count)
         let base = trail.size
-        for (n, e) in events.enumerated() {
+        for e in events {
             let key = EventKey(e.id)
             if knownIDs.contains(key) || !batchKeys.insert(key).inserted { indices.append(nil); continue }
-            let bytes = encoded?[n] ?? e.canonicalJSON()
+            let bytes = e.canonicalJSON()
             guard bytes.count <= AccessEvent.maxEncodedSize else {
                 throw TrailError(.entryTooLarge, "event \(e.id) encodes to \(bytes.count) bytes (limit \(AccessEvent.maxEncodedSize))")
             }

@@ -110,8 +110,7 @@ public final class Ingestor {
         let batch = pendingEvents
         pendingEvents = []
         pendingEvents.reserveCapacity(batchSize)
-        // Encoding here keeps the two threads' work about even.
-        committer.submit(batch, encoded: batch.map { $0.canonicalJSON() })
+        committer.submit(batch)
     }
 
     /// Flushes requests still waiting for their responses, commits what is left and waits
@@ -210,7 +209,7 @@ final class BackgroundCommitter: @unchecked Sendable {
 
     init(store: DataStore?) { self.store = store }
 
-    func submit(_ batch: [AccessEvent], encoded: [[UInt8]]) {
+    func submit(_ batch: [AccessEvent]) {
         slot.wait()
         queue.async { [self] in
             defer { slot.signal() }
@@ -218,7 +217,7 @@ final class BackgroundCommitter: @unchecked Sendable {
             do {
                 guard let store else { return }
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                let r = try store.append(batch, encoded: encoded)
+                let r = try store.append(batch)
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 lock.withLock { accepted += r.accepted; duplicates += r.duplicates; busyNanos += t1 - t0 }
             } catch {
