@@ -35,6 +35,36 @@ public struct EventReader {
         if indexed > trail.size {
             throw IndexError("the index holds \(indexed) entries but the trail only \(trail.size); run `custos reindex`")
         }
+        lag = trail.size - indexed
+    }
+
+    /// Trail entries not in the index yet (after a crash between the two; the next ingest
+    /// or `custos reindex` catches up). Queries don't see them.
+    public let lag: UInt64
+
+    /// Rebuilds the index of `directory` from its trail, trusting the trail's checkpoint only
+    /// if it verifies with the directory's verifier key. Needs no signing key.
+    public static func rebuildIndex(directory: String) throws -> UInt64 {
+        let layout = TrailLayout(dataDirectory: directory)
+        guard let text = FileManager.default.contents(atPath: layout.verifierKeyPath) else {
+            throw IndexError("no verifier key at \(layout.verifierKeyPath)")
+        }
+        let v = try NoteVerifier(vkey: String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        let reader = try TrailReader(layout: layout, verifier: v)
+        let index = try SQLiteEventIndex(path: layout.indexPath)
+        try index.reset()
+        var batch: [AccessEvent] = []
+        var first: UInt64 = 0
+        try reader.forEachEntry(in: 0..<reader.size) { i, bytes in
+            if batch.isEmpty { first = i }
+            batch.append(try AccessEvent.decode(bytes))
+            if batch.count == 8192 {
+                try index.append(batch, firstIndex: first, origin: reader.checkpoint.checkpoint.origin)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        if !batch.isEmpty { try index.append(batch, firstIndex: first, origin: reader.checkpoint.checkpoint.origin) }
+        return reader.size
     }
 
     public func events(_ q: EventQuery) throws -> [IndexedEvent] {

@@ -67,6 +67,9 @@ struct Query: ParsableCommand {
         let q = try buildQuery()
         let reader: EventReader
         do { reader = try EventReader(directory: data.data) } catch let e as IndexError { throw CLIError.usage(e.message) }
+        if reader.lag > 0 {
+            stderrPrint("custos: warning: the index is \(reader.lag) entries behind the trail (an interrupted ingest?); run `custos reindex` to include them")
+        }
         if count {
             print(try reader.count(q))
             return
@@ -139,14 +142,18 @@ struct Query: ParsableCommand {
 struct Reindex: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Rebuild the index from the trail.",
-        discussion: "The index is derived data: this drops it and reads every entry of the trail again.")
+        discussion: """
+            The index is derived data: this drops it and reads every entry of the trail again. \
+            The trail's checkpoint must verify with DIR/keys/trail.vkey; the signing key is not \
+            needed, so this also works on an auditor's copy. Run `custos verify` first for \
+            full assurance that the entries themselves are intact.
+            """)
 
     @OptionGroup var data: DataOptions
 
     func run() throws {
         try requireDataDirectory(data.data)
-        let store = try DataStore(directory: data.data, createIfMissing: false)
-        let n = try store.reindex()
-        print("reindexed \(n) entries (trail size \(store.trail.size))")
+        let n = try EventReader.rebuildIndex(directory: data.data)
+        print("reindexed \(n) entries")
     }
 }

@@ -96,6 +96,32 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
         #expect(try store.index.count(EventQuery()) == 80)
     }
 
+    @Test func indexRebuildsWithoutTheSigningKeyAndQueriesSeeLag() throws {
+        let dir = TempDir()
+        do {
+            let store = try DataStore(directory: dir.path, origin: "t.example/log")
+            try store.append((0..<30).map(ev))
+        }
+        let layout = TrailLayout(dataDirectory: dir.path)
+        // An auditor's copy: no signing key.
+        try FileManager.default.removeItem(atPath: layout.signingKeyPath)
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: layout.indexPath + suffix) }
+        #expect(try EventReader.rebuildIndex(directory: dir.path) == 30)
+        let reader = try EventReader(directory: dir.path)
+        #expect(reader.lag == 0)
+        var q = EventQuery(); q.identity = "n1"
+        #expect(try reader.events(q).map(\.index) == (0..<30).filter { $0 % 3 == 1 }.map(UInt64.init))
+        #expect(try reader.events(q).map(\.event) == (0..<30).filter { $0 % 3 == 1 }.map(ev))
+    }
+
+    @Test func readerRefusesAnIndexAheadOfTheTrail() throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "t.example/log")
+        try store.append((0..<10).map(ev))
+        try store.index.append([ev(99)], firstIndex: 10, origin: "t.example/log")
+        #expect(throws: IndexError.self) { try EventReader(directory: dir.path) }
+    }
+
     @Test func reindexRebuildsTheSameIndex() throws {
         let dir = TempDir()
         let store = try DataStore(directory: dir.path, origin: "t.example/log")
