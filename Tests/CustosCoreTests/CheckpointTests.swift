@@ -120,7 +120,7 @@ struct CheckpointTests {
         let textLen = cp.text.utf8.count
         #expect(try SignedCheckpoint.open(original, verifier: s.verifier).checkpoint == cp)
 
-        var rng = SplitMix64(seed: 0xC057_05C0_FFEE)
+        var rng = SeededRNG(seed: 0xC057_05C0_FFEE)
         let interesting: [UInt8] = [0x00, 0x09, 0x0A, 0x20, 0x2B, 0x2D, 0x3D, 0x30, 0x41, 0x7F, 0x80, 0xC0, 0xE2, 0x94, 0xFF]
         var accepted = 0, rejected = 0
         for _ in 0..<2_000 {
@@ -157,15 +157,3 @@ struct CheckpointTests {
     }
 }
 
-/// Deterministic PRNG (SplitMix64) so fuzz failures are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

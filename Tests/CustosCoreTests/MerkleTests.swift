@@ -4,25 +4,13 @@ import Testing
 
 // MARK: - Helpers shared by the Merkle and tile tests
 
-/// SplitMix64: a small seeded generator so that randomized tests are reproducible.
-struct MerkleTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum TestTree {
     static let maxSize = 70_000
 
     /// Leaf hashes of random entries, fixed by seed.
     static let leaves: [MerkleHash] = {
-        var rng = MerkleTestRNG(seed: 0xC057_05)
+        var rng = SeededRNG(seed: 0xC057_05)
         return (0..<maxSize).map { _ in
             var v = rng.next()
             return withUnsafeBytes(of: &v) { Merkle.leafHash($0) }
@@ -279,7 +267,7 @@ func fixtureHash(_ d: Data?) -> MerkleHash {
     }
 
     @Test func subtreeRootForArbitraryRanges() throws {
-        var rng = MerkleTestRNG(seed: 7)
+        var rng = SeededRNG(seed: 7)
         let node = TestTree.naiveNode(size: 5000)
         for _ in 0..<200 {
             let a = UInt64.random(in: 0..<5000, using: &rng)
@@ -296,20 +284,20 @@ func fixtureHash(_ d: Data?) -> MerkleHash {
 @Suite struct MerkleProofRoundTripTests {
     /// Sizes: every size 1...300, plus random sizes up to 70,000 (and some edges).
     static let bigSizes: [UInt64] = {
-        var rng = MerkleTestRNG(seed: 42)
+        var rng = SeededRNG(seed: 42)
         var s: [UInt64] = [511, 512, 513, 65_535, 65_536, 65_537, 70_000]
         for _ in 0..<8 { s.append(UInt64.random(in: 301...70_000, using: &rng)) }
         return s
     }()
 
-    func indices(size: UInt64, rng: inout MerkleTestRNG) -> [UInt64] {
+    func indices(size: UInt64, rng: inout SeededRNG) -> [UInt64] {
         if size <= 16 { return Array(0..<size) }
         var out: Set<UInt64> = [0, size - 1, size / 2]
         for _ in 0..<4 { out.insert(UInt64.random(in: 0..<size, using: &rng)) }
         return out.sorted()
     }
 
-    func firstSizes(size2: UInt64, rng: inout MerkleTestRNG) -> [UInt64] {
+    func firstSizes(size2: UInt64, rng: inout SeededRNG) -> [UInt64] {
         if size2 <= 12 { return Array(1...size2) }
         var out: Set<UInt64> = [1, size2 - 1, size2]
         var p: UInt64 = 1
@@ -390,7 +378,7 @@ func fixtureHash(_ d: Data?) -> MerkleHash {
     }
 
     func roundTrip(sizes: [UInt64], seed: UInt64, tilesPerSize: Bool) throws {
-        var rng = MerkleTestRNG(seed: seed)
+        var rng = SeededRNG(seed: seed)
         var plan: [(size2: UInt64, indices: [UInt64], firsts: [UInt64])] = []
         var needed: Set<UInt64> = []
         for s in sizes {

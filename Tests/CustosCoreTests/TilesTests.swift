@@ -21,7 +21,7 @@ import Testing
     }
 
     @Test func parseRoundTrips() {
-        var rng = MerkleTestRNG(seed: 99)
+        var rng = SeededRNG(seed: 99)
         for _ in 0..<500 {
             let index: UInt64 = switch rng.next() % 4 {
             case 0: rng.next() % 1000

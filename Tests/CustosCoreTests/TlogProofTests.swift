@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func roundTrips() throws {
-        var rng = MerkleTestRNG(seed: 5)
+        var rng = SeededRNG(seed: 5)
         for n in 0..<40 {
             let proof = (0..<(n % 20)).map { _ in TestTree.leaves[Int(rng.next() % 1000)] }
             let extra: [UInt8]? = switch n % 3 {
