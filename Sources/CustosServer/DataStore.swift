@@ -55,17 +55,7 @@ public final class DataStore {
         }
         if have < trail.size {
             let reader = try TrailReader(layout: layout, verifier: NoteVerifier(vkey: trail.checkpointVerifierKey))
-            var batch: [AccessEvent] = []
-            var first = have
-            try reader.forEachEntry(in: have..<trail.size) { i, bytes in
-                if batch.isEmpty { first = i }
-                batch.append(try AccessEvent.decode(bytes))
-                if batch.count == 8192 {
-                    try index.append(batch, firstIndex: first, origin: trail.origin)
-                    batch.removeAll(keepingCapacity: true)
-                }
-            }
-            if !batch.isEmpty { try index.append(batch, firstIndex: first, origin: trail.origin) }
+            try EventReader.fill(index, from: reader, range: have..<trail.size)
         }
         knownIDs = Set(try index.allEventIDs().map(EventKey.init))
         return trail.size - have

@@ -53,18 +53,24 @@ public struct EventReader {
         let reader = try TrailReader(layout: layout, verifier: v)
         let index = try SQLiteEventIndex(path: layout.indexPath)
         try index.reset()
+        try fill(index, from: reader, range: 0..<reader.size)
+        return reader.size
+    }
+
+    /// Indexes the trail entries in `range` (which must start at the index's size).
+    static func fill(_ index: any EventIndex, from reader: TrailReader, range: Range<UInt64>) throws {
+        let origin = reader.checkpoint.checkpoint.origin
         var batch: [AccessEvent] = []
-        var first: UInt64 = 0
-        try reader.forEachEntry(in: 0..<reader.size) { i, bytes in
+        var first = range.lowerBound
+        try reader.forEachEntry(in: range) { i, bytes in
             if batch.isEmpty { first = i }
             batch.append(try AccessEvent.decode(bytes))
             if batch.count == 8192 {
-                try index.append(batch, firstIndex: first, origin: reader.checkpoint.checkpoint.origin)
+                try index.append(batch, firstIndex: first, origin: origin)
                 batch.removeAll(keepingCapacity: true)
             }
         }
-        if !batch.isEmpty { try index.append(batch, firstIndex: first, origin: reader.checkpoint.checkpoint.origin) }
-        return reader.size
+        if !batch.isEmpty { try index.append(batch, firstIndex: first, origin: origin) }
     }
 
     public func events(_ q: EventQuery) throws -> [IndexedEvent] {
