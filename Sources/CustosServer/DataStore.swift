@@ -73,13 +73,21 @@ public final class DataStore {
         return try catchUp()
     }
 
-    /// Seconds spent in `append`: de-duplication and encoding, the durable trail commit,
-    /// and the index update.
+    /// Seconds spent appending: de-duplication and encoding, the durable trail commit, and
+    /// the index update (each written by one stage only, so the two stages of a pipelined
+    /// ingest can run on two threads).
     public struct Timings: Sendable {
         public var prepare = 0.0, trail = 0.0, index = 0.0
         public init() {}
     }
-    public private(set) var timings = Timings()
+    private var prepareSeconds = 0.0
+    private var trailSeconds = 0.0
+    private var indexSeconds = 0.0
+    public var timings: Timings {
+        var t = Timings()
+        t.prepare = prepareSeconds; t.trail = trailSeconds; t.index = indexSeconds
+        return t
+    }
 
     public struct AppendResult: Sendable {
         public var accepted: Int
@@ -89,10 +97,24 @@ public final class DataStore {
         public var indices: [UInt64?]
     }
 
+    /// Events made durable in the trail and not indexed yet (`appendToTrail` → `index`).
+    public struct Staged: Sendable {
+        public var events: [AccessEvent]
+        public var result: AppendResult
+    }
+
     /// Appends the events that are not already in the trail (by id), durably, then indexes
     /// them. Returns when the trail's new checkpoint is on disk.
     @discardableResult
     public func append(_ events: [AccessEvent]) throws -> AppendResult {
+        let staged = try appendToTrail(events)
+        try index(staged)
+        return staged.result
+    }
+
+    /// The first half of `append`: de-duplicate, encode and commit to the trail. Call
+    /// `index(_:)` with the result, in order; a crash in between is caught up on next open.
+    public func appendToTrail(_ events: [AccessEvent]) throws -> Staged {
         let t0 = DispatchTime.now().uptimeNanoseconds
         var fresh: [AccessEvent] = []
         var entries: [[UInt8]] = []
@@ -117,12 +139,17 @@ public final class DataStore {
         let range = try trail.append(entries)
         let t2 = DispatchTime.now().uptimeNanoseconds
         knownIDs.formUnion(batchKeys)
-        try index.append(fresh, firstIndex: range.lowerBound, origin: trail.origin)
-        let t3 = DispatchTime.now().uptimeNanoseconds
-        timings.prepare += Double(t1 - t0) / 1e9
-        timings.trail += Double(t2 - t1) / 1e9
-        timings.index += Double(t3 - t2) / 1e9
-        return AppendResult(accepted: fresh.count, duplicates: events.count - fresh.count, range: range, indices: indices)
+        prepareSeconds += Double(t1 - t0) / 1e9
+        trailSeconds += Double(t2 - t1) / 1e9
+        return Staged(events: fresh, result: AppendResult(accepted: fresh.count, duplicates: events.count - fresh.count,
+                                                          range: range, indices: indices))
+    }
+
+    /// The second half of `append`: index what `appendToTrail` committed.
+    public func index(_ staged: Staged) throws {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try index.append(staged.events, firstIndex: staged.result.range.lowerBound, origin: trail.origin)
+        indexSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     }
 }
 

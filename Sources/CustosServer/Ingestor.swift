@@ -192,41 +192,56 @@ enum LineReader {
     }
 }
 
-/// Runs `DataStore.append` for one batch at a time on its own thread, so that decoding the
-/// next batch overlaps with making the previous one durable. After the first failure it
-/// commits nothing more and reports the error.
+/// Makes batches durable off the decoding thread, in two stages on two threads: the trail
+/// commit (which waits on the disk) and the index update, so that decoding the next batch,
+/// syncing this one and indexing the previous one overlap. One batch in flight per stage keeps
+/// memory bounded. After the first failure it commits nothing more and reports the error.
 final class BackgroundCommitter: @unchecked Sendable {
     private let store: DataStore?
-    private let queue = DispatchQueue(label: "custos.ingest.commit")
-    private let slot = DispatchSemaphore(value: 1)
+    private let trailQueue = DispatchQueue(label: "custos.ingest.trail")
+    private let indexQueue = DispatchQueue(label: "custos.ingest.index")
+    private let trailSlot = DispatchSemaphore(value: 1)
+    private let indexSlot = DispatchSemaphore(value: 1)
     private let lock = NSLock()
     private var error: (any Error)?
     private var accepted = 0
     private var duplicates = 0
     private var busyNanos: UInt64 = 0
-    /// Seconds the commit thread spent appending (for `ingest --stats`).
+    /// Seconds the trail stage spent (for `ingest --stats`).
     var busySeconds: Double { lock.withLock { Double(busyNanos) / 1e9 } }
 
     init(store: DataStore?) { self.store = store }
 
+    private var failed: Bool { lock.withLock { error != nil } }
+    private func fail(_ e: any Error) { lock.withLock { if error == nil { error = e } } }
+
     func submit(_ batch: [AccessEvent]) {
-        slot.wait()
-        queue.async { [self] in
-            defer { slot.signal() }
-            if lock.withLock({ error != nil }) { return }
+        trailSlot.wait()
+        trailQueue.async { [self] in
+            defer { trailSlot.signal() }
+            guard let store, !failed else { return }
             do {
-                guard let store else { return }
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                let r = try store.append(batch)
+                let staged = try store.appendToTrail(batch)
                 let t1 = DispatchTime.now().uptimeNanoseconds
-                lock.withLock { accepted += r.accepted; duplicates += r.duplicates; busyNanos += t1 - t0 }
+                lock.withLock { accepted += staged.result.accepted; duplicates += staged.result.duplicates; busyNanos += t1 - t0 }
+                indexSlot.wait()
+                indexQueue.async { [self] in
+                    defer { indexSlot.signal() }
+                    guard !failed else { return }
+                    do { try self.store?.index(staged) } catch { fail(error) }
+                }
             } catch {
-                lock.withLock { self.error = error }
+                fail(error)
             }
         }
     }
 
-    func wait() { queue.sync {} }
+    /// Returns when every submitted batch is durable and indexed (or failed).
+    func wait() {
+        trailQueue.sync {}
+        indexQueue.sync {}
+    }
 
     func rethrow() throws {
         if let e = lock.withLock({ error }) { throw e }
