@@ -130,9 +130,6 @@ public final class Ingestor {
         return summary
     }
 
-    /// Seconds spent making batches durable and indexed (on the commit thread).
-    public var commitSeconds: Double { committer.busySeconds }
-
     /// Accepted events so far (durable), for progress display.
     public var acceptedSoFar: Int { committer.totals().0 }
 }
@@ -206,9 +203,6 @@ final class BackgroundCommitter: @unchecked Sendable {
     private var error: (any Error)?
     private var accepted = 0
     private var duplicates = 0
-    private var busyNanos: UInt64 = 0
-    /// Seconds the trail stage spent (for `ingest --stats`).
-    var busySeconds: Double { lock.withLock { Double(busyNanos) / 1e9 } }
 
     init(store: DataStore?) { self.store = store }
 
@@ -221,10 +215,8 @@ final class BackgroundCommitter: @unchecked Sendable {
             defer { trailSlot.signal() }
             guard let store, !failed else { return }
             do {
-                let t0 = DispatchTime.now().uptimeNanoseconds
                 let staged = try store.appendToTrail(batch)
-                let t1 = DispatchTime.now().uptimeNanoseconds
-                lock.withLock { accepted += staged.result.accepted; duplicates += staged.result.duplicates; busyNanos += t1 - t0 }
+                lock.withLock { accepted += staged.result.accepted; duplicates += staged.result.duplicates }
                 indexSlot.wait()
                 indexQueue.async { [self] in
                     defer { indexSlot.signal() }

@@ -85,8 +85,8 @@ struct Ingest: ParsableCommand {
         }
         if stats {
             let t = store?.timings ?? .init()
-            stderrPrint(String(format: "stats: %.2f s total; commit thread busy %.2f s (prepare %.2f, trail %.2f, index %.2f)",
-                               elapsed, ingestor.commitSeconds, t.prepare, t.trail, t.index))
+            stderrPrint(String(format: "stats: %.2f s total; decoding on the main thread, then on their own threads: de-duplication and encoding %.2f s, trail commit %.2f s, index %.2f s",
+                               elapsed, t.prepare, t.trail, t.index))
         }
         if check { print("check only, nothing written:") }
         print("lines \(s.lines)  accepted \(s.accepted)  duplicates \(s.duplicates)  ignored \(s.ignored)  rejected \(s.rejected)  trail size \(s.trailSize)  (\(String(format: "%.2f", elapsed)) s)")
