@@ -341,7 +341,7 @@ public struct VaultAuditDecoder: Sendable {
             out.append(.rejected(.init(line: line, reason: r.time == nil ? "missing \"time\"" : "\"time\" is not RFC 3339")))
             return
         }
-        let path = r.request.path ?? ""
+        let path = Self.redactCredentialInPath(r.request.path ?? "")
         let (outcome, reason) = Self.outcome(r, responded: responded)
         let classified = Self.classify(path: path, operation: r.request.operation ?? "", outcome: outcome)
         guard let action = classified.action else {
@@ -524,6 +524,22 @@ public struct VaultAuditDecoder: Sendable {
             kind = .unknown
         }
         return .init(id: id, name: name, kind: kind, method: method, policies: policies)
+    }
+
+    /// Token endpoints that also accept the token or accessor itself as the last path
+    /// segment (`auth/token/lookup/<token>`): that segment is a credential and never kept.
+    static let credentialPathPrefixes = [
+        "auth/token/lookup/", "auth/token/revoke/", "auth/token/revoke-orphan/", "auth/token/renew/",
+        "auth/token/lookup-accessor/", "auth/token/revoke-accessor/", "auth/token/renew-accessor/",
+        "sys/wrapping/unwrap/", "sys/wrapping/lookup/", "sys/wrapping/rewrap/",
+    ]
+
+    static func redactCredentialInPath(_ path: String) -> String {
+        guard path.hasPrefix("auth/token/") || path.hasPrefix("sys/wrapping/") else { return path }
+        for prefix in credentialPathPrefixes where path.hasPrefix(prefix) && path.utf8.count > prefix.utf8.count {
+            return prefix + "<redacted>"
+        }
+        return path
     }
 
     /// `ip`, `ip:port`, `[v6]:port` or a bare IPv6 address; nil when it is none of these.

@@ -2,6 +2,11 @@ import CustosCore
 import CustosStore
 import CustosTrail
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A Custos data directory opened for writing: the trail, its signing key and the index,
 /// kept in step (the index is caught up from the trail on open).
@@ -10,6 +15,8 @@ public final class DataStore {
     public let trail: TrailWriter
     public let index: any EventIndex
     var knownIDs: Set<EventKey>
+    /// Held for the store's lifetime: one writer per data directory, across processes.
+    let lock: DirectoryLock
 
     /// The signer created on this open (first use of the directory), if any.
     public let createdSigner: NoteSigner?
@@ -18,6 +25,7 @@ public final class DataStore {
     /// `origin` (so the embedded default works with no set-up).
     public init(directory: String, origin: String? = nil, createIfMissing: Bool = true) throws {
         layout = TrailLayout(dataDirectory: directory)
+        lock = try DirectoryLock(directory: directory)
         let signer: NoteSigner
         if createIfMissing {
             let (s, created) = try TrailKeys.loadOrGenerate(layout: layout, origin: origin ?? DataStore.defaultOrigin())
@@ -184,5 +192,25 @@ struct EventKey: Hashable {
             k.hi ^= 0x8000_0000_0000_0000
             self = k
         }
+    }
+}
+
+/// An exclusive `flock(2)` on `<data>/lock`: a second writer fails at once with a clear error
+/// instead of interleaving its tiles with the first one's.
+final class DirectoryLock {
+    let fd: Int32
+    init(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/lock"
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw IngestError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw IngestError("another custos process is writing to \(directory) (\(path) is locked); wait for it to finish")
+        }
+    }
+    deinit {
+        _ = flock(fd, LOCK_UN)
+        close(fd)
     }
 }

@@ -41,11 +41,15 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
 @Suite struct DataStoreTests {
     @Test func createsKeyOnFirstUseAndAppends() throws {
         let dir = TempDir()
-        let store = try DataStore(directory: dir.path, origin: "t.example/log")
-        #expect(store.createdSigner?.name == "t.example/log")
-        let r = try store.append((0..<10).map(ev))
-        #expect(r.accepted == 10 && r.duplicates == 0 && r.range == 0..<10)
-        #expect(try store.index.indexedSize() == 10)
+        do {
+            let store = try DataStore(directory: dir.path, origin: "t.example/log")
+            #expect(store.createdSigner?.name == "t.example/log")
+            let r = try store.append((0..<10).map(ev))
+            #expect(r.accepted == 10 && r.duplicates == 0 && r.range == 0..<10)
+            #expect(try store.index.indexedSize() == 10)
+            // One writer per data directory.
+            #expect(throws: IngestError.self) { try DataStore(directory: dir.path) }
+        }
         let again = try DataStore(directory: dir.path)
         #expect(again.createdSigner == nil)
         #expect(again.trail.size == 10)
@@ -53,11 +57,13 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
 
     @Test func duplicatesAreDroppedWithinAndAcrossBatchesAndRuns() throws {
         let dir = TempDir()
-        let store = try DataStore(directory: dir.path, origin: "t.example/log")
-        let r1 = try store.append([ev(1), ev(2), ev(1)])
-        #expect(r1.accepted == 2 && r1.duplicates == 1 && r1.indices == [0, 1, nil])
-        let r2 = try store.append([ev(2), ev(3)])
-        #expect(r2.accepted == 1 && r2.indices == [nil, 2])
+        do {
+            let store = try DataStore(directory: dir.path, origin: "t.example/log")
+            let r1 = try store.append([ev(1), ev(2), ev(1)])
+            #expect(r1.accepted == 2 && r1.duplicates == 1 && r1.indices == [0, 1, nil])
+            let r2 = try store.append([ev(2), ev(3)])
+            #expect(r2.accepted == 1 && r2.indices == [nil, 2])
+        }
         let reopened = try DataStore(directory: dir.path)
         let r3 = try reopened.append([ev(1), ev(2), ev(3), ev(4)])
         #expect(r3.accepted == 1 && r3.duplicates == 3)
