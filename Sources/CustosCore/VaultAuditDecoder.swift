@@ -5,7 +5,7 @@
 ///   it becomes one event, built from the response line alone so that the result does not
 ///   depend on whether the request line was seen. A request whose response never arrives
 ///   becomes an `error` event ("no response logged") when `finish` is called or when more
-///   than `maxPending` requests are waiting.
+///   than `maxPending` requests (or `maxPendingBytes` of them) are waiting.
 /// - `request.data` and `response.data` are never read: with `log_raw` they hold plain
 ///   secret values, and integers and booleans are plain even without it.
 /// - Error texts are classified (permission denied, invalid token, ...) rather than copied.
@@ -31,6 +31,8 @@ public struct VaultAuditDecoder: Sendable {
     /// Raw bytes of waiting requests, appended in one buffer (no allocation per line) and
     /// compacted when mostly dead. Holds at most `maxPending` requests.
     var arena: [UInt8] = []
+    /// Bound on the bytes of waiting requests (besides `maxPending` requests).
+    public static let maxPendingBytes = 64 << 20
     var liveBytes = 0
 
     mutating func keep(_ line: UnsafeRawBufferPointer) -> (Int, Int) {
@@ -155,7 +157,7 @@ public struct VaultAuditDecoder: Sendable {
             if let old = pending[rid] { release(old) }
             let (offset, length) = keep(line)
             pending[rid] = Pending(line: lineNumber, offset: offset, length: length)
-            while pending.count > maxPending { evictOldest(into: &out) }
+            while pending.count > maxPending || (liveBytes > Self.maxPendingBytes && pending.count > 1) { evictOldest(into: &out) }
             compactOrder()
         case "response":
             if let rid = record.request.id, let p = pending.removeValue(forKey: rid) { release(p) }

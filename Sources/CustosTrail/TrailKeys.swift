@@ -15,6 +15,9 @@ public enum TrailKeys {
         if FileIO.exists(layout.signingKeyPath) {
             throw TrailError(.key, "\(layout.signingKeyPath) already exists; refusing to replace a trail's signing key")
         }
+        if FileIO.exists(layout.checkpointPath) || FileIO.exists(layout.verifierKeyPath) {
+            throw TrailError(.key, "\(layout.dataDirectory) already holds a trail but its signing key \(layout.signingKeyPath) is missing; restore the key (a new one could not continue this trail)")
+        }
         let signer = try NoteSigner.generate(name: origin)
         try FileIO.mkdirs(layout.keysDirectory)
         _ = chmod(layout.keysDirectory, 0o700)

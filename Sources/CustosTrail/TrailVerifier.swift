@@ -119,7 +119,14 @@ public struct TrailVerifier: Sendable {
         for name in FileIO.listDirectory(layout.historyDirectory).sorted() where !name.hasSuffix(".tmp") {
             let path = layout.historyDirectory + "/" + name
             report.checkpointsChecked += 1
-            guard let bytes = try? FileIO.readFile(path, limit: 1 << 20) else { continue }
+            let bytes: [UInt8]
+            do {
+                guard let b = try FileIO.readFile(path, limit: 1 << 20) else { continue }
+                bytes = b
+            } catch {
+                report.problems.append(.init(location: rel(path), message: "kept checkpoint cannot be read: \(error)"))
+                continue
+            }
             let old: SignedCheckpoint
             do { old = try SignedCheckpoint.open(bytes, verifier: verifier) } catch {
                 report.problems.append(.init(location: rel(path), message: "kept checkpoint does not verify: \(error)"))

@@ -41,6 +41,9 @@ public final class TrailWriter {
             if FileIO.exists(layout.trailDirectory + "/tile") {
                 throw TrailError(.damaged, "\(layout.checkpointPath) is missing but the trail has tiles; run `custos verify` and restore the checkpoint")
             }
+            if FileIO.listDirectory(layout.historyDirectory).contains(where: { Self.isHistoryName($0) && $0 != String(repeating: "0", count: 20) }) {
+                throw TrailError(.damaged, "the trail is missing but \(layout.historyDirectory) holds checkpoints signed earlier: the trail was deleted; refusing to start a new one over its history")
+            }
             let cp = try SignedCheckpoint.sign(Checkpoint(origin: signer.name, size: 0, rootHash: Merkle.emptyRoot), signer: signer)
             let w = TrailWriter(layout: layout, signer: signer, size: 0, checkpoint: cp, partials: [], bundle: [], bundleCount: 0)
             try w.publish(cp)
@@ -54,7 +57,7 @@ public final class TrailWriter {
         }
         let size = cp.checkpoint.size
         // A kept checkpoint larger than the current one means the checkpoint was put back.
-        if let newest = FileIO.listDirectory(layout.historyDirectory).filter({ $0.count == 20 && $0.allSatisfy(\.isNumber) }).max(),
+        if let newest = FileIO.listDirectory(layout.historyDirectory).filter(isHistoryName).max(),
            let kept = UInt64(newest), kept > size {
             throw TrailError(.damaged, "the checkpoint (size \(size)) is older than one signed earlier (size \(kept)): the trail was rolled back; refusing to append; run `custos verify`")
         }
@@ -79,6 +82,19 @@ public final class TrailWriter {
             guard let b = try FileIO.readFile(path) else {
                 throw TrailError(.damaged, "\(path) is missing; run `custos verify`")
             }
+            // The bundle must hold exactly the entries the level-0 partial tile hashes.
+            var pos = 0
+            for k in 0..<bundleCount {
+                guard pos + 2 <= b.count else { throw TrailError(.damaged, "\(path) is truncated; run `custos verify`") }
+                let len = Int(b[pos]) << 8 | Int(b[pos + 1])
+                guard pos + 2 + len <= b.count else { throw TrailError(.damaged, "\(path) is truncated; run `custos verify`") }
+                let leaf = b.withUnsafeBytes { Merkle.leafHash(UnsafeRawBufferPointer(rebasing: $0[(pos + 2)..<(pos + 2 + len)])) }
+                guard partials.first?[k] == leaf else {
+                    throw TrailError(.damaged, "\(path) entry \(k) does not match its tile; the trail was altered; run `custos verify`")
+                }
+                pos += 2 + len
+            }
+            guard pos == b.count else { throw TrailError(.damaged, "\(path) has trailing bytes; run `custos verify`") }
             bundle = b
         }
         return TrailWriter(layout: layout, signer: signer, size: size, checkpoint: cp, partials: partials,
@@ -118,9 +134,13 @@ public final class TrailWriter {
         var fullTiles: [(level: Int, index: UInt64)] = []
         var writes: [(String, [UInt8])] = []
 
+        // Levels whose rightmost partial tile changes in this commit. An unchanged level's
+        // partial tile is the very file the current checkpoint needs: never rewrite it.
+        var changed = Set<Int>()
         func push(_ h: MerkleHash, level: Int) {
             if partials.count <= level { partials.append([]) }
             partials[level].append(h)
+            changed.insert(level)
             if partials[level].count == 256 {
                 let index = (newSize >> (8 * UInt64(level + 1))) - 1
                 writes.append((layout.tilePath(level: level, index: index, width: 256), Self.tileBytes(partials[level][...])))
@@ -147,7 +167,7 @@ public final class TrailWriter {
         if bundleCount > 0 {
             writes.append((layout.bundlePath(index: newSize >> 8, width: bundleCount), bundle))
         }
-        for (level, hashes) in partials.enumerated() where !hashes.isEmpty {
+        for (level, hashes) in partials.enumerated() where !hashes.isEmpty && changed.contains(level) {
             writes.append((layout.tilePath(level: level, index: newSize >> (8 * UInt64(level + 1)), width: hashes.count),
                            Self.tileBytes(hashes[...])))
         }
@@ -186,8 +206,19 @@ public final class TrailWriter {
         let note = Array(cp.note.utf8)
         try FileIO.replaceAtomically(layout.checkpointPath, note)
         try fault(.afterCheckpoint)
-        try FileIO.replaceAtomically(layout.historyPath(size: cp.checkpoint.size), note)
+        let historyPath = layout.historyPath(size: cp.checkpoint.size)
+        if let existing = try FileIO.readFile(historyPath, limit: 1 << 20), existing != note {
+            // Same size, different tree: only possible if the trail was rewritten. Keep the
+            // evidence; the next `verify` reports the fork.
+            if let existingCp = try? SignedCheckpoint.open(existing, verifier: NoteVerifier(vkey: signer.vkey)),
+               existingCp.checkpoint.rootHash != cp.checkpoint.rootHash {
+                throw TrailError(.damaged, "\(historyPath) holds a different checkpoint of the same size: the trail was rewritten; refusing to overwrite that evidence")
+            }
+        }
+        try FileIO.replaceAtomically(historyPath, note)
     }
+
+    static func isHistoryName(_ name: String) -> Bool { name.count == 20 && name.allSatisfy(\.isNumber) }
 
     /// Test hook: throw from it to simulate a crash at that point of a commit.
     package var faultHook: ((TrailFaultPoint) throws -> Void)?

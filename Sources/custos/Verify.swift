@@ -103,9 +103,12 @@ struct VerifyProof: ParsableCommand {
 
     func run() throws {
         let verifier = try loadVerifierKey(vkey)
-        let data: Data?
-        if proof == "-" { data = FileHandle.standardInput.readDataToEndOfFile() } else { data = FileManager.default.contents(atPath: proof) }
-        guard let data, data.count <= 1 << 20 else { throw CLIError.usage("cannot read \(proof) (or it is over 1 MiB)") }
+        let handle: FileHandle? = proof == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: proof)
+        // Read at most 1 MiB + 1 byte: a proof is a few KiB, and the input may be hostile.
+        guard let handle else { throw CLIError.usage("cannot read \(proof)") }
+        let data: Data
+        do { data = try handle.read(upToCount: (1 << 20) + 1) ?? Data() } catch { throw CLIError.usage("cannot read \(proof): \(error)") }
+        guard data.count <= 1 << 20 else { throw CLIError.usage("\(proof) is over 1 MiB; not a proof") }
         guard let text = String(data: data, encoding: .utf8) else { throw CLIError.failed("proof is not UTF-8") }
         let parsed: TlogProof
         do { parsed = try TlogProof.parse(text) } catch { throw CLIError.failed("invalid proof: \(error)") }

@@ -138,6 +138,46 @@ struct Fixture {
         #expect(throws: TrailError.self) { try TrailWriter.open(layout: f.layout, signer: other) }
     }
 
+    @Test func deletedTrailIsNotSilentlyRestarted() throws {
+        let f = try Fixture()
+        try f.writer().append(entries(0..<300))
+        try FileManager.default.removeItem(atPath: f.layout.trailDirectory)
+        #expect(throws: TrailError.self) { try f.writer() }
+    }
+
+    @Test func lostKeyIsNotSilentlyReplaced() throws {
+        let f = try Fixture()
+        try f.writer().append(entries(0..<3))
+        try FileManager.default.removeItem(atPath: f.layout.signingKeyPath)
+        #expect(throws: TrailError.self) { try TrailKeys.loadOrGenerate(layout: f.layout, origin: "test.example/trail") }
+        #expect(FileManager.default.contents(atPath: f.layout.verifierKeyPath).map { String(decoding: $0, as: UTF8.self) } == f.signer.vkey + "\n")
+    }
+
+    @Test func alteredPartialBundleIsRefusedOnOpen() throws {
+        let f = try Fixture()
+        try f.writer().append(entries(0..<300))
+        let path = f.path("trail/tile/entries/001.p/44")
+        var bytes = [UInt8](try #require(FileManager.default.contents(atPath: path)))
+        bytes[10] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(throws: TrailError.self) { try f.writer() }
+    }
+
+    @Test func upperPartialTilesAreNotRewrittenWhenUnchanged() throws {
+        // 300 entries: level-1 partial tile of width 1. Appending 10 more leaves it as is; a
+        // commit must not truncate and rewrite the file the current checkpoint depends on.
+        let f = try Fixture()
+        let w = try f.writer()
+        try w.append(entries(0..<300))
+        let path = f.path("trail/tile/1/000.p/1")
+        let before = try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date
+        Thread.sleep(forTimeInterval: 0.02)
+        try w.append(entries(300..<310))
+        let after = try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date
+        #expect(before == after)
+        #expect(try f.verify().isValid)
+    }
+
     @Test func keyFileIsPrivateAndNeverReplaced() throws {
         let f = try Fixture()
         let attrs = try FileManager.default.attributesOfItem(atPath: f.layout.signingKeyPath)
