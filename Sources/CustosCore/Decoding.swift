@@ -5,7 +5,10 @@ import Crypto
 public struct DecodeRejection: Sendable, Equatable, CustomStringConvertible {
     public var line: Int
     public var reason: String
-    public init(line: Int, reason: String) { self.line = line; self.reason = reason }
+    /// Which input the line was in, when not the one being decoded (a request emitted late,
+    /// after later inputs were read): the decoder's `input` at the time the line was read.
+    public var input: Int?
+    public init(line: Int, reason: String, input: Int? = nil) { self.line = line; self.reason = reason; self.input = input }
     public var description: String { "line \(line): \(reason)" }
 }
 

@@ -26,7 +26,12 @@ public struct VaultAuditDecoder: Sendable {
         var line: Int
         var offset: Int
         var length: Int
+        var input: Int
     }
+
+    /// A number for the input being decoded (the caller's file index), kept with waiting
+    /// requests so that a late rejection names the right input.
+    public var input = 0
 
     /// Raw bytes of waiting requests, appended in one buffer (no allocation per line) and
     /// compacted when mostly dead. Holds at most `maxPending` requests.
@@ -51,7 +56,7 @@ public struct VaultAuditDecoder: Sendable {
         for (rid, p) in pending {
             let offset = fresh.count
             fresh.append(contentsOf: arena[p.offset..<(p.offset + p.length)])
-            pending[rid] = Pending(line: p.line, offset: offset, length: p.length)
+            pending[rid] = Pending(line: p.line, offset: offset, length: p.length, input: p.input)
         }
         arena = fresh
     }
@@ -156,7 +161,7 @@ public struct VaultAuditDecoder: Sendable {
             }
             if let old = pending[rid] { release(old) }
             let (offset, length) = keep(line)
-            pending[rid] = Pending(line: lineNumber, offset: offset, length: length)
+            pending[rid] = Pending(line: lineNumber, offset: offset, length: length, input: input)
             while pending.count > maxPending || (liveBytes > Self.maxPendingBytes && pending.count > 1) { evictOldest(into: &out) }
             compactOrder()
         case "response":
@@ -190,9 +195,9 @@ public struct VaultAuditDecoder: Sendable {
                     }
                     emit(record, line: p.line, raw: nil, responded: false, into: &out)
                 } catch let f as JSONScanner.Failure {
-                    out.append(.rejected(.init(line: p.line, reason: "invalid JSON: \(f.description)")))
+                    out.append(.rejected(.init(line: p.line, reason: "invalid JSON: \(f.description)", input: p.input)))
                 } catch {
-                    out.append(.rejected(.init(line: p.line, reason: "invalid record")))
+                    out.append(.rejected(.init(line: p.line, reason: "invalid record", input: p.input)))
                 }
                 return
             }

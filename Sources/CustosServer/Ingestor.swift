@@ -38,6 +38,7 @@ public final class Ingestor {
     var pendingEvents: [AccessEvent] = []
     var outputs: [DecodeOutput] = []
     var currentFile = ""
+    var inputs: [String] = []
 
     let committer: BackgroundCommitter
 
@@ -54,6 +55,8 @@ public final class Ingestor {
     /// bytes or nil) now and then.
     public func ingest(path: String, progress: ((UInt64, UInt64?) -> Void)? = nil) throws {
         currentFile = path
+        inputs.append(path)
+        decoder.input = inputs.count - 1
         let fd: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw IngestError("cannot open \(path): \(String(cString: strerror(errno)))")
@@ -88,7 +91,9 @@ public final class Ingestor {
         case .ignored: summary.ignored += 1
         case .rejected(let r):
             summary.rejected += 1
-            if summary.rejections.count < IngestSummary.maxKeptRejections { summary.rejections.append((currentFile, r)) }
+            if summary.rejections.count < IngestSummary.maxKeptRejections {
+                summary.rejections.append((r.input.flatMap { inputs.indices.contains($0) ? inputs[$0] : nil } ?? currentFile, r))
+            }
         }
     }
 
