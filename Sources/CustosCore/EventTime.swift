@@ -62,6 +62,7 @@ public struct EventTime: Sendable, Hashable, Comparable, CustomStringConvertible
 
     /// Parses RFC 3339 from UTF-8 bytes (see `init?(rfc3339:)`).
     public init?(rfc3339UTF8 bytes: UnsafeBufferPointer<UInt8>) {
+        if let fast = Self.fastUTC(bytes) { self = fast; return }
         var s = bytes[...]
         func num(_ n: Int) -> Int? {
             guard s.count >= n else { return nil }
@@ -104,6 +105,35 @@ public struct EventTime: Sendable, Hashable, Comparable, CustomStringConvertible
     /// 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z.
     static let minSeconds = days(fromCivil: 0, 1, 1) * 86_400
     static let endSeconds = days(fromCivil: 10_000, 1, 1) * 86_400
+
+    /// The common case, `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, read at fixed positions; nil for
+    /// anything else (the general parser then decides).
+    @inline(__always) static func fastUTC(_ b: UnsafeBufferPointer<UInt8>) -> EventTime? {
+        let n = b.count
+        guard n >= 20, n <= 30, b[4] == 45, b[7] == 45, b[10] == 84, b[13] == 58, b[16] == 58, b[n - 1] == 90 else { return nil }
+        @inline(__always) func d(_ i: Int) -> Int? {
+            let c = b[i]
+            return c >= 48 && c <= 57 ? Int(c - 48) : nil
+        }
+        guard let y0 = d(0), let y1 = d(1), let y2 = d(2), let y3 = d(3), let m0 = d(5), let m1 = d(6),
+              let d0 = d(8), let d1 = d(9), let h0 = d(11), let h1 = d(12), let i0 = d(14), let i1 = d(15),
+              let s0 = d(17), let s1 = d(18) else { return nil }
+        let y = y0 * 1000 + y1 * 100 + y2 * 10 + y3, mo = m0 * 10 + m1, day = d0 * 10 + d1
+        let h = h0 * 10 + h1, mi = i0 * 10 + i1, se = s0 * 10 + s1
+        guard (1...12).contains(mo), day >= 1, day <= daysIn(month: mo, year: y), h < 24, mi < 60, se < 60 else { return nil }
+        var nanos = 0, digits = 0
+        if n > 20 {
+            guard b[19] == 46, n - 21 >= 1, n - 21 <= 9 else { return nil }
+            for i in 20..<(n - 1) {
+                guard let v = d(i) else { return nil }
+                nanos = nanos * 10 + v
+                digits += 1
+            }
+            for _ in digits..<9 { nanos *= 10 }
+        }
+        let secs = days(fromCivil: Int64(y), mo, day) * 86_400 + Int64(h * 3600 + mi * 60 + se)
+        return EventTime(seconds: secs, nanos: Int32(nanos), digits: UInt8(digits))
+    }
 
     static func daysIn(month m: Int, year y: Int) -> Int {
         switch m {

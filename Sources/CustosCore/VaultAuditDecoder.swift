@@ -43,7 +43,7 @@ public struct VaultAuditDecoder: Sendable {
     mutating func keep(_ line: UnsafeRawBufferPointer) -> (Int, Int) {
         if arena.count > 8 << 20 && arena.count > liveBytes * 2 { compactArena() }
         let offset = arena.count
-        arena.append(contentsOf: line)
+        arena.append(contentsOf: line.bindMemory(to: UInt8.self))
         liveBytes += line.count
         return (offset, line.count)
     }
