@@ -37,7 +37,7 @@ public final class Ingestor {
     public private(set) var summary = IngestSummary()
     var pendingEvents: [AccessEvent] = []
     var outputs: [DecodeOutput] = []
-    var currentFile = ""
+    /// The files ingested so far, in order (the decoder tags waiting requests with an index here).
     var inputs: [String] = []
 
     let committer: BackgroundCommitter
@@ -54,7 +54,6 @@ public final class Ingestor {
     /// Ingests one file (or standard input for "-"). `progress` gets (bytes read, total
     /// bytes or nil) now and then.
     public func ingest(path: String, progress: ((UInt64, UInt64?) -> Void)? = nil) throws {
-        currentFile = path
         inputs.append(path)
         decoder.input = inputs.count - 1
         let fd: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
@@ -92,7 +91,8 @@ public final class Ingestor {
         case .rejected(let r):
             summary.rejected += 1
             if summary.rejections.count < IngestSummary.maxKeptRejections {
-                summary.rejections.append((r.input.flatMap { inputs.indices.contains($0) ? inputs[$0] : nil } ?? currentFile, r))
+                let file = r.input.flatMap { inputs.indices.contains($0) ? inputs[$0] : nil } ?? inputs.last ?? "-"
+                summary.rejections.append((file, r))
             }
         }
     }
@@ -102,8 +102,8 @@ public final class Ingestor {
         outputs.removeAll(keepingCapacity: true)
     }
 
-    /// Hands the decoded batch to the commit thread and goes on decoding the next one
-    /// (at most one batch in flight, so memory stays bounded by two batches).
+    /// Hands the decoded batch to the commit threads and goes on decoding the next one (at
+    /// most one batch per stage in flight, so memory stays bounded by a few batches).
     func commit() throws {
         try committer.rethrow()
         guard !pendingEvents.isEmpty else { return }
@@ -135,8 +135,8 @@ public final class Ingestor {
         return summary
     }
 
-    /// Accepted events so far (durable), for progress display.
-    public var acceptedSoFar: Int { committer.totals().0 }
+    /// Accepted events so far (durable; decoded, with `--check`), for progress display.
+    public var acceptedSoFar: Int { checkOnly ? summary.accepted : committer.totals().0 }
 }
 
 public struct IngestError: Error, Sendable, CustomStringConvertible {
