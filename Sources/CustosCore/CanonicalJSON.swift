@@ -70,32 +70,47 @@ public struct CanonicalWriter {
     static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
     public mutating func string(_ s: String) {
-        bytes.append(0x22)
         var s = s
-        s.withUTF8 { u in
-            var runStart = 0
-            for i in 0..<u.count {
-                let c = u[i]
-                if c >= 0x20 && c != 0x22 && c != 0x5C { continue }
-                if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<i])) }
-                runStart = i + 1
-                bytes.append(0x5C)
-                switch c {
-                case 0x22: bytes.append(0x22)
-                case 0x5C: bytes.append(0x5C)
-                case 0x08: bytes.append(0x62)
-                case 0x09: bytes.append(0x74)
-                case 0x0A: bytes.append(0x6E)
-                case 0x0C: bytes.append(0x66)
-                case 0x0D: bytes.append(0x72)
-                default:
-                    bytes.append(0x75); bytes.append(0x30); bytes.append(0x30)
-                    bytes.append(Self.hex[Int(c >> 4)]); bytes.append(Self.hex[Int(c & 15)])
-                }
-            }
-            if runStart < u.count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<u.count])) }
-        }
+        s.withUTF8 { _ = Self.appendString($0, to: &bytes) }
+    }
+
+    /// Appends `u` (UTF-8) as a canonical JSON string, quotes included. Returns whether any
+    /// byte had to be escaped (if not, the bytes between the quotes are `u` itself).
+    @discardableResult
+    static func appendString(_ u: UnsafeBufferPointer<UInt8>, to bytes: inout [UInt8]) -> Bool {
         bytes.append(0x22)
+        let escaped = appendContent(u, to: &bytes)
+        bytes.append(0x22)
+        return escaped
+    }
+
+    /// `appendString` without the quotes.
+    @discardableResult
+    static func appendContent(_ u: UnsafeBufferPointer<UInt8>, to bytes: inout [UInt8]) -> Bool {
+        var escaped = false
+        var runStart = 0
+        for i in 0..<u.count {
+            let c = u[i]
+            if c >= 0x20 && c != 0x22 && c != 0x5C { continue }
+            escaped = true
+            if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<i])) }
+            runStart = i + 1
+            bytes.append(0x5C)
+            switch c {
+            case 0x22: bytes.append(0x22)
+            case 0x5C: bytes.append(0x5C)
+            case 0x08: bytes.append(0x62)
+            case 0x09: bytes.append(0x74)
+            case 0x0A: bytes.append(0x6E)
+            case 0x0C: bytes.append(0x66)
+            case 0x0D: bytes.append(0x72)
+            default:
+                bytes.append(0x75); bytes.append(0x30); bytes.append(0x30)
+                bytes.append(Self.hex[Int(c >> 4)]); bytes.append(Self.hex[Int(c & 15)])
+            }
+        }
+        if runStart < u.count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<u.count])) }
+        return escaped
     }
 }
 

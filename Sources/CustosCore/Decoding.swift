@@ -33,20 +33,33 @@ public enum EventID {
     }
 
     public static func make(prefix: [UInt8], key: UnsafeRawBufferPointer) -> String {
+        let (hi, lo) = words(prefix: prefix, key: key)
+        return hex(hi, lo)
+    }
+
+    /// The id as two words: its first and last 16 hex digits (the digest's first 16 bytes,
+    /// big-endian), which is also its de-duplication key.
+    public static func words(prefix: [UInt8], key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
         var h = SHA256()
         prefix.withUnsafeBytes { h.update(bufferPointer: $0) }
         h.update(bufferPointer: key)
         let d = h.finalize()
         return d.withUnsafeBytes { raw in
-            String(unsafeUninitializedCapacity: 32) { out in
-                let digits: StaticString = "0123456789abcdef"
-                let hex = digits.utf8Start
-                for i in 0..<16 {
-                    out[2 * i] = hex[Int(raw[i] >> 4)]
-                    out[2 * i + 1] = hex[Int(raw[i] & 15)]
-                }
-                return 32
+            (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+             UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+    }
+
+    /// The 32 hex digits of an id given as `words`.
+    public static func hex(_ hi: UInt64, _ lo: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { out in
+            let digits: StaticString = "0123456789abcdef"
+            let hex = digits.utf8Start
+            for i in 0..<16 {
+                out[i] = hex[Int((hi >> UInt64(60 - 4 * i)) & 15)]
+                out[16 + i] = hex[Int((lo >> UInt64(60 - 4 * i)) & 15)]
             }
+            return 32
         }
     }
 
@@ -61,32 +74,36 @@ public enum EventID {
 public enum EnvironmentGuess {
     public static func from(path: String) -> String? {
         var path = path
-        return path.withUTF8 { u -> String? in
-            var start = 0
-            var i = 0
-            while i <= u.count {
-                if i == u.count || u[i] == 0x2F {
-                    if let env = match(UnsafeBufferPointer(rebasing: u[start..<i])) { return env }
-                    start = i + 1
-                }
-                i += 1
-            }
-            return nil
-        }
+        return path.withUTF8 { fromUTF8($0) }.map { $0.withUTF8Buffer { String(decoding: $0, as: UTF8.self) } }
     }
 
-    static let names: [(String, String)] = [
+    /// `from(path:)` over the path's UTF-8.
+    static func fromUTF8(_ u: UnsafeBufferPointer<UInt8>) -> StaticString? {
+        var start = 0
+        var i = 0
+        while i <= u.count {
+            if i == u.count || u[i] == 0x2F {
+                if let env = match(UnsafeBufferPointer(rebasing: u[start..<i])) { return env }
+                start = i + 1
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    static let names: [(StaticString, StaticString)] = [
         ("prod", "prod"), ("production", "prod"), ("prd", "prod"),
         ("staging", "staging"), ("stage", "staging"), ("stg", "staging"),
         ("dev", "dev"), ("development", "dev"), ("test", "test"), ("qa", "test"),
     ]
 
     /// Case-insensitive ASCII comparison of one path segment with the known names.
-    static func match(_ seg: UnsafeBufferPointer<UInt8>) -> String? {
+    static func match(_ seg: UnsafeBufferPointer<UInt8>) -> StaticString? {
         guard (2...11).contains(seg.count) else { return nil }
-        for (name, env) in names where name.utf8.count == seg.count {
+        for (name, env) in names where name.utf8CodeUnitCount == seg.count {
+            let p = name.utf8Start
             var equal = true
-            for (a, b) in zip(name.utf8, seg) where a != (b | 0x20) { equal = false; break }
+            for i in 0..<seg.count where p[i] != (seg[i] | 0x20) { equal = false; break }
             if equal { return env }
         }
         return nil

@@ -37,6 +37,8 @@ public struct JSONScanner {
     public func fail(_ reason: String) -> Failure { Failure(offset: pos, reason: reason) }
 
     @inline(__always) public mutating func skipWhitespace() {
+        // Compact JSON has none: one comparison in the common case.
+        if pos < count && base[pos] > 0x20 { return }
         while pos < count {
             let c = base[pos]
             if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { pos += 1 } else { return }
@@ -48,7 +50,12 @@ public struct JSONScanner {
         return pos < count ? base[pos] : nil
     }
 
-    public mutating func expect(_ c: UInt8) throws(Failure) {
+    @inline(__always) public mutating func expect(_ c: UInt8) throws(Failure) {
+        if pos < count && base[pos] == c { pos += 1; return }
+        try expectSlow(c)
+    }
+
+    mutating func expectSlow(_ c: UInt8) throws(Failure) {
         skipWhitespace()
         guard pos < count, base[pos] == c else {
             throw fail(pos >= count ? "unexpected end of input" : "expected '\(Character(Unicode.Scalar(c)))'")
@@ -109,15 +116,13 @@ public struct JSONScanner {
         public var string: String { String(decoding: bytes, as: UTF8.self) }
     }
 
-    mutating func readKey() throws(Failure) -> Key {
+    @inline(__always) mutating func readKey() throws(Failure) -> Key {
         guard pos < count, base[pos] == 0x22 else { throw fail("expected a string key") }
         let start = pos + 1
-        var i = start
-        while i < count {
-            let c = base[i]
-            if c == 0x22 { pos = i + 1; return Key(bytes: UnsafeBufferPointer(start: base + start, count: i - start)) }
-            if c == 0x5C || c < 0x20 { break }
-            i += 1
+        let i = plainRunEnd(start)
+        if i < count && base[i] == 0x22 {
+            pos = i + 1
+            return Key(bytes: UnsafeBufferPointer(start: base + start, count: i - start))
         }
         // Escaped keys are legal but never match the literals decoders look for: validate and skip.
         try skipString()
@@ -194,6 +199,91 @@ public struct JSONScanner {
                 }
                 guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
                 out.append(contentsOf: UTF8.encode(u)!)
+            default:
+                pos = i - 1
+                throw fail("invalid escape")
+            }
+        }
+        pos = count
+        throw fail("unterminated string")
+    }
+
+    /// A string value read without making a `String`: its bytes are `count` bytes at `start`
+    /// of the input, or (when it had escapes) of the scratch buffer it was unescaped into.
+    public struct Span: Sendable, Equatable {
+        public var start: Int32
+        public var count: Int32
+        public var inScratch: Bool
+        public var isASCII: Bool
+    }
+
+    /// Reads a string value exactly as `readString` does (same checks, same failures at the
+    /// same offsets) but returns where its bytes are instead of a `String`. Strings with
+    /// escapes are unescaped by appending to `scratch`.
+    public mutating func readStringSpan(scratch: inout [UInt8]) throws(Failure) -> Span {
+        skipWhitespace()
+        guard pos < count, base[pos] == 0x22 else { throw fail("expected a string") }
+        let start = pos + 1
+        var i = start
+        while i < count {
+            i = plainRunEnd(i)
+            guard i < count else { break }
+            let c = base[i]
+            if c == 0x22 {
+                pos = i + 1
+                let buf = UnsafeBufferPointer(start: base + start, count: i - start)
+                if Self.isASCII(buf) { return Span(start: Int32(start), count: Int32(i - start), inScratch: false, isASCII: true) }
+                guard String(validating: buf, as: UTF8.self) != nil else { pos = start; throw fail("invalid UTF-8 in string") }
+                return Span(start: Int32(start), count: Int32(i - start), inScratch: false, isASCII: false)
+            }
+            if c == 0x5C { break }
+            if c < 0x20 { pos = i; throw fail("control character in string") }
+            i += 1
+        }
+        let outStart = scratch.count
+        scratch.append(contentsOf: UnsafeBufferPointer(start: base + start, count: i - start))
+        while i < count {
+            let c = base[i]
+            if c == 0x22 {
+                pos = i + 1
+                let n = scratch.count - outStart
+                let ascii: Bool = scratch.withUnsafeBufferPointer { Self.isASCII(UnsafeBufferPointer(rebasing: $0[outStart...])) }
+                if !ascii {
+                    let valid = scratch.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[outStart...]), as: UTF8.self) != nil }
+                    guard valid else { throw fail("invalid UTF-8 in string") }
+                }
+                return Span(start: Int32(outStart), count: Int32(n), inScratch: true, isASCII: ascii)
+            }
+            if c < 0x20 { pos = i; throw fail("control character in string") }
+            if c != 0x5C { scratch.append(c); i += 1; continue }
+            guard i + 1 < count else { break }
+            let e = base[i + 1]
+            i += 2
+            switch e {
+            case 0x22: scratch.append(0x22)
+            case 0x5C: scratch.append(0x5C)
+            case 0x2F: scratch.append(0x2F)
+            case 0x62: scratch.append(0x08)
+            case 0x66: scratch.append(0x0C)
+            case 0x6E: scratch.append(0x0A)
+            case 0x72: scratch.append(0x0D)
+            case 0x74: scratch.append(0x09)
+            case 0x75:
+                pos = i
+                var scalar = try readHex4()
+                i = pos
+                if (0xD800...0xDBFF).contains(scalar) {
+                    guard i + 1 < count, base[i] == 0x5C, base[i + 1] == 0x75 else { throw fail("unpaired surrogate") }
+                    pos = i + 2
+                    let low = try readHex4()
+                    i = pos
+                    guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate") }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if (0xDC00...0xDFFF).contains(scalar) {
+                    throw fail("unpaired surrogate")
+                }
+                guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
+                scratch.append(contentsOf: UTF8.encode(u)!)
             default:
                 pos = i - 1
                 throw fail("invalid escape")
@@ -325,19 +415,39 @@ public struct JSONScanner {
         }
     }
 
-    /// Skips a string, checking escapes and control characters (UTF-8 of skipped strings is
-    /// not validated: nothing reads them).
     /// The first index at or after `i` holding `"`, `\` or a control character (or `count`),
     /// looking at eight bytes at a time.
     @inline(__always) func plainRunEnd(_ i0: Int) -> Int {
+        Self.plainRunEnd(base, i0, count)
+    }
+
+    /// `plainRunEnd` over `count` bytes at `base`: the first index at or after `i0` holding
+    /// `"`, `\` or a byte below 0x20 (which are also exactly the bytes canonical JSON escapes).
+    @inline(__always) static func plainRunEnd(_ base: UnsafePointer<UInt8>, _ i0: Int, _ count: Int) -> Int {
         var i = i0
         let raw = UnsafeRawPointer(base)
+        // Sixteen bytes at a time (SSE2 / NEON compares), then eight (SWAR), then one.
+        while i + 16 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
+            let quote = SIMD16<UInt8>(repeating: 0x22), backslash = SIMD16<UInt8>(repeating: 0x5C)
+            let space = SIMD16<UInt8>(repeating: 0x20)
+            let m = (v .== quote) .| (v .== backslash) .| (v .< space)
+            if any(m) {
+                let flags = unsafeBitCast(SIMD16<UInt8>(repeating: 0).replacing(with: 0xFF, where: m), to: SIMD2<UInt64>.self)
+                let lo = UInt64(littleEndian: flags[0])
+                if lo != 0 { return i + lo.trailingZeroBitCount >> 3 }
+                return i + 8 + UInt64(littleEndian: flags[1]).trailingZeroBitCount >> 3
+            }
+            i += 16
+        }
         while i + 8 <= count {
-            let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
             let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
             let q = w ^ (ones &* 0x22), b = w ^ (ones &* 0x5C)
-            let special = ((q &- ones) & ~q) | ((b &- ones) & ~b) | (w &- (ones &* 0x20))
-            if special & ~w & highs != 0 { break }
+            let special = (((q &- ones) & ~q) | ((b &- ones) & ~b) | (w &- (ones &* 0x20))) & ~w & highs
+            // A borrow only starts at a flagged byte, so the lowest flag is exact (higher
+            // ones may be spurious): it marks the first special byte of the word.
+            if special != 0 { return i + special.trailingZeroBitCount >> 3 }
             i += 8
         }
         while i < count {
@@ -348,6 +458,8 @@ public struct JSONScanner {
         return i
     }
 
+    /// Skips a string, checking escapes and control characters (UTF-8 of skipped strings is
+    /// not validated: nothing reads them).
     mutating func skipString() throws(Failure) {
         pos += 1
         while pos < count {

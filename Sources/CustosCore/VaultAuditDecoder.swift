@@ -9,6 +9,14 @@
 /// - `request.data` and `response.data` are never read: with `log_raw` they hold plain
 ///   secret values, and integers and booleans are plain even without it.
 /// - Error texts are classified (permission denied, invalid token, ...) rather than copied.
+///
+/// A line is read into byte ranges (no `String` per field). The common event — a secret
+/// engine access whose path, error, display name, policies and role are ASCII — is then
+/// built from those ranges (`Draft`) and, when decoding into an `EventBatch`, written as
+/// canonical JSON straight away. Every other event goes through the `String`-based rules
+/// below (`emitReference`), which define the result: the fast path computes exactly what
+/// they compute for the records it takes (tests compare the two on every fixture and fuzz
+/// line).
 public struct VaultAuditDecoder: Sendable {
     public let sourceKind: String
     public let instance: String
@@ -63,6 +71,16 @@ public struct VaultAuditDecoder: Sendable {
 
     /// The bytes every event id of this instance starts its hash with.
     let idPrefix: [UInt8]
+    /// `"source":{…}` of every event, encoded once.
+    let sourceJSON: SourceJSON
+    /// Reused for every line: unescaped string values and string-array elements.
+    var buffers = ParseBuffers()
+    /// Reused for every event: the identity's policies.
+    var policyWork: [Text] = []
+    /// Working space for writing one entry (`EventBatch.append(_:_:buffer:)`).
+    var entryBuffer: [UInt8] = []
+    /// Test hook: every event through the `String`-based reference path.
+    var referenceOnly = false
 
     static func parseTime(_ text: String) -> EventTime? {
         var t = text
@@ -73,131 +91,232 @@ public struct VaultAuditDecoder: Sendable {
         self.sourceKind = sourceKind
         self.instance = instance
         self.idPrefix = EventID.prefix(instance: instance)
+        self.sourceJSON = SourceJSON(kind: sourceKind, instance: instance)
         self.maxPending = max(1, maxPending)
     }
 
     public var pendingCount: Int { pending.count }
 
-    // MARK: - Records as read from a line (only the fields Custos keeps)
+    // MARK: - Records as read from a line: byte ranges of the fields Custos keeps
 
-    struct Auth: Sendable {
-        var accessor: String?
-        var displayName: String?
-        var entityID: String?
-        var policies: [String] = []
-        var tokenPolicies: [String] = []
-        var identityPolicies: [String] = []
-        var tokenType: String?
+    typealias Text = JSONScanner.Span
+
+    /// Elements `start..<start+count` of `ParseBuffers.texts`.
+    struct TextList: Sendable {
+        var start = 0
+        var count = 0
+        var isEmpty: Bool { count == 0 }
+    }
+
+    struct RawAuth: Sendable {
+        var accessor: Text?
+        var displayName: Text?
+        var entityID: Text?
+        var policies = TextList()
+        var tokenPolicies = TextList()
+        var identityPolicies = TextList()
+        var tokenType: Text?
         var allowed: Bool?
         /// Selected metadata keys only, used to infer the kind of identity.
-        var metaRole: String?
-        var metaHints: Set<String> = []
+        var metaRole: Text?
+        var metaHints = false
         var isEmpty: Bool { accessor == nil && displayName == nil && entityID == nil && policies.isEmpty && tokenPolicies.isEmpty }
     }
 
-    struct Request: Sendable {
-        var id: String?
-        var operation: String?
-        var mountType: String?
-        var mountPoint: String?
-        var path: String?
-        var namespacePath: String?
-        var remoteAddress: String?
+    struct RawRequest: Sendable {
+        var id: Text?
+        var operation: Text?
+        var mountType: Text?
+        var mountPoint: Text?
+        var path: Text?
+        var namespacePath: Text?
+        var remoteAddress: Text?
         var remotePort: Int?
     }
 
-    struct Record: Sendable {
-        var time: String?
-        var type: String?
-        var auth = Auth()
-        var request = Request()
-        var responseAuth: Auth?
-        var responseMountType: String?
-        var error: String?
+    struct RawRecord: Sendable {
+        var time: Text?
+        var type: Text?
+        var auth = RawAuth()
+        var request = RawRequest()
+        var responseAuth: RawAuth?
+        var responseMountType: Text?
+        var error: Text?
+    }
+
+    struct ParseBuffers: Sendable {
+        var scratch: [UInt8] = []
+        var texts: [Text] = []
+        mutating func reset() {
+            scratch.removeAll(keepingCapacity: true)
+            texts.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The bytes `Text`s point into while a record is turned into an event.
+    struct Bytes {
+        let line: UnsafeBufferPointer<UInt8>
+        let scratch: UnsafeBufferPointer<UInt8>
+        let texts: UnsafeBufferPointer<Text>
+
+        @inline(__always) func bytes(_ t: Text) -> UnsafeBufferPointer<UInt8> {
+            let start = Int(t.start)
+            return UnsafeBufferPointer(rebasing: (t.inScratch ? scratch : line)[start..<(start + Int(t.count))])
+        }
+        func string(_ t: Text) -> String { String(decoding: bytes(t), as: UTF8.self) }
+        func string(_ t: Text?) -> String? { t.map(string) }
+        func strings(_ l: TextList) -> [String] { (l.start..<(l.start + l.count)).map { string(texts[$0]) } }
+        func allASCII(_ l: TextList) -> Bool {
+            for i in l.start..<(l.start + l.count) where !texts[i].isASCII { return false }
+            return true
+        }
+        @inline(__always) func equals(_ t: Text, _ s: StaticString) -> Bool {
+            guard Int(t.count) == s.utf8CodeUnitCount else { return false }
+            let b = bytes(t)
+            let p = s.utf8Start
+            for i in 0..<b.count where b[i] != p[i] { return false }
+            return true
+        }
+        @inline(__always) func hasPrefix(_ t: Text, _ s: StaticString) -> Bool {
+            guard Int(t.count) >= s.utf8CodeUnitCount else { return false }
+            let b = bytes(t)
+            let p = s.utf8Start
+            for i in 0..<s.utf8CodeUnitCount where b[i] != p[i] { return false }
+            return true
+        }
+        @inline(__always) func same(_ a: Text, _ b: Text) -> Bool {
+            guard a.count == b.count else { return false }
+            let x = bytes(a), y = bytes(b)
+            for i in 0..<x.count where x[i] != y[i] { return false }
+            return true
+        }
     }
 
     // MARK: - Decoding
 
     /// Decodes one line (without its newline). Blank lines are skipped silently.
     public mutating func decode(line: UnsafeRawBufferPointer, lineNumber: Int, into out: inout [DecodeOutput]) {
-        var isBlank = true
-        for b in line where !(b == 0x20 || b == 0x09 || b == 0x0D) { isBlank = false; break }
-        if isBlank { return }
-        guard line.count <= Self.maxLineBytes else {
-            out.append(.rejected(.init(line: lineNumber, reason: "line longer than \(Self.maxLineBytes) bytes")))
-            return
-        }
-        let record: Record
-        // Request lines are only held until their response (which repeats everything they
-        // say) arrives: read just enough of them to pair them.
-        let light = Self.looksLikeRequest(line)
-        do {
-            record = try Self.parse(line, light: light)
-        } catch let f as JSONScanner.Failure {
-            out.append(.rejected(.init(line: lineNumber, reason: "invalid JSON: \(f.description)")))
-            return
-        } catch let e as EventCodingError {
-            out.append(.rejected(.init(line: lineNumber, reason: e.reason)))
-            return
-        } catch {
-            out.append(.rejected(.init(line: lineNumber, reason: "invalid record")))
-            return
-        }
-        switch record.type {
-        case "request":
-            // Checked here, not only when the request is emitted: a bad request line is
-            // reported at its own line even when its response arrives.
-            guard let t = record.time, Self.parseTime(t) != nil else {
-                out.append(.rejected(.init(line: lineNumber, reason: record.time == nil ? "missing \"time\"" : "\"time\" is not RFC 3339")))
-                return
-            }
-            guard let rid = record.request.id, !rid.isEmpty else {
-                // Without a request id it cannot be paired; its response line records the access.
-                out.append(.ignored(line: lineNumber, reason: "request record without request.id (its response records the access)"))
-                return
-            }
-            if pending[rid] == nil {
-                pendingOrder.append(rid)
-            }
-            if let old = pending[rid] { release(old) }
-            let (offset, length) = keep(line)
-            pending[rid] = Pending(line: lineNumber, offset: offset, length: length, input: input)
-            while pending.count > maxPending || (liveBytes > Self.maxPendingBytes && pending.count > 1) { evictOldest(into: &out) }
-            compactOrder()
-        case "response":
-            if let rid = record.request.id, let p = pending.removeValue(forKey: rid) { release(p) }
-            emit(record, line: lineNumber, raw: line, responded: true, into: &out)
-        default:
-            out.append(.rejected(.init(line: lineNumber, reason: "\"type\" must be \"request\" or \"response\"")))
-        }
+        var sink = OutputSink()
+        swap(&sink.out, &out)
+        decode(line: line, lineNumber: lineNumber, sink: &sink)
+        swap(&sink.out, &out)
     }
 
     public mutating func decode(line: [UInt8], lineNumber: Int, into out: inout [DecodeOutput]) {
         line.withUnsafeBytes { decode(line: $0, lineNumber: lineNumber, into: &out) }
     }
 
+    /// Decodes one line, writing its event (if any) into `batch` and anything else (rejected
+    /// and ignored lines) to `out`: the same results as `decode(line:lineNumber:into:)`, with
+    /// each event as the canonical JSON `AccessEvent.canonicalJSON()` would give.
+    public mutating func decode(line: UnsafeRawBufferPointer, lineNumber: Int, into batch: inout EventBatch, other out: inout [DecodeOutput]) {
+        var sink = BatchSink()
+        swap(&sink.batch, &batch); swap(&sink.out, &out); swap(&sink.entry, &entryBuffer)
+        decode(line: line, lineNumber: lineNumber, sink: &sink)
+        swap(&sink.batch, &batch); swap(&sink.out, &out); swap(&sink.entry, &entryBuffer)
+    }
+
     /// Emits every request still waiting for its response (end of input).
     public mutating func finish(into out: inout [DecodeOutput]) {
-        while !pending.isEmpty { evictOldest(into: &out) }
+        var sink = OutputSink()
+        swap(&sink.out, &out)
+        finish(sink: &sink)
+        swap(&sink.out, &out)
+    }
+
+    /// `finish(into:)` for batches (see `decode(line:lineNumber:into:other:)`).
+    public mutating func finish(into batch: inout EventBatch, other out: inout [DecodeOutput]) {
+        var sink = BatchSink()
+        swap(&sink.batch, &batch); swap(&sink.out, &out); swap(&sink.entry, &entryBuffer)
+        finish(sink: &sink)
+        swap(&sink.batch, &batch); swap(&sink.out, &out); swap(&sink.entry, &entryBuffer)
+    }
+
+    mutating func decode<S: DecodeSink>(line: UnsafeRawBufferPointer, lineNumber: Int, sink: inout S) {
+        var isBlank = true
+        for b in line where !(b == 0x20 || b == 0x09 || b == 0x0D) { isBlank = false; break }
+        if isBlank { return }
+        guard line.count <= Self.maxLineBytes else {
+            sink.output(.rejected(.init(line: lineNumber, reason: "line longer than \(Self.maxLineBytes) bytes")))
+            return
+        }
+        // Request lines are only held until their response (which repeats everything they
+        // say) arrives: read just enough of them to pair them.
+        let light = Self.looksLikeRequest(line)
+        buffers.reset()
+        let record: RawRecord
+        do throws(JSONScanner.Failure) {
+            record = try Self.parse(line, light: light, &buffers)
+        } catch {
+            sink.output(.rejected(.init(line: lineNumber, reason: "invalid JSON: \(error.description)")))
+            return
+        }
+        let scratch = buffers.scratch, texts = buffers.texts
+        scratch.withUnsafeBufferPointer { sb in
+            texts.withUnsafeBufferPointer { tb in
+                let b = Bytes(line: line.bindMemory(to: UInt8.self), scratch: sb, texts: tb)
+                let type = record.type
+                if let type, b.equals(type, "request") {
+                    // Checked here, not only when the request is emitted: a bad request line is
+                    // reported at its own line even when its response arrives.
+                    guard let t = record.time, EventTime(rfc3339UTF8: b.bytes(t)) != nil else {
+                        sink.output(.rejected(.init(line: lineNumber, reason: record.time == nil ? "missing \"time\"" : "\"time\" is not RFC 3339")))
+                        return
+                    }
+                    guard let ridText = record.request.id, ridText.count > 0 else {
+                        // Without a request id it cannot be paired; its response line records the access.
+                        sink.output(.ignored(line: lineNumber, reason: "request record without request.id (its response records the access)"))
+                        return
+                    }
+                    let rid = b.string(ridText)
+                    if let old = pending[rid] {
+                        release(old)
+                    } else {
+                        pendingOrder.append(rid)
+                    }
+                    let (offset, length) = keep(line)
+                    pending[rid] = Pending(line: lineNumber, offset: offset, length: length, input: input)
+                    while pending.count > maxPending || (liveBytes > Self.maxPendingBytes && pending.count > 1) { evictOldest(sink: &sink) }
+                    compactOrder()
+                } else if let type, b.equals(type, "response") {
+                    if let rid = record.request.id, !pending.isEmpty, let p = pending.removeValue(forKey: b.string(rid)) { release(p) }
+                    emit(record, line: lineNumber, bytes: b, raw: line, responded: true, sink: &sink)
+                } else {
+                    sink.output(.rejected(.init(line: lineNumber, reason: "\"type\" must be \"request\" or \"response\"")))
+                }
+            }
+        }
+    }
+
+    mutating func finish<S: DecodeSink>(sink: inout S) {
+        while !pending.isEmpty { evictOldest(sink: &sink) }
         pendingOrder.removeAll(); pendingOrderHead = 0
         arena.removeAll(); liveBytes = 0
     }
 
-    mutating func evictOldest(into out: inout [DecodeOutput]) {
+    mutating func evictOldest<S: DecodeSink>(sink: inout S) {
         while pendingOrderHead < pendingOrder.count {
             let rid = pendingOrder[pendingOrderHead]
             pendingOrderHead += 1
             if let p = pending.removeValue(forKey: rid) {
-                do {
-                    release(p)
-                    let record = try arena.withUnsafeBytes {
-                        try Self.parse(UnsafeRawBufferPointer(rebasing: $0[p.offset..<(p.offset + p.length)]), light: false)
+                release(p)
+                let line = Array(arena[p.offset..<(p.offset + p.length)])
+                line.withUnsafeBytes { raw in
+                    buffers.reset()
+                    let record: RawRecord
+                    do throws(JSONScanner.Failure) {
+                        record = try Self.parse(raw, light: false, &buffers)
+                    } catch {
+                        sink.output(.rejected(.init(line: p.line, reason: "invalid JSON: \(error.description)", input: p.input)))
+                        return
                     }
-                    emit(record, line: p.line, raw: nil, responded: false, into: &out)
-                } catch let f as JSONScanner.Failure {
-                    out.append(.rejected(.init(line: p.line, reason: "invalid JSON: \(f.description)", input: p.input)))
-                } catch {
-                    out.append(.rejected(.init(line: p.line, reason: "invalid record", input: p.input)))
+                    let scratch = buffers.scratch, texts = buffers.texts
+                    scratch.withUnsafeBufferPointer { sb in
+                        texts.withUnsafeBufferPointer { tb in
+                            let b = Bytes(line: raw.bindMemory(to: UInt8.self), scratch: sb, texts: tb)
+                            emit(record, line: p.line, bytes: b, raw: nil, responded: false, sink: &sink)
+                        }
+                    }
                 }
                 return
             }
@@ -234,51 +353,83 @@ public struct VaultAuditDecoder: Sendable {
         return false
     }
 
+    // MARK: - Parsing
+
     /// Parses a record. `light` reads only what pairing needs (time, type, request.id, error)
     /// and skips the rest, still checking that the whole line is valid JSON.
-    static func parse(_ line: UnsafeRawBufferPointer, light: Bool = false) throws -> Record {
+    static func parse(_ line: UnsafeRawBufferPointer, light: Bool, _ b: inout ParseBuffers) throws(JSONScanner.Failure) -> RawRecord {
         var s = JSONScanner(line)
-        var r = Record()
+        var r = RawRecord()
         guard s.peek() == 0x7B else { throw s.fail("expected a JSON object") }
         try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
-            if k.equals("time") { r.time = try s.readStringOrNull() }
-            else if k.equals("type") { r.type = try s.readStringOrNull() }
-            else if k.equals("auth") { if !s.isNull() { if light { try s.skipValue() } else { r.auth = try parseAuth(&s) } } }
+            if k.equals("time") { r.time = try text(&s, &b) }
+            else if k.equals("type") { r.type = try text(&s, &b) }
+            else if k.equals("auth") { if !s.isNull() { if light { try s.skipValue() } else { r.auth = try parseAuth(&s, &b) } } }
             else if k.equals("request") {
                 if s.isNull() { return }
                 if light {
                     try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
-                        if k.equals("id") { r.request.id = try bounded(&s) } else { try s.skipValue() }
+                        if k.equals("id") { r.request.id = try bounded(&s, &b) } else { try s.skipValue() }
                     }
                 } else {
-                    r.request = try parseRequest(&s)
+                    r.request = try parseRequest(&s, &b)
                 }
             }
-            else if k.equals("response") { if !s.isNull() { if light { try s.skipValue() } else { try parseResponse(&s, into: &r) } } }
-            else if k.equals("error") { r.error = try s.readStringOrNull() }
+            else if k.equals("response") { if !s.isNull() { if light { try s.skipValue() } else { try parseResponse(&s, &b, into: &r) } } }
+            else if k.equals("error") { r.error = try text(&s, &b) }
             else { try s.skipValue() }
         }
         try s.expectEnd()
-        if light && r.type != "request" { return try parse(line, light: false) }
+        if light {
+            let isRequest: Bool = r.type.map { t in
+                b.scratch.withUnsafeBufferPointer { sb in
+                    Bytes(line: line.bindMemory(to: UInt8.self), scratch: sb, texts: .init(start: nil, count: 0)).equals(t, "request")
+                }
+            } ?? false
+            if !isRequest {
+                b.reset()
+                return try parse(line, light: false, &b)
+            }
+        }
         return r
     }
 
-    static func bounded(_ s: inout JSONScanner) throws(JSONScanner.Failure) -> String? {
-        guard let v = try s.readStringOrNull() else { return nil }
-        guard v.utf8.count <= maxFieldBytes else { throw s.fail("field longer than \(maxFieldBytes) bytes") }
+    /// A string or null (`readStringOrNull`).
+    @inline(__always)
+    static func text(_ s: inout JSONScanner, _ b: inout ParseBuffers) throws(JSONScanner.Failure) -> Text? {
+        if s.isNull() { return nil }
+        return try s.readStringSpan(scratch: &b.scratch)
+    }
+
+    static func bounded(_ s: inout JSONScanner, _ b: inout ParseBuffers) throws(JSONScanner.Failure) -> Text? {
+        guard let v = try text(&s, &b) else { return nil }
+        guard v.count <= maxFieldBytes else { throw s.fail("field longer than \(maxFieldBytes) bytes") }
         return v
     }
 
-    static func parseAuth(_ s: inout JSONScanner) throws(JSONScanner.Failure) -> Auth {
-        var a = Auth()
+    /// An array of strings, null counting as empty (`readStringArray(limit: 256)`).
+    static func textList(_ s: inout JSONScanner, _ b: inout ParseBuffers) throws(JSONScanner.Failure) -> TextList {
+        if s.isNull() { return TextList() }
+        let start = b.texts.count
+        var n = 0
+        try s.readArray { (s: inout JSONScanner) throws(JSONScanner.Failure) in
+            guard n < 256 else { throw s.fail("array too long") }
+            b.texts.append(try s.readStringSpan(scratch: &b.scratch))
+            n += 1
+        }
+        return TextList(start: start, count: n)
+    }
+
+    static func parseAuth(_ s: inout JSONScanner, _ b: inout ParseBuffers) throws(JSONScanner.Failure) -> RawAuth {
+        var a = RawAuth()
         try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
-            if k.equals("accessor") { a.accessor = try bounded(&s) }
-            else if k.equals("display_name") { a.displayName = try bounded(&s) }
-            else if k.equals("entity_id") { a.entityID = try bounded(&s) }
-            else if k.equals("policies") { a.policies = try s.readStringArray(limit: 256) }
-            else if k.equals("token_policies") { a.tokenPolicies = try s.readStringArray(limit: 256) }
-            else if k.equals("identity_policies") { a.identityPolicies = try s.readStringArray(limit: 256) }
-            else if k.equals("token_type") { a.tokenType = try bounded(&s) }
+            if k.equals("accessor") { a.accessor = try bounded(&s, &b) }
+            else if k.equals("display_name") { a.displayName = try bounded(&s, &b) }
+            else if k.equals("entity_id") { a.entityID = try bounded(&s, &b) }
+            else if k.equals("policies") { a.policies = try textList(&s, &b) }
+            else if k.equals("token_policies") { a.tokenPolicies = try textList(&s, &b) }
+            else if k.equals("identity_policies") { a.identityPolicies = try textList(&s, &b) }
+            else if k.equals("token_type") { a.tokenType = try bounded(&s, &b) }
             else if k.equals("policy_results") {
                 if s.isNull() { return }
                 try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
@@ -288,11 +439,11 @@ public struct VaultAuditDecoder: Sendable {
             else if k.equals("metadata") {
                 if s.isNull() { return }
                 try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
-                    let key = k.string
-                    if key == "role_name" || key == "role" {
-                        if s.peek() == 0x22 { a.metaRole = try bounded(&s) } else { try s.skipValue() }
+                    // (An escaped key reads as empty: it is neither a role nor a hint.)
+                    if k.equals("role_name") || k.equals("role") {
+                        if s.peek() == 0x22 { a.metaRole = try bounded(&s, &b) } else { try s.skipValue() }
                     } else {
-                        if Self.pipelineHints.contains(key) { a.metaHints.insert(key) }
+                        if isPipelineHint(k) { a.metaHints = true }
                         try s.skipValue()
                     }
                 }
@@ -302,20 +453,25 @@ public struct VaultAuditDecoder: Sendable {
         return a
     }
 
-    static let pipelineHints: Set<String> = [
-        "repository", "repository_owner", "workflow", "workflow_ref", "job_workflow_ref", "run_id",
-        "project_path", "pipeline_id", "ci_config_ref_uri", "namespace_path", "runner_environment",
-    ]
+    /// Whether a metadata key names a CI claim (repository, repository_owner, workflow,
+    /// workflow_ref, job_workflow_ref, run_id, project_path, pipeline_id, ci_config_ref_uri,
+    /// namespace_path, runner_environment). Compared as bytes: none of these has another
+    /// canonically equivalent spelling, so this is what comparing `String`s gives.
+    static func isPipelineHint(_ k: JSONScanner.Key) -> Bool {
+        k.equals("repository") || k.equals("repository_owner") || k.equals("workflow") || k.equals("workflow_ref")
+            || k.equals("job_workflow_ref") || k.equals("run_id") || k.equals("project_path") || k.equals("pipeline_id")
+            || k.equals("ci_config_ref_uri") || k.equals("namespace_path") || k.equals("runner_environment")
+    }
 
-    static func parseRequest(_ s: inout JSONScanner) throws(JSONScanner.Failure) -> Request {
-        var q = Request()
+    static func parseRequest(_ s: inout JSONScanner, _ b: inout ParseBuffers) throws(JSONScanner.Failure) -> RawRequest {
+        var q = RawRequest()
         try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
-            if k.equals("id") { q.id = try bounded(&s) }
-            else if k.equals("operation") { q.operation = try bounded(&s) }
-            else if k.equals("mount_type") { q.mountType = try bounded(&s) }
-            else if k.equals("mount_point") { q.mountPoint = try bounded(&s) }
-            else if k.equals("path") { q.path = try bounded(&s) }
-            else if k.equals("remote_address") { q.remoteAddress = try bounded(&s) }
+            if k.equals("id") { q.id = try bounded(&s, &b) }
+            else if k.equals("operation") { q.operation = try bounded(&s, &b) }
+            else if k.equals("mount_type") { q.mountType = try bounded(&s, &b) }
+            else if k.equals("mount_point") { q.mountPoint = try bounded(&s, &b) }
+            else if k.equals("path") { q.path = try bounded(&s, &b) }
+            else if k.equals("remote_address") { q.remoteAddress = try bounded(&s, &b) }
             else if k.equals("remote_port") {
                 if s.isNull() { return }
                 let p = try s.readInt()
@@ -325,7 +481,7 @@ public struct VaultAuditDecoder: Sendable {
             else if k.equals("namespace") {
                 if s.isNull() { return }
                 try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
-                    if k.equals("path") { q.namespacePath = try bounded(&s) } else { try s.skipValue() }
+                    if k.equals("path") { q.namespacePath = try bounded(&s, &b) } else { try s.skipValue() }
                 }
             }
             else { try s.skipValue() }   // data, headers, client_token, ...: never read
@@ -333,26 +489,332 @@ public struct VaultAuditDecoder: Sendable {
         return q
     }
 
-    static func parseResponse(_ s: inout JSONScanner, into r: inout Record) throws(JSONScanner.Failure) {
+    static func parseResponse(_ s: inout JSONScanner, _ b: inout ParseBuffers, into r: inout RawRecord) throws(JSONScanner.Failure) {
         try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
-            if k.equals("auth") { if !s.isNull() { r.responseAuth = try parseAuth(&s) } }
-            else if k.equals("mount_type") { r.responseMountType = try bounded(&s) }
+            if k.equals("auth") { if !s.isNull() { r.responseAuth = try parseAuth(&s, &b) } }
+            else if k.equals("mount_type") { r.responseMountType = try bounded(&s, &b) }
             else { try s.skipValue() }   // data, secret, wrap_info, headers: never read
         }
     }
 
     // MARK: - Records to events
 
-    mutating func emit(_ r: Record, line: Int, raw: UnsafeRawBufferPointer?, responded: Bool, into out: inout [DecodeOutput]) {
+    mutating func emit<S: DecodeSink>(_ r: RawRecord, line: Int, bytes b: Bytes, raw: UnsafeRawBufferPointer?, responded: Bool, sink: inout S) {
+        guard let timeText = r.time, let time = EventTime(rfc3339UTF8: b.bytes(timeText)) else {
+            sink.output(.rejected(.init(line: line, reason: r.time == nil ? "missing \"time\"" : "\"time\" is not RFC 3339")))
+            return
+        }
+        if !referenceOnly, let d = draft(r, time: time, bytes: b, raw: raw, responded: responded) {
+            let source = DraftSource(bytes: b, policies: policyWork, kind: sourceKind, instance: instance, json: sourceJSON)
+            sink.draft(d, source, line: line)
+            return
+        }
+        emitReference(record(r, b), line: line, raw: raw, responded: responded, sink: &sink)
+    }
+
+    /// The record with `String`s, for the reference path.
+    func record(_ r: RawRecord, _ b: Bytes) -> Record {
+        func auth(_ a: RawAuth) -> Auth {
+            Auth(accessor: b.string(a.accessor), displayName: b.string(a.displayName), entityID: b.string(a.entityID),
+                 policies: b.strings(a.policies), tokenPolicies: b.strings(a.tokenPolicies),
+                 identityPolicies: b.strings(a.identityPolicies), tokenType: b.string(a.tokenType), allowed: a.allowed,
+                 metaRole: b.string(a.metaRole), metaHints: a.metaHints)
+        }
+        let q = r.request
+        return Record(time: b.string(r.time), type: b.string(r.type), auth: auth(r.auth),
+                      request: Request(id: b.string(q.id), operation: b.string(q.operation), mountType: b.string(q.mountType),
+                                       mountPoint: b.string(q.mountPoint), path: b.string(q.path),
+                                       namespacePath: b.string(q.namespacePath), remoteAddress: b.string(q.remoteAddress),
+                                       remotePort: q.remotePort),
+                      responseAuth: r.responseAuth.map(auth), responseMountType: b.string(r.responseMountType),
+                      error: b.string(r.error))
+    }
+
+    // MARK: - The fast path
+
+    /// An event as the fast path builds it: byte ranges of the record and constants.
+    struct Draft {
+        var time: EventTime
+        /// The source's time text when it is exactly how `time` prints (UTC, `Z`, `T`).
+        var timeText: Text?
+        var idHi: UInt64
+        var idLo: UInt64
+        var action: StaticString
+        var outcome: Outcome
+        var reason: StaticString?
+        var identityID: Text?
+        var name: Text?
+        var kind: IdentityKind
+        /// A prefix of `name`, or a constant.
+        var methodText: Text?
+        var methodLiteral: StaticString?
+        var hasSecret: Bool
+        var path: Text?
+        var store: Text?
+        /// `store` is a path segment, to be followed by "/".
+        var storeAddsSlash: Bool
+        var environment: StaticString?
+        var namespace: Text?
+        var ipText: Text?
+        var ipString: String?
+        var port: Int?
+        var requestID: Text?
+    }
+
+    /// What a `Draft`'s ranges point into, and the event's constants.
+    struct DraftSource {
+        let bytes: Bytes
+        let policies: [Text]
+        let kind: String
+        let instance: String
+        let json: SourceJSON
+    }
+
+    /// The fast path: nil when the record is not one it takes (the reference path decides).
+    /// Takes secret engine accesses (a path outside `sys/` and `auth/`, a read, list, create,
+    /// update, patch or delete) whose path, error, display name, policies and metadata role
+    /// are ASCII. For ASCII text, the `String` operations of the reference path (canonical
+    /// equivalence, grapheme clusters, lower-casing) are plain byte operations, and the
+    /// constants compared with contain none of the characters (K, ;, `) that have another
+    /// canonically equivalent spelling, so byte equality is `String` equality.
+    mutating func draft(_ r: RawRecord, time: EventTime, bytes b: Bytes, raw: UnsafeRawBufferPointer?, responded: Bool) -> Draft? {
+        // The path (never redacted here: only `auth/` and `sys/` paths are).
+        let path = r.request.path
+        if let path {
+            guard path.isASCII else { return nil }
+            let p = b.bytes(path)
+            if p.count >= 4 && p[0] == 0x73 && p[1] == 0x79 && p[2] == 0x73 && p[3] == 0x2F { return nil }
+            if p.count >= 5 && p[0] == 0x61 && p[1] == 0x75 && p[2] == 0x74 && p[3] == 0x68 && p[4] == 0x2F { return nil }
+        }
+        let action: StaticString
+        if let op = r.request.operation {
+            if b.equals(op, "read") { action = "read" }
+            else if b.equals(op, "list") { action = "list" }
+            else if b.equals(op, "create") || b.equals(op, "update") || b.equals(op, "patch") { action = "write" }
+            else if b.equals(op, "delete") { action = "delete" }
+            else { return nil }
+        } else {
+            return nil
+        }
+        let a = r.auth
+        if let n = a.displayName, !n.isASCII { return nil }
+        if let m = a.metaRole, !m.isASCII { return nil }
+        guard b.allASCII(a.policies), b.allASCII(a.tokenPolicies), b.allASCII(a.identityPolicies) else { return nil }
+
+        // Outcome (`outcome(_:responded:)`).
+        var outcome = Outcome.success
+        var reason: StaticString? = nil
+        if let e = r.error, e.count > 0 {
+            guard e.isASCII else { return nil }
+            (outcome, reason) = Self.classifyError(b.bytes(e), auth: a)
+        } else if a.allowed == false {
+            outcome = .denied; reason = "permission denied"
+        } else if !responded {
+            outcome = .error; reason = "no response logged"
+        }
+
+        // Identity (`identity(_:loginMountType:loginPath:)`, not a login).
+        policyWork.removeAll(keepingCapacity: true)
+        let chosen = a.policies.isEmpty ? a.tokenPolicies : a.policies
+        for i in chosen.start..<(chosen.start + chosen.count) { policyWork.append(b.texts[i]) }
+        for i in a.identityPolicies.start..<(a.identityPolicies.start + a.identityPolicies.count) {
+            let p = b.texts[i]
+            if !policyWork.contains(where: { b.same($0, p) }) { policyWork.append(p) }
+        }
+        let name = a.displayName.flatMap { $0.count == 0 ? nil : $0 }
+        let identityID = a.entityID.flatMap { $0.count == 0 ? nil : $0 } ?? a.accessor.flatMap { $0.count == 0 ? nil : $0 }
+        var kind = IdentityKind.unknown
+        var methodText: Text? = nil
+        var methodLiteral: StaticString? = nil
+        if name == nil && identityID == nil && policyWork.isEmpty {
+            // Unauthenticated: no identity, no method.
+        } else {
+            if let n = name {
+                if b.equals(n, "root") {
+                    methodLiteral = "token"
+                } else {
+                    // The first non-empty "-"-separated part, or the whole name.
+                    let u = b.bytes(n)
+                    var i = 0
+                    while i < u.count && u[i] == 0x2D { i += 1 }
+                    if i == u.count {
+                        methodText = n
+                    } else {
+                        var j = i
+                        while j < u.count && u[j] != 0x2D { j += 1 }
+                        methodText = Text(start: n.start + Int32(i), count: Int32(j - i), inScratch: n.inScratch, isASCII: true)
+                    }
+                }
+            }
+            if policyWork.contains(where: { b.equals($0, "root") }) || (name.map { b.equals($0, "root") } ?? false) {
+                kind = .root
+            } else if let m = methodText {
+                if b.equals(m, "userpass") || b.equals(m, "ldap") || b.equals(m, "oidc") || b.equals(m, "okta")
+                    || b.equals(m, "radius") || b.equals(m, "github") || b.equals(m, "saml") {
+                    kind = .human
+                } else if b.equals(m, "approle") || b.equals(m, "kubernetes") || b.equals(m, "cert") || b.equals(m, "aws")
+                    || b.equals(m, "gcp") || b.equals(m, "azure") || b.equals(m, "alicloud") || b.equals(m, "oci")
+                    || b.equals(m, "cf") || b.equals(m, "kerberos") {
+                    kind = .service
+                } else if b.equals(m, "jwt") || b.equals(m, "github-actions") || b.equals(m, "gitlab") {
+                    var pipeline = a.metaHints
+                    if !pipeline, let role = a.metaRole {
+                        let u = b.bytes(role)
+                        pipeline = Self.containsLowercased(u, "ci") || Self.containsLowercased(u, "pipeline")
+                            || Self.containsLowercased(u, "github") || Self.containsLowercased(u, "gitlab")
+                    }
+                    kind = pipeline ? .pipeline : .service
+                } else if b.equals(m, "token") {
+                    kind = .api_key
+                }
+            }
+        }
+
+        // Secret.
+        var store: Text? = nil
+        var storeAddsSlash = false
+        var environment: StaticString? = nil
+        var namespace: Text? = nil
+        let hasSecret = (path?.count ?? 0) > 0
+        if hasSecret, let path {
+            if let mp = r.request.mountPoint, mp.count > 0 {
+                store = mp
+            } else {
+                // The first non-empty "/"-separated segment, followed by "/".
+                let u = b.bytes(path)
+                var i = 0
+                while i < u.count && u[i] == 0x2F { i += 1 }
+                if i < u.count {
+                    var j = i
+                    while j < u.count && u[j] != 0x2F { j += 1 }
+                    store = Text(start: path.start + Int32(i), count: Int32(j - i), inScratch: path.inScratch, isASCII: true)
+                    storeAddsSlash = true
+                }
+            }
+            environment = EnvironmentGuess.fromUTF8(b.bytes(path))
+            namespace = r.request.namespacePath.flatMap { $0.count == 0 ? nil : $0 }
+        }
+
+        // Origin.
+        var ipText: Text? = nil
+        var ipString: String? = nil
+        var port: Int? = nil
+        if let addr = r.request.remoteAddress {
+            if Self.isDottedQuad(b.bytes(addr)) {
+                ipText = addr; port = r.request.remotePort
+            } else if let o = Self.origin(b.string(addr), port: r.request.remotePort) {
+                ipString = o.ip; port = o.port
+            }
+        }
+
+        // Id.
+        let words: (UInt64, UInt64)
+        let rid = r.request.id.flatMap { $0.count == 0 ? nil : $0 }
+        if let rid {
+            words = EventID.words(prefix: idPrefix, key: UnsafeRawBufferPointer(b.bytes(rid)))
+        } else if let raw {
+            words = EventID.words(prefix: idPrefix, key: raw)
+        } else {
+            return nil
+        }
+        // `fastUTC` takes only `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` with a second below 60: the
+        // form `EventTime.appendRFC3339` prints, digit for digit.
+        let timeText = r.time.flatMap { EventTime.fastUTC(b.bytes($0)) != nil ? $0 : nil }
+        return Draft(time: time, timeText: timeText, idHi: words.0, idLo: words.1, action: action, outcome: outcome, reason: reason,
+                     identityID: identityID, name: name, kind: kind, methodText: methodText, methodLiteral: methodLiteral,
+                     hasSecret: hasSecret, path: path, store: store, storeAddsSlash: storeAddsSlash, environment: environment,
+                     namespace: namespace, ipText: ipText, ipString: ipString, port: port, requestID: rid)
+    }
+
+    /// `outcome(_:responded:)` for a non-empty ASCII error on a path outside `auth/`.
+    static func classifyError(_ e: UnsafeBufferPointer<UInt8>, auth: RawAuth) -> (Outcome, StaticString?) {
+        @inline(__always) func has(_ s: StaticString) -> Bool { containsLowercased(e, s) }
+        if has("permission denied") {
+            // A token Vault does not know leaves only `auth: {"token_type": "default"}`.
+            return auth.isEmpty ? (.denied, "invalid or missing token") : (.denied, "permission denied")
+        }
+        if has("invalid token") || has("bad token") { return (.denied, "invalid token") }
+        if has("missing client token") { return (.denied, "missing client token") }
+        if auth.allowed == false { return (.denied, "permission denied") }
+        if has("unsupported path") || has("no handler for route") { return (.error, "unsupported path") }
+        if has("unsupported operation") { return (.error, "unsupported operation") }
+        if has("invalid request") { return (.error, "invalid request") }
+        if has("rate limit") || has("quota exceeded") { return (.error, "rate limited") }
+        if has("not found") || has("no value found") { return (.error, "not found") }
+        if has("invalid credentials") || has("invalid username or password")
+            || has("invalid role or secret id") || has("invalid secret id")
+            || has("invalid role id") { return (.denied, "invalid credentials") }
+        if has("internal error") { return (.error, "internal error") }
+        return (.error, "error (details withheld: the source's error text is not copied)")
+    }
+
+    /// Whether ASCII `u`, lower-cased, contains `needle` (lower-case ASCII).
+    static func containsLowercased(_ u: UnsafeBufferPointer<UInt8>, _ needle: StaticString) -> Bool {
+        let n = needle.utf8CodeUnitCount
+        guard n <= u.count else { return false }
+        let p = needle.utf8Start
+        @inline(__always) func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+        var i = 0
+        while i + n <= u.count {
+            if lower(u[i]) == p[0] {
+                var k = 1
+                while k < n && lower(u[i + k]) == p[k] { k += 1 }
+                if k == n { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+
+    // MARK: - The reference path
+
+    struct Auth: Sendable {
+        var accessor: String?
+        var displayName: String?
+        var entityID: String?
+        var policies: [String] = []
+        var tokenPolicies: [String] = []
+        var identityPolicies: [String] = []
+        var tokenType: String?
+        var allowed: Bool?
+        /// Selected metadata keys only, used to infer the kind of identity.
+        var metaRole: String?
+        /// Whether the metadata has a CI claim key (`isPipelineHint`).
+        var metaHints = false
+        var isEmpty: Bool { accessor == nil && displayName == nil && entityID == nil && policies.isEmpty && tokenPolicies.isEmpty }
+    }
+
+    struct Request: Sendable {
+        var id: String?
+        var operation: String?
+        var mountType: String?
+        var mountPoint: String?
+        var path: String?
+        var namespacePath: String?
+        var remoteAddress: String?
+        var remotePort: Int?
+    }
+
+    struct Record: Sendable {
+        var time: String?
+        var type: String?
+        var auth = Auth()
+        var request = Request()
+        var responseAuth: Auth?
+        var responseMountType: String?
+        var error: String?
+    }
+
+    mutating func emitReference<S: DecodeSink>(_ r: Record, line: Int, raw: UnsafeRawBufferPointer?, responded: Bool, sink: inout S) {
         guard let timeText = r.time, let time = Self.parseTime(timeText) else {
-            out.append(.rejected(.init(line: line, reason: r.time == nil ? "missing \"time\"" : "\"time\" is not RFC 3339")))
+            sink.output(.rejected(.init(line: line, reason: r.time == nil ? "missing \"time\"" : "\"time\" is not RFC 3339")))
             return
         }
         let path = Self.redactCredentialInPath(r.request.path ?? "")
         let (outcome, reason) = Self.outcome(r, responded: responded)
         let classified = Self.classify(path: path, operation: r.request.operation ?? "", outcome: outcome)
         guard let action = classified.action else {
-            out.append(.ignored(line: line, reason: classified.ignoreReason ?? "not an access"))
+            sink.output(.ignored(line: line, reason: classified.ignoreReason ?? "not an access"))
             return
         }
         let isLogin = action == .login
@@ -382,13 +844,20 @@ public struct VaultAuditDecoder: Sendable {
             id: id, time: time, source: .init(kind: sourceKind, instance: instance), action: action,
             outcome: outcome, reason: reason, secret: secret, identity: identity, origin: origin,
             requestID: r.request.id.flatMap { $0.isEmpty ? nil : $0 })
+        Self.checked(event, line: line, sink: &sink)
+    }
+
+    /// Hands `event` on, or rejects its line when it would not fit the trail.
+    static func checked<S: DecodeSink>(_ event: AccessEvent, line: Int, sink: inout S) {
         // The trail refuses larger entries (and would stop the whole ingest): reject the line.
         guard event.encodedSizeBound <= AccessEvent.maxEncodedSize || event.canonicalJSON().count <= AccessEvent.maxEncodedSize else {
-            out.append(.rejected(.init(line: line, reason: "event would encode to more than \(AccessEvent.maxEncodedSize) bytes")))
+            sink.output(.rejected(.init(line: line, reason: Self.tooLarge)))
             return
         }
-        out.append(.event(event, line: line))
+        sink.event(event, line: line)
     }
+
+    static let tooLarge = "event would encode to more than \(AccessEvent.maxEncodedSize) bytes"
 
     static func outcome(_ r: Record, responded: Bool) -> (Outcome, String?) {
         if let e = r.error, !e.isEmpty {
@@ -524,7 +993,7 @@ public struct VaultAuditDecoder: Sendable {
             kind = .service
         } else if method == "jwt" || method == "github-actions" || method == "gitlab" {
             let role = a.metaRole?.lowercased() ?? ""
-            kind = (!a.metaHints.isEmpty || role.contains("ci") || role.contains("pipeline") || role.contains("github") || role.contains("gitlab")) ? .pipeline : .service
+            kind = (a.metaHints || role.contains("ci") || role.contains("pipeline") || role.contains("github") || role.contains("gitlab")) ? .pipeline : .service
         } else if method == "token" {
             kind = .api_key
         } else {

@@ -107,8 +107,16 @@ public final class DataStore {
 
     /// Events made durable in the trail and not indexed yet (`appendToTrail` → `index`).
     public struct Staged: Sendable {
-        public var events: [AccessEvent]
+        /// The batch as given, duplicates included.
+        public var batch: EventBatch
+        /// The rows of `batch` appended to the trail (at `result.range`, in this order).
+        public var fresh: [Int]
         public var result: AppendResult
+
+        /// The appended events (decoded back from their entries).
+        public var events: [AccessEvent] {
+            get throws { try fresh.map { i in try AccessEvent.decode(Array(batch.entry(i))) } }
+        }
     }
 
     /// Appends the events that are not already in the trail (by id), durably, then indexes
@@ -120,78 +128,70 @@ public final class DataStore {
         return staged.result
     }
 
-    /// The first half of `append`: de-duplicate, encode and commit to the trail. Call
-    /// `index(_:)` with the result, in order; a crash in between is caught up on next open.
+    /// `appendToTrail(_:)` for events (encoded with `AccessEvent.canonicalJSON()`).
     public func appendToTrail(_ events: [AccessEvent]) throws -> Staged {
+        var batch = EventBatch(capacity: events.count)
+        for e in events { batch.append(e) }
+        return try appendToTrail(batch)
+    }
+
+    /// The first half of `append`: de-duplicate and commit to the trail. Call `index(_:)`
+    /// with the result, in order; a crash in between is caught up on next open.
+    public func appendToTrail(_ batch: EventBatch) throws -> Staged {
         let t0 = DispatchTime.now().uptimeNanoseconds
-        var fresh: [AccessEvent] = []
-        var entries: [[UInt8]] = []
-        fresh.reserveCapacity(events.count)
-        entries.reserveCapacity(events.count)
+        let rows = batch.rows
+        var fresh: [Int] = []
+        var entries: [Range<Int>] = []
+        fresh.reserveCapacity(rows.count)
+        entries.reserveCapacity(rows.count)
         var batchKeys = Set<EventKey>()
+        batchKeys.reserveCapacity(rows.count)
         var indices = [UInt64?]()
-        indices.reserveCapacity(events.count)
+        indices.reserveCapacity(rows.count)
         let base = trail.size
-        for e in events {
-            let key = EventKey(e.id)
+        for i in rows.indices {
+            let row = rows[i]
+            let key = EventKey(hi: row.keyHi, lo: row.keyLo)
             if knownIDs.contains(key) || !batchKeys.insert(key).inserted { indices.append(nil); continue }
-            let bytes = e.canonicalJSON()
-            guard bytes.count <= AccessEvent.maxEncodedSize else {
-                throw TrailError(.entryTooLarge, "event \(e.id) encodes to \(bytes.count) bytes (limit \(AccessEvent.maxEncodedSize))")
+            guard row.length <= AccessEvent.maxEncodedSize else {
+                throw TrailError(.entryTooLarge, "event \(batch.id(i)) encodes to \(row.length) bytes (limit \(AccessEvent.maxEncodedSize))")
             }
             indices.append(base + UInt64(fresh.count))
-            fresh.append(e)
-            entries.append(bytes)
+            fresh.append(i)
+            entries.append(row.offset..<(row.offset + row.length))
         }
         let t1 = DispatchTime.now().uptimeNanoseconds
-        let range = try trail.append(entries)
+        let range = try batch.bytes.withUnsafeBytes { try trail.append(buffer: $0, entries: entries) }
         let t2 = DispatchTime.now().uptimeNanoseconds
         knownIDs.formUnion(batchKeys)
         prepareSeconds += Double(t1 - t0) / 1e9
         trailSeconds += Double(t2 - t1) / 1e9
-        return Staged(events: fresh, result: AppendResult(accepted: fresh.count, duplicates: events.count - fresh.count,
-                                                          range: range, indices: indices))
+        return Staged(batch: batch, fresh: fresh,
+                      result: AppendResult(accepted: fresh.count, duplicates: rows.count - fresh.count, range: range, indices: indices))
     }
 
     /// The second half of `append`: index what `appendToTrail` committed.
     public func index(_ staged: Staged) throws {
         let t0 = DispatchTime.now().uptimeNanoseconds
-        try index.append(staged.events, firstIndex: staged.result.range.lowerBound, origin: trail.origin)
+        if let sqlite = index as? SQLiteEventIndex {
+            try sqlite.append(staged.batch, rows: staged.fresh, firstIndex: staged.result.range.lowerBound, origin: trail.origin)
+        } else {
+            try index.append(try staged.events, firstIndex: staged.result.range.lowerBound, origin: trail.origin)
+        }
         indexSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     }
 }
 
 /// A compact de-duplication key for an event id (128 bits): the id's 32 hex digits, or
-/// for ids of another shape (other sources) 128 bits of their SHA-256.
+/// for ids of another shape (other sources) 128 bits of their SHA-256 (`EventKeyWords`).
 struct EventKey: Hashable {
     var hi: UInt64
     var lo: UInt64
 
+    init(hi: UInt64, lo: UInt64) { self.hi = hi; self.lo = lo }
+
     init(_ id: String) {
-        var id = id
-        let parsed: (UInt64, UInt64)? = id.withUTF8 { u in
-            guard u.count == 32 else { return nil }
-            var words: (UInt64, UInt64) = (0, 0)
-            for i in 0..<32 {
-                let c = u[i]
-                let v: UInt64
-                switch c {
-                case 48...57: v = UInt64(c - 48)
-                case 97...102: v = UInt64(c - 87)
-                default: return nil
-                }
-                if i < 16 { words.0 = words.0 << 4 | v } else { words.1 = words.1 << 4 | v }
-            }
-            return words
-        }
-        if let (h, l) = parsed {
-            hi = h; lo = l
-        } else {
-            let h = EventID.make(instance: "custos.event-key", key: id)
-            var k = EventKey(h)
-            k.hi ^= 0x8000_0000_0000_0000
-            self = k
-        }
+        (hi, lo) = EventKeyWords.of(id: id)
     }
 }
 
@@ -214,3 +214,4 @@ final class DirectoryLock {
         close(fd)
     }
 }
+

@@ -35,7 +35,9 @@ public final class Ingestor {
     public var decoder: VaultAuditDecoder
     public var batchSize: Int
     public private(set) var summary = IngestSummary()
-    var pendingEvents: [AccessEvent] = []
+    /// Events decoded since the last commit, encoded for the trail and the index.
+    var pendingEvents: EventBatch
+    /// Rejected and ignored lines, drained after each line.
     var outputs: [DecodeOutput] = []
     /// The files ingested so far, in order (the decoder tags waiting requests with an index here).
     var inputs: [String] = []
@@ -49,6 +51,7 @@ public final class Ingestor {
         self.committer = BackgroundCommitter(store: store)
         self.decoder = VaultAuditDecoder(sourceKind: format.rawValue, instance: instance)
         self.batchSize = max(1, batchSize)
+        self.pendingEvents = EventBatch(capacity: self.batchSize)
     }
 
     /// Ingests one file (or standard input for "-"). `progress` gets (bytes read, total
@@ -70,8 +73,8 @@ public final class Ingestor {
             if tooLong {
                 record(.rejected(.init(line: lineNumber, reason: "line longer than \(VaultAuditDecoder.maxLineBytes) bytes")))
             } else {
-                decoder.decode(line: line, lineNumber: lineNumber, into: &outputs)
-                drainOutputs()
+                decoder.decode(line: line, lineNumber: lineNumber, into: &pendingEvents, other: &outputs)
+                if !outputs.isEmpty { drainOutputs() }
             }
             read += UInt64(line.count + 1)
             if pendingEvents.count >= batchSize {
@@ -86,7 +89,7 @@ public final class Ingestor {
 
     func record(_ o: DecodeOutput) {
         switch o {
-        case .event(let e, _): pendingEvents.append(e)
+        case .event(let e, _): pendingEvents.append(e)   // (the decoder writes events into the batch itself)
         case .ignored: summary.ignored += 1
         case .rejected(let r):
             summary.rejected += 1
@@ -113,15 +116,14 @@ public final class Ingestor {
             return
         }
         let batch = pendingEvents
-        pendingEvents = []
-        pendingEvents.reserveCapacity(batchSize)
+        pendingEvents = EventBatch(capacity: batchSize)
         committer.submit(batch)
     }
 
     /// Flushes requests still waiting for their responses, commits what is left and waits
     /// until everything is durable.
     public func finish() throws -> IngestSummary {
-        decoder.finish(into: &outputs)
+        decoder.finish(into: &pendingEvents, other: &outputs)
         drainOutputs()
         try commit()
         committer.wait()
@@ -214,7 +216,7 @@ final class BackgroundCommitter: @unchecked Sendable {
     private var failed: Bool { lock.withLock { error != nil } }
     private func fail(_ e: any Error) { lock.withLock { if error == nil { error = e } } }
 
-    func submit(_ batch: [AccessEvent]) {
+    func submit(_ batch: EventBatch) {
         trailSlot.wait()
         trailQueue.async { [self] in
             defer { trailSlot.signal() }

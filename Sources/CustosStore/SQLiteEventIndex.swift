@@ -59,6 +59,13 @@ public final class SQLiteEventIndex: EventIndex {
     }
 
     public func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws {
+        var batch = EventBatch(capacity: events.count)
+        for e in events { batch.append(e) }
+        try append(batch, rows: Array(0..<batch.count), firstIndex: firstIndex, origin: origin)
+    }
+
+    /// Adds rows `rows` of `batch` (in this order) at `firstIndex...`, like `append(_:firstIndex:origin:)`.
+    public func append(_ batch: EventBatch, rows: [Int], firstIndex: UInt64, origin: String) throws {
         try wrap {
             try db.write { db in
                 let size = try UInt64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'size'") ?? 0
@@ -73,50 +80,53 @@ public final class SQLiteEventIndex: EventIndex {
                         secret_path, environment, identity_id, identity_name, identity_kind, origin_ip)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
-                // Bound through SQLite's C API directly: this loop runs for every event ingested.
+                // Bound through SQLite's C API directly, straight from the batch's buffer (which
+                // outlives each step): this loop runs for every event ingested.
                 let raw = stmt.sqliteStatement
                 var i = firstIndex
-                for e in events {
+                try batch.bytes.withUnsafeBufferPointer { buf in
+                    let all = batch.rows
+                    for r in rows {
+                        let e = all[r]
+                        let base = buf.baseAddress! + e.offset
+                        @inline(__always) func text(_ n: Int32, _ s: EventBatch.Span) {
+                            if s.isNull {
+                                sqlite3_bind_null(raw, n)
+                            } else {
+                                precondition(s.offset >= 0 && e.offset + Int(s.offset) + Int(s.count) <= buf.count, "column outside the batch")
+                                _ = (base + Int(s.offset)).withMemoryRebound(to: CChar.self, capacity: Int(s.count)) {
+                                    sqlite3_bind_text(raw, n, $0, s.count, nil)   // SQLITE_STATIC
+                                }
+                            }
+                        }
+                        sqlite3_reset(raw)
+                        sqlite3_bind_int64(raw, 1, Int64(i))
+                        text(2, e.id)
+                        sqlite3_bind_int64(raw, 3, e.timeNanos)
+                        text(4, e.action)
+                        text(5, e.outcome)
+                        text(6, e.sourceKind)
+                        text(7, e.sourceInstance)
+                        text(8, e.secretPath)
+                        text(9, e.environment)
+                        text(10, e.identityID)
+                        text(11, e.identityName)
+                        text(12, e.identityKind)
+                        text(13, e.originIP)
+                        let rc = sqlite3_step(raw)
+                        guard rc == SQLITE_DONE else {
+                            let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+                            sqlite3_reset(raw)
+                            sqlite3_clear_bindings(raw)
+                            throw IndexError("cannot index trail entry \(i): \(message)")
+                        }
+                        i += 1
+                    }
                     sqlite3_reset(raw)
                     sqlite3_clear_bindings(raw)
-                    sqlite3_bind_int64(raw, 1, Int64(i))
-                    Self.bind(raw, 2, e.id)
-                    sqlite3_bind_int64(raw, 3, e.time.unixNanos)
-                    Self.bind(raw, 4, e.action.rawValue)
-                    Self.bind(raw, 5, e.outcome.rawValue)
-                    Self.bind(raw, 6, e.source.kind)
-                    Self.bind(raw, 7, e.source.instance)
-                    Self.bind(raw, 8, e.secret?.path)
-                    Self.bind(raw, 9, e.secret?.environment)
-                    Self.bind(raw, 10, e.identity.id)
-                    Self.bind(raw, 11, e.identity.name)
-                    Self.bind(raw, 12, e.identity.kind.rawValue)
-                    Self.bind(raw, 13, e.origin?.ip)
-                    let rc = sqlite3_step(raw)
-                    guard rc == SQLITE_DONE else {
-                        let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
-                        sqlite3_reset(raw)
-                        throw IndexError("cannot index trail entry \(i): \(message)")
-                    }
-                    i += 1
                 }
-                sqlite3_reset(raw)
-                sqlite3_clear_bindings(raw)
                 try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('size', ?), ('origin', ?)",
                                arguments: [String(i), origin])
-            }
-        }
-    }
-
-    nonisolated(unsafe) static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-
-    static func bind(_ stmt: OpaquePointer?, _ index: Int32, _ value: String?) {
-        guard var v = value else { sqlite3_bind_null(stmt, index); return }
-        v.withUTF8 { u in
-            if let base = u.baseAddress {
-                _ = sqlite3_bind_text(stmt, index, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self), Int32(u.count), transient)
-            } else {
-                _ = sqlite3_bind_text(stmt, index, "", 0, transient)
             }
         }
     }

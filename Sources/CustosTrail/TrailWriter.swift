@@ -105,11 +105,25 @@ public final class TrailWriter {
     /// they are durable and covered by a new signed checkpoint.
     @discardableResult
     public func append(_ entries: [[UInt8]]) throws -> Range<UInt64> {
+        var buffer = [UInt8]()
+        buffer.reserveCapacity(entries.reduce(0) { $0 + $1.count })
+        var ranges = [Range<Int>]()
+        ranges.reserveCapacity(entries.count)
+        for e in entries {
+            ranges.append(buffer.count..<(buffer.count + e.count))
+            buffer.append(contentsOf: e)
+        }
+        return try buffer.withUnsafeBytes { try append(buffer: $0, entries: ranges) }
+    }
+
+    /// `append(_:)` for entries given as ranges of one buffer (no copy per entry).
+    @discardableResult
+    public func append(buffer: UnsafeRawBufferPointer, entries: [Range<Int>]) throws -> Range<UInt64> {
         guard !poisoned else {
             throw TrailError(.io, "an earlier commit failed part-way; reopen the trail before appending again")
         }
         do {
-            return try appendUnchecked(entries)
+            return try appendUnchecked(buffer: buffer, entries: entries)
         } catch let e as TrailError where e.code == .entryTooLarge {
             throw e
         } catch {
@@ -120,12 +134,13 @@ public final class TrailWriter {
         }
     }
 
-    func appendUnchecked(_ entries: [[UInt8]]) throws -> Range<UInt64> {
+    func appendUnchecked(buffer: UnsafeRawBufferPointer, entries: [Range<Int>]) throws -> Range<UInt64> {
         let start = size
         guard !entries.isEmpty else { return start..<start }
         for (i, e) in entries.enumerated() where e.count > 65_535 || e.isEmpty {
             throw TrailError(.entryTooLarge, "entry \(i) of the batch is \(e.count) bytes; entries must be 1...65535 bytes")
         }
+        precondition(entries.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= buffer.count }, "entry outside the buffer")
         // Work on copies so that a failed commit leaves the writer at the last checkpoint.
         var partials = self.partials
         var bundle = self.bundle
@@ -136,11 +151,11 @@ public final class TrailWriter {
 
         // Levels whose rightmost partial tile changes in this commit. An unchanged level's
         // partial tile is the very file the current checkpoint needs: never rewrite it.
-        var changed = Set<Int>()
+        var changed: UInt64 = 0   // bit `level` set (a tree of 2^64 entries has 8 tile levels)
         func push(_ h: MerkleHash, level: Int) {
             if partials.count <= level { partials.append([]) }
             partials[level].append(h)
-            changed.insert(level)
+            changed |= 1 << UInt64(level)
             if partials[level].count == 256 {
                 let index = (newSize >> (8 * UInt64(level + 1))) - 1
                 writes.append((layout.tilePath(level: level, index: index, width: 256), Self.tileBytes(partials[level][...])))
@@ -151,7 +166,8 @@ public final class TrailWriter {
             }
         }
 
-        for e in entries {
+        for r in entries {
+            let e = UnsafeRawBufferPointer(rebasing: buffer[r])
             bundle.append(UInt8(e.count >> 8)); bundle.append(UInt8(e.count & 255))
             bundle.append(contentsOf: e)
             bundleCount += 1
@@ -167,7 +183,7 @@ public final class TrailWriter {
         if bundleCount > 0 {
             writes.append((layout.bundlePath(index: newSize >> 8, width: bundleCount), bundle))
         }
-        for (level, hashes) in partials.enumerated() where !hashes.isEmpty && changed.contains(level) {
+        for (level, hashes) in partials.enumerated() where !hashes.isEmpty && changed & (1 << UInt64(level)) != 0 {
             writes.append((layout.tilePath(level: level, index: newSize >> (8 * UInt64(level + 1)), width: hashes.count),
                            Self.tileBytes(hashes[...])))
         }
