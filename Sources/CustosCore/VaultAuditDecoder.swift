@@ -339,15 +339,31 @@ public struct VaultAuditDecoder: Sendable {
         let needle: StaticString = "\"type\":\"request\""
         let n = needle.utf8CodeUnitCount
         let limit = min(line.count, 96)
-        guard limit >= n else { return false }
+        guard limit >= n, let base = line.baseAddress else { return false }
         let p = needle.utf8Start
+        @inline(__always) func match(_ i: Int) -> Bool {
+            var k = 0
+            while k < n && line[i + k] == p[k] { k += 1 }
+            return k == n
+        }
         var i = 0
+        // Vault starts with the time: no quote can follow before the end of its value.
+        let head: StaticString = "{\"time\":\""
+        if limit >= 9 + n, line[0] == 0x7B, line[1] == 0x22, line[2] == 0x74, line[3] == 0x69, line[4] == 0x6D,
+           line[5] == 0x65, line[6] == 0x22, line[7] == 0x3A, line[8] == 0x22 {
+            if match(8) { return true }
+            i = JSONScanner.plainRunEnd(base.assumingMemoryBound(to: UInt8.self), head.utf8CodeUnitCount, limit)
+        }
         while i + n <= limit {
-            if line[i] == 0x22 && line[i + 1] == 0x74 {
-                var k = 0
-                while k < n && line[i + k] == p[k] { k += 1 }
-                if k == n { return true }
+            // Skip eight bytes at a time to the next quote (the lowest flagged byte is exact).
+            if i + 8 <= limit {
+                let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self).littleEndian ^ 0x2222_2222_2222_2222
+                let quotes = (w &- 0x0101_0101_0101_0101) & ~w & 0x8080_8080_8080_8080
+                if quotes == 0 { i += 8; continue }
+                i += quotes.trailingZeroBitCount >> 3
+                if i + n > limit { break }
             }
+            if line[i] == 0x22 && line[i + 1] == 0x74 && match(i) { return true }
             i += 1
         }
         return false

@@ -144,15 +144,23 @@ public final class DataStore {
         var entries: [Range<Int>] = []
         fresh.reserveCapacity(rows.count)
         entries.reserveCapacity(rows.count)
-        var batchKeys = Set<EventKey>()
-        batchKeys.reserveCapacity(rows.count)
+        // Keys go straight into `knownIDs` (one hash per event); if the commit fails they
+        // are taken out again, so that a retried event is not counted as a duplicate.
+        if knownIDs.capacity < knownIDs.count + rows.count {
+            knownIDs.reserveCapacity(max(2 * knownIDs.capacity, knownIDs.count + rows.count))
+        }
+        var added: [EventKey] = []
+        added.reserveCapacity(rows.count)
+        var committed = false
+        defer { if !committed { for k in added { knownIDs.remove(k) } } }
         var indices = [UInt64?]()
         indices.reserveCapacity(rows.count)
         let base = trail.size
         for i in rows.indices {
             let row = rows[i]
             let key = EventKey(hi: row.keyHi, lo: row.keyLo)
-            if knownIDs.contains(key) || !batchKeys.insert(key).inserted { indices.append(nil); continue }
+            guard knownIDs.insert(key).inserted else { indices.append(nil); continue }
+            added.append(key)
             guard row.length <= AccessEvent.maxEncodedSize else {
                 throw TrailError(.entryTooLarge, "event \(batch.id(i)) encodes to \(row.length) bytes (limit \(AccessEvent.maxEncodedSize))")
             }
@@ -163,7 +171,7 @@ public final class DataStore {
         let t1 = DispatchTime.now().uptimeNanoseconds
         let range = try batch.bytes.withUnsafeBytes { try trail.append(buffer: $0, entries: entries) }
         let t2 = DispatchTime.now().uptimeNanoseconds
-        knownIDs.formUnion(batchKeys)
+        committed = true
         prepareSeconds += Double(t1 - t0) / 1e9
         trailSeconds += Double(t2 - t1) / 1e9
         return Staged(batch: batch, fresh: fresh,

@@ -68,16 +68,32 @@ public final class Ingestor {
         let total: UInt64? = (fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG) ? UInt64(st.st_size) : nil
         var lineNumber = 0
         var read: UInt64 = 0
+        // The decoder and the batch being filled are moved into locals for the loop: every
+        // access to a class's stored property costs a dynamic exclusivity check.
+        var decoder = VaultAuditDecoder(sourceKind: self.decoder.sourceKind, instance: self.decoder.instance)
+        swap(&decoder, &self.decoder)
+        var batch = EventBatch()
+        swap(&batch, &pendingEvents)
+        var others: [DecodeOutput] = []
+        defer {
+            swap(&decoder, &self.decoder)
+            swap(&batch, &pendingEvents)
+        }
         try LineReader.forEachLine(fd: fd, maxLine: VaultAuditDecoder.maxLineBytes) { line, tooLong in
             lineNumber += 1
             if tooLong {
                 record(.rejected(.init(line: lineNumber, reason: "line longer than \(VaultAuditDecoder.maxLineBytes) bytes")))
             } else {
-                decoder.decode(line: line, lineNumber: lineNumber, into: &pendingEvents, other: &outputs)
-                if !outputs.isEmpty { drainOutputs() }
+                decoder.decode(line: line, lineNumber: lineNumber, into: &batch, other: &others)
+                if !others.isEmpty {
+                    for o in others { record(o) }
+                    others.removeAll(keepingCapacity: true)
+                }
             }
             read += UInt64(line.count + 1)
-            if pendingEvents.count >= batchSize {
+            if batch.count >= batchSize {
+                swap(&batch, &pendingEvents)
+                defer { swap(&batch, &pendingEvents) }
                 try commit()
                 progress?(read, total)
             }

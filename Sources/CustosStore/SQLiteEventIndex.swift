@@ -75,60 +75,76 @@ public final class SQLiteEventIndex: EventIndex {
                 if let o = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'origin'"), o != origin {
                     throw IndexError("index was built from trail \(o), not \(origin)")
                 }
-                let stmt = try db.cachedStatement(sql: """
-                    INSERT INTO events (idx, id, time_ns, action, outcome, source_kind, source_instance,
-                        secret_path, environment, identity_id, identity_name, identity_kind, origin_ip)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-                // Bound through SQLite's C API directly, straight from the batch's buffer (which
-                // outlives each step): this loop runs for every event ingested.
-                let raw = stmt.sqliteStatement
+                // Rows go in `chunk` at a time (one statement execution per chunk, not per row),
+                // bound through SQLite's C API straight from the batch's buffer (which outlives
+                // each step): this runs for every event ingested.
+                let chunk = Self.rowsPerInsert
+                let many = try db.cachedStatement(sql: Self.insertSQL(rows: chunk)).sqliteStatement
+                let one = try db.cachedStatement(sql: Self.insertSQL(rows: 1)).sqliteStatement
                 var i = firstIndex
                 try batch.bytes.withUnsafeBufferPointer { buf in
                     let all = batch.rows
-                    for r in rows {
-                        let e = all[r]
-                        let base = buf.baseAddress! + e.offset
-                        @inline(__always) func text(_ n: Int32, _ s: EventBatch.Span) {
-                            if s.isNull {
-                                sqlite3_bind_null(raw, n)
-                            } else {
-                                precondition(s.offset >= 0 && e.offset + Int(s.offset) + Int(s.count) <= buf.count, "column outside the batch")
-                                _ = (base + Int(s.offset)).withMemoryRebound(to: CChar.self, capacity: Int(s.count)) {
-                                    sqlite3_bind_text(raw, n, $0, s.count, nil)   // SQLITE_STATIC
+                    var k = 0
+                    while k < rows.count {
+                        let n = rows.count - k >= chunk ? chunk : 1
+                        let stmt = n == chunk ? many : one
+                        sqlite3_reset(stmt)
+                        for j in 0..<n {
+                            let e = all[rows[k + j]]
+                            let base = buf.baseAddress! + e.offset
+                            let p = Int32(13 * j)
+                            @inline(__always) func text(_ c: Int32, _ s: EventBatch.Span) {
+                                if s.isNull {
+                                    sqlite3_bind_null(stmt, p + c)
+                                } else {
+                                    precondition(s.offset >= 0 && e.offset + Int(s.offset) + Int(s.count) <= buf.count, "column outside the batch")
+                                    _ = (base + Int(s.offset)).withMemoryRebound(to: CChar.self, capacity: Int(s.count)) {
+                                        sqlite3_bind_text(stmt, p + c, $0, s.count, nil)   // SQLITE_STATIC
+                                    }
                                 }
                             }
+                            sqlite3_bind_int64(stmt, p + 1, Int64(i) + Int64(j))
+                            text(2, e.id)
+                            sqlite3_bind_int64(stmt, p + 3, e.timeNanos)
+                            text(4, e.action)
+                            text(5, e.outcome)
+                            text(6, e.sourceKind)
+                            text(7, e.sourceInstance)
+                            text(8, e.secretPath)
+                            text(9, e.environment)
+                            text(10, e.identityID)
+                            text(11, e.identityName)
+                            text(12, e.identityKind)
+                            text(13, e.originIP)
                         }
-                        sqlite3_reset(raw)
-                        sqlite3_bind_int64(raw, 1, Int64(i))
-                        text(2, e.id)
-                        sqlite3_bind_int64(raw, 3, e.timeNanos)
-                        text(4, e.action)
-                        text(5, e.outcome)
-                        text(6, e.sourceKind)
-                        text(7, e.sourceInstance)
-                        text(8, e.secretPath)
-                        text(9, e.environment)
-                        text(10, e.identityID)
-                        text(11, e.identityName)
-                        text(12, e.identityKind)
-                        text(13, e.originIP)
-                        let rc = sqlite3_step(raw)
+                        let rc = sqlite3_step(stmt)
                         guard rc == SQLITE_DONE else {
                             let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
-                            sqlite3_reset(raw)
-                            sqlite3_clear_bindings(raw)
-                            throw IndexError("cannot index trail entry \(i): \(message)")
+                            sqlite3_reset(stmt)
+                            sqlite3_clear_bindings(stmt)
+                            throw IndexError("cannot index trail entries \(i)..<\(i + UInt64(n)): \(message)")
                         }
-                        i += 1
+                        i += UInt64(n)
+                        k += n
                     }
-                    sqlite3_reset(raw)
-                    sqlite3_clear_bindings(raw)
+                    for stmt in [many, one] {
+                        sqlite3_reset(stmt)
+                        sqlite3_clear_bindings(stmt)
+                    }
                 }
                 try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('size', ?), ('origin', ?)",
                                arguments: [String(i), origin])
             }
         }
+    }
+
+    /// Rows per INSERT statement in bulk appends (13 parameters each: 416 in all, under any SQLite limit).
+    static let rowsPerInsert = 32
+
+    static func insertSQL(rows: Int) -> String {
+        "INSERT INTO events (idx, id, time_ns, action, outcome, source_kind, source_instance, "
+            + "secret_path, environment, identity_id, identity_name, identity_kind, origin_ip) VALUES "
+            + Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
     }
 
     func whereClause(_ q: EventQuery) -> (String, StatementArguments) {
