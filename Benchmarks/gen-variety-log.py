@@ -6,7 +6,10 @@ non-ASCII in read fields, odd times, unpaired requests and responses, duplicates
 CRLF, key order, and (with --mutate P) a share P of lines mutated the way the decoder's fuzz
 test mutates them (bit flips, syntax inserts, truncation, deep nesting, deletions).
 
-usage: gen-variety-log.py LINES OUT [--seed N] [--mutate P]
+usage: gen-variety-log.py LINES OUT [--seed N] [--mutate P] [--unanswered P]
+
+(--unanswered P: share of requests whose response never comes; a high share exceeds the
+decoder's 50,000 waiting requests and exercises eviction.)
 """
 import json, random, sys
 
@@ -15,6 +18,7 @@ def main():
     lines = int(sys.argv[1]); out = sys.argv[2]
     seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 7
     mutate = float(sys.argv[sys.argv.index("--mutate") + 1]) if "--mutate" in sys.argv else 0.0
+    unanswered = float(sys.argv[sys.argv.index("--unanswered") + 1]) if "--unanswered" in sys.argv else 0.0
     rnd = random.Random(seed)
     hexs = lambda n: "".join(rnd.choice("0123456789abcdef") for _ in range(n))
     hm = lambda: "hmac-sha256:" + hexs(64)
@@ -156,7 +160,8 @@ def main():
         resp["response"] = rr if rnd.random() < 0.95 else None
         shape = rnd.random()
         pair = []
-        if shape < 0.75: pair = [rec, resp]
+        if unanswered > 0 and rnd.random() < unanswered: pair = [rec]
+        elif shape < 0.75: pair = [rec, resp]
         elif shape < 0.85: pair = [rec]                 # never answered
         elif shape < 0.93: pair = [resp]                # answer without request
         elif shape < 0.96: pair = [rec, resp, resp]     # response twice

@@ -373,11 +373,18 @@ public struct JSONScanner {
         try skipValue(depth: 0)
     }
 
+    /// Skips a string: the common case (no escape before the closing quote) inline.
+    @inline(__always) mutating func skipPlainOrString() throws(Failure) {
+        let e = plainRunEnd(pos + 1)
+        if e < count && base[e] == 0x22 { pos = e + 1; return }
+        try skipString()
+    }
+
     mutating func skipValue(depth: Int) throws(Failure) {
         skipWhitespace()
         guard pos < count else { throw fail("unexpected end of input") }
         switch base[pos] {
-        case 0x22: try skipString()
+        case 0x22: try skipPlainOrString()
         case 0x7B:
             guard depth < maxDepth else { throw fail("nesting too deep") }
             pos += 1
@@ -385,7 +392,7 @@ public struct JSONScanner {
             while true {
                 skipWhitespace()
                 guard pos < count, base[pos] == 0x22 else { throw fail("expected a string key") }
-                try skipString()
+                try skipPlainOrString()
                 try expect(0x3A)
                 try skipValue(depth: depth + 1)
                 skipWhitespace()

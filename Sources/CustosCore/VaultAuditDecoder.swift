@@ -24,9 +24,40 @@ public struct VaultAuditDecoder: Sendable {
     public static let maxLineBytes = 1 << 20
     static let maxFieldBytes = 4096
 
-    var pending: [String: Pending] = [:]
-    var pendingOrder: [String] = []
+    var pending: [RequestKey: Pending] = [:]
+    var pendingOrder: [RequestKey] = []
     var pendingOrderHead = 0
+
+    /// A request id as the key of `pending`, equal exactly when the ids are equal `String`s
+    /// (canonically equivalent). Ids of up to 40 ASCII bytes without `K`, `;` or `` ` `` are held
+    /// inline and compared as bytes: no other string is canonically equivalent to such an id
+    /// (only U+212A, U+037E and U+1FEF decompose to ASCII, to those three characters), so the
+    /// two cases never equal each other. Any other id is kept as its `String`.
+    enum RequestKey: Hashable, Sendable {
+        case inline(UInt64, UInt64, UInt64, UInt64, UInt64, UInt8)
+        case string(String)
+
+        init(_ b: UnsafeBufferPointer<UInt8>) {
+            if b.count <= 40 {
+                var w: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
+                withUnsafeMutableBytes(of: &w) { $0.copyMemory(from: UnsafeRawBufferPointer(b)) }
+                // Any byte >= 0x80, `K`, `;` or `` ` ``? (The zero padding is none of these.)
+                @inline(__always) func has(_ x: UInt64, _ c: UInt64) -> UInt64 {
+                    let y = x ^ (0x0101_0101_0101_0101 &* c)
+                    return (y &- 0x0101_0101_0101_0101) & ~y
+                }
+                @inline(__always) func bad(_ x: UInt64) -> Bool {
+                    let v = UInt64(littleEndian: x)
+                    return (v | has(v, 0x4B) | has(v, 0x3B) | has(v, 0x60)) & 0x8080_8080_8080_8080 != 0
+                }
+                if !(bad(w.0) || bad(w.1) || bad(w.2) || bad(w.3) || bad(w.4)) {
+                    self = .inline(w.0, w.1, w.2, w.3, w.4, UInt8(b.count))
+                    return
+                }
+            }
+            self = .string(String(decoding: b, as: UTF8.self))
+        }
+    }
 
     /// A request waiting for its response: only its raw bytes are kept, in `arena` (parsed
     /// fully only if the response never comes).
@@ -268,18 +299,17 @@ public struct VaultAuditDecoder: Sendable {
                         sink.output(.ignored(line: lineNumber, reason: "request record without request.id (its response records the access)"))
                         return
                     }
-                    let rid = b.string(ridText)
-                    if let old = pending[rid] {
+                    let rid = RequestKey(b.bytes(ridText))
+                    let (offset, length) = keep(line)
+                    if let old = pending.updateValue(Pending(line: lineNumber, offset: offset, length: length, input: input), forKey: rid) {
                         release(old)
                     } else {
                         pendingOrder.append(rid)
                     }
-                    let (offset, length) = keep(line)
-                    pending[rid] = Pending(line: lineNumber, offset: offset, length: length, input: input)
                     while pending.count > maxPending || (liveBytes > Self.maxPendingBytes && pending.count > 1) { evictOldest(sink: &sink) }
                     compactOrder()
                 } else if let type, b.equals(type, "response") {
-                    if let rid = record.request.id, !pending.isEmpty, let p = pending.removeValue(forKey: b.string(rid)) { release(p) }
+                    if let rid = record.request.id, !pending.isEmpty, let p = pending.removeValue(forKey: RequestKey(b.bytes(rid))) { release(p) }
                     emit(record, line: lineNumber, bytes: b, raw: line, responded: true, sink: &sink)
                 } else {
                     sink.output(.rejected(.init(line: lineNumber, reason: "\"type\" must be \"request\" or \"response\"")))
