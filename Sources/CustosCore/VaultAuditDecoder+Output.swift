@@ -203,62 +203,76 @@ extension VaultAuditDecoder.Draft {
     func write(_ s: VaultAuditDecoder.DraftSource, _ w: inout RawWriter, _ row: inout EventBatch.Row,
                _ extra: inout [UInt8], _ deferred: inout [(EventBatch.Column, Int, Int)]) {
         let b = s.bytes
-        @inline(__always) func column(_ u: UnsafeBufferPointer<UInt8>, _ c: EventBatch.Column) {
+        // A string read without escapes (not in the scratch buffer) has no `"`, `\` or
+        // control character, and neither have the constants: their bytes are their JSON.
+        @inline(__always) func string(_ u: UnsafeBufferPointer<UInt8>, plain: Bool) -> Bool {
+            guard plain else { return w.string(u) }
+            w.byte(0x22); w.raw(u); w.byte(0x22)
+            return false
+        }
+        @inline(__always) func string(_ t: VaultAuditDecoder.Text) { _ = string(b.bytes(t), plain: !t.inScratch) }
+        @inline(__always) func column(_ u: UnsafeBufferPointer<UInt8>, _ c: EventBatch.Column, plain: Bool) {
             let at = w.n + 1
-            if w.string(u) {
+            if string(u, plain: plain) {
                 deferred.append((c, extra.count, u.count))
                 extra.append(contentsOf: u)
             } else {
                 row.set(c, EventBatch.Span(offset: Int32(at), count: Int32(u.count)))
             }
         }
+        @inline(__always) func column(_ t: VaultAuditDecoder.Text, _ c: EventBatch.Column) {
+            column(b.bytes(t), c, plain: !t.inScratch)
+        }
+        @inline(__always) func column(_ literal: StaticString, _ c: EventBatch.Column) {
+            column(literal.buffer, c, plain: true)
+        }
         w.lit(#"{"action":"#)
-        column(action.buffer, .action)
+        column(action, .action)
         w.lit(#","id":""#)
         row.id = EventBatch.Span(offset: Int32(w.n), count: 32)
         w.hex(idHi); w.hex(idLo)
         w.lit(#"","identity":{"#)
         if let id = identityID {
-            w.lit(#""id":"#); column(b.bytes(id), .identityID); w.byte(0x2C)
+            w.lit(#""id":"#); column(id, .identityID); w.byte(0x2C)
         }
-        w.lit(#""kind":"#); column(kind.literal.buffer, .identityKind)
+        w.lit(#""kind":"#); column(kind.literal, .identityKind)
         if let m = methodText {
-            w.lit(#","method":"#); _ = w.string(b.bytes(m))
+            w.lit(#","method":"#); string(m)
         } else if let m = methodLiteral {
-            w.lit(#","method":"#); _ = w.string(m.buffer)
+            w.lit(#","method":"#); _ = string(m.buffer, plain: true)
         }
-        if let n = name { w.lit(#","name":"#); column(b.bytes(n), .identityName) }
+        if let n = name { w.lit(#","name":"#); column(n, .identityName) }
         if !s.policies.isEmpty {
             w.lit(#","policies":["#)
             for (i, p) in s.policies.enumerated() {
                 if i > 0 { w.byte(0x2C) }
-                _ = w.string(b.bytes(p))
+                string(p)
             }
             w.byte(0x5D)
         }
         w.byte(0x7D)
         if let ip = ipText {
-            w.lit(#","origin":{"ip":"#); column(b.bytes(ip), .originIP)
+            w.lit(#","origin":{"ip":"#); column(ip, .originIP)
             if let port { w.lit(#","port":"#); w.port(port) }
             w.byte(0x7D)
         } else if var ip = ipString {
             w.lit(#","origin":{"ip":"#)
-            ip.withUTF8 { column($0, .originIP) }
+            ip.withUTF8 { column($0, .originIP, plain: false) }
             if let port { w.lit(#","port":"#); w.port(port) }
             w.byte(0x7D)
         }
-        w.lit(#","outcome":"#); column(outcome.literal.buffer, .outcome)
-        if let r = reason { w.lit(#","reason":"#); _ = w.string(r.buffer) }
-        if let rid = requestID { w.lit(#","request_id":"#); _ = w.string(b.bytes(rid)) }
+        w.lit(#","outcome":"#); column(outcome.literal, .outcome)
+        if let r = reason { w.lit(#","reason":"#); _ = string(r.buffer, plain: true) }
+        if let rid = requestID { w.lit(#","request_id":"#); string(rid) }
         w.lit(#","schema":"custos.event/v1""#)
         if hasSecret, let path {
             w.lit(#","secret":{"#)
-            if let e = environment { w.lit(#""environment":"#); column(e.buffer, .environment); w.byte(0x2C) }
-            if let ns = namespace { w.lit(#""namespace":"#); _ = w.string(b.bytes(ns)); w.byte(0x2C) }
-            w.lit(#""path":"#); column(b.bytes(path), .secretPath)
+            if let e = environment { w.lit(#""environment":"#); column(e, .environment); w.byte(0x2C) }
+            if let ns = namespace { w.lit(#""namespace":"#); string(ns); w.byte(0x2C) }
+            w.lit(#""path":"#); column(path, .secretPath)
             if let store {
                 w.lit(#","store":""#)
-                _ = w.content(b.bytes(store))
+                if store.inScratch { _ = w.content(b.bytes(store)) } else { w.raw(b.bytes(store)) }
                 if storeAddsSlash { w.byte(0x2F) }
                 w.byte(0x22)
             }
