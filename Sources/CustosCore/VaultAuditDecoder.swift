@@ -89,15 +89,23 @@ public struct VaultAuditDecoder: Sendable {
 
     mutating func release(_ p: Pending) { liveBytes -= p.length }
 
+    /// Moves the waiting requests to the front of the arena, in place (its capacity stays,
+    /// so it does not grow again from small), in offset order so that no move overwrites a
+    /// request still to be moved.
     mutating func compactArena() {
-        var fresh = [UInt8]()
-        fresh.reserveCapacity(max(liveBytes * 2, 1 << 20))
-        for (rid, p) in pending {
-            let offset = fresh.count
-            fresh.append(contentsOf: arena[p.offset..<(p.offset + p.length)])
-            pending[rid] = Pending(line: p.line, offset: offset, length: p.length, input: p.input)
+        let live = pending.sorted { $0.value.offset < $1.value.offset }
+        var end = 0
+        arena.withUnsafeMutableBytes { buf in
+            for (rid, p) in live {
+                precondition(p.offset >= end && p.offset + p.length <= buf.count, "arena out of order")
+                if p.offset != end {
+                    (buf.baseAddress! + end).copyMemory(from: buf.baseAddress! + p.offset, byteCount: p.length)
+                    pending[rid] = Pending(line: p.line, offset: end, length: p.length, input: p.input)
+                }
+                end += p.length
+            }
         }
-        arena = fresh
+        arena.removeLast(arena.count - end)
     }
 
     /// The bytes every event id of this instance starts its hash with.

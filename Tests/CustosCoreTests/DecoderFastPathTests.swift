@@ -297,6 +297,31 @@ struct DecoderFastPathTests {
         #expect(events > 0 && events < lines.count)
     }
 
+    /// Waiting requests survive arena compaction (in place) intact: each unanswered request
+    /// becomes the event of its own line.
+    @Test func waitingRequestsSurviveArenaCompaction() {
+        var d = VaultAuditDecoder(sourceKind: "vault", instance: "c")
+        var out: [DecodeOutput] = []
+        let pad = String(repeating: "x", count: 2000)
+        var expected: [String] = []
+        for i in 0..<12_000 {
+            let rid = "c\(i)"
+            let path = "secret/data/p\(i)"
+            let req = VaultAuditDecoderTests.rec("request", id: rid, path: path, request: #""headers":{"pad":"\#(pad)"}"#)
+            d.decode(line: Array(req.utf8), lineNumber: 2 * i + 1, into: &out)
+            if i % 5 != 0 {
+                d.decode(line: Array(VaultAuditDecoderTests.rec("response", id: rid, path: path).utf8), lineNumber: 2 * i + 2, into: &out)
+            } else {
+                expected.append(path)
+            }
+        }
+        #expect(d.arena.capacity > 8 << 20)   // compacted at least once on the way
+        out.removeAll()
+        d.finish(into: &out)
+        let paths = out.compactMap { o -> String? in if case .event(let e, _) = o { return e.secret?.path } else { return nil } }
+        #expect(paths == expected)
+    }
+
     /// `EventTime.fastUTC` accepts exactly texts that print back unchanged.
     @Test func fastUTCTimesPrintBackVerbatim() {
         var rng = SeededRNG(seed: 5)
