@@ -131,8 +131,8 @@ public final class Ingestor {
             pendingEvents.removeAll(keepingCapacity: true)
             return
         }
-        let batch = pendingEvents
-        pendingEvents = EventBatch(capacity: batchSize)
+        var batch = committer.emptyBatch(capacity: batchSize)
+        swap(&batch, &pendingEvents)
         committer.submit(batch)
     }
 
@@ -232,19 +232,36 @@ final class BackgroundCommitter: @unchecked Sendable {
     private var failed: Bool { lock.withLock { error != nil } }
     private func fail(_ e: any Error) { lock.withLock { if error == nil { error = e } } }
 
+    /// The one reference to a batch between the stages, so that the last stage can reuse its
+    /// memory for a later batch (no fresh pages to fault in and zero per batch).
+    private final class Handoff: @unchecked Sendable {
+        var staged: DataStore.Staged?
+        init(_ staged: DataStore.Staged) { self.staged = staged }
+    }
+    private var recycled: [EventBatch] = []
+
+    /// An empty batch, reusing the memory of one already indexed when there is one.
+    func emptyBatch(capacity: Int) -> EventBatch {
+        lock.withLock { recycled.popLast() } ?? EventBatch(capacity: capacity)
+    }
+
     func submit(_ batch: EventBatch) {
         trailSlot.wait()
         trailQueue.async { [self] in
             defer { trailSlot.signal() }
             guard let store, !failed else { return }
             do {
-                let staged = try store.appendToTrail(batch)
-                lock.withLock { accepted += staged.result.accepted; duplicates += staged.result.duplicates }
+                let handoff = Handoff(try store.appendToTrail(batch))
+                let result = handoff.staged!.result
+                lock.withLock { accepted += result.accepted; duplicates += result.duplicates }
                 indexSlot.wait()
                 indexQueue.async { [self] in
                     defer { indexSlot.signal() }
-                    guard !failed else { return }
-                    do { try self.store?.index(staged) } catch { fail(error) }
+                    guard !failed, let staged = handoff.staged.take() else { return }
+                    do { try self.store?.index(staged) } catch { fail(error); return }
+                    var done = (consume staged).batch
+                    done.removeAll(keepingCapacity: true)
+                    lock.withLock { if recycled.count < 2 { recycled.append(done) } }
                 }
             } catch {
                 fail(error)

@@ -21,6 +21,8 @@ public final class TrailWriter {
     var bundle: [UInt8]
     var bundleCount: Int
     var poisoned = false
+    /// Working space for the files of one commit.
+    var commitBuffer: [UInt8] = []
 
     public var origin: String { signer.name }
 
@@ -143,11 +145,19 @@ public final class TrailWriter {
         precondition(entries.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= buffer.count }, "entry outside the buffer")
         // Work on copies so that a failed commit leaves the writer at the last checkpoint.
         var partials = self.partials
-        var bundle = self.bundle
         var bundleCount = self.bundleCount
         var newSize = size
         var fullTiles: [(level: Int, index: UInt64)] = []
-        var writes: [(String, [UInt8])] = []
+        // Every file of the commit is a range of one buffer, reused from commit to commit
+        // (no allocation, and no fresh pages to fault in, per bundle or tile).
+        var out: [UInt8] = []
+        swap(&out, &commitBuffer)
+        out.removeAll(keepingCapacity: true)
+        defer { out.removeAll(keepingCapacity: true); swap(&out, &commitBuffer) }
+        var writes: [(String, Range<Int>)] = []
+        // The bundle being filled is `out[bundleStart...]`, starting with the partial one.
+        out.append(contentsOf: self.bundle)
+        var bundleStart = 0
 
         // Levels whose rightmost partial tile changes in this commit. An unchanged level's
         // partial tile is the very file the current checkpoint needs: never rewrite it.
@@ -158,7 +168,9 @@ public final class TrailWriter {
             changed |= 1 << UInt64(level)
             if partials[level].count == 256 {
                 let index = (newSize >> (8 * UInt64(level + 1))) - 1
-                writes.append((layout.tilePath(level: level, index: index, width: 256), Self.tileBytes(partials[level][...])))
+                let at = out.count
+                Self.appendTile(partials[level][...], to: &out)
+                writes.append((layout.tilePath(level: level, index: index, width: 256), at..<out.count))
                 fullTiles.append((level, index))
                 let up = TreeEdge.perfectRoot(partials[level][...])
                 partials[level].removeAll(keepingCapacity: true)
@@ -168,30 +180,40 @@ public final class TrailWriter {
 
         for r in entries {
             let e = UnsafeRawBufferPointer(rebasing: buffer[r])
-            bundle.append(UInt8(e.count >> 8)); bundle.append(UInt8(e.count & 255))
-            bundle.append(contentsOf: e)
+            out.append(UInt8(e.count >> 8)); out.append(UInt8(e.count & 255))
+            out.append(contentsOf: e)
             bundleCount += 1
             newSize += 1
+            // A bundle completes exactly when the level-0 tile does (both every 256 entries):
+            // its tiles go after it in `out`, and its write after theirs, as before.
+            let bundleEnd = out.count
             push(Merkle.leafHash(e), level: 0)
             if bundleCount == 256 {
-                writes.append((layout.bundlePath(index: (newSize >> 8) - 1, width: 256), bundle))
+                writes.append((layout.bundlePath(index: (newSize >> 8) - 1, width: 256), bundleStart..<bundleEnd))
                 fullTiles.append((-1, (newSize >> 8) - 1))
-                bundle.removeAll(keepingCapacity: true)
+                bundleStart = out.count
                 bundleCount = 0
             }
         }
+        let bundle = Array(out[bundleStart...])
         if bundleCount > 0 {
-            writes.append((layout.bundlePath(index: newSize >> 8, width: bundleCount), bundle))
+            let at = out.count
+            out.append(contentsOf: bundle)
+            writes.append((layout.bundlePath(index: newSize >> 8, width: bundleCount), at..<out.count))
         }
         for (level, hashes) in partials.enumerated() where !hashes.isEmpty && changed & (1 << UInt64(level)) != 0 {
+            let at = out.count
+            Self.appendTile(hashes[...], to: &out)
             writes.append((layout.tilePath(level: level, index: newSize >> (8 * UInt64(level + 1)), width: hashes.count),
-                           Self.tileBytes(hashes[...])))
+                           at..<out.count))
         }
         var dirs = Set<String>()
-        for (n, (path, bytes)) in writes.enumerated() {
-            try FileIO.writeFile(path, bytes)
-            dirs.insert(FileIO.directory(of: path))
-            if n == 0 { try fault(.afterFirstFile) }
+        try out.withUnsafeBytes { all in
+            for (n, (path, range)) in writes.enumerated() {
+                try FileIO.writeFile(path, UnsafeRawBufferPointer(rebasing: all[range]))
+                dirs.insert(FileIO.directory(of: path))
+                if n == 0 { try fault(.afterFirstFile) }
+            }
         }
         try fault(.beforeSync)
         try FileIO.syncAll(under: layout.trailDirectory, files: writes.map(\.0), directories: dirs)
@@ -240,6 +262,10 @@ public final class TrailWriter {
     package var faultHook: ((TrailFaultPoint) throws -> Void)?
 
     func fault(_ p: TrailFaultPoint) throws { try faultHook?(p) }
+
+    static func appendTile(_ hashes: ArraySlice<MerkleHash>, to out: inout [UInt8]) {
+        for h in hashes { h.withUnsafeBytes { out.append(contentsOf: $0) } }
+    }
 
     static func tileBytes(_ hashes: ArraySlice<MerkleHash>) -> [UInt8] {
         var out = [UInt8]()
