@@ -14,7 +14,7 @@ public final class DataStore {
     public let layout: TrailLayout
     public let trail: TrailWriter
     public let index: any EventIndex
-    var knownIDs: Set<EventKey>
+    var knownIDs: EventKeySet
     /// Held for the store's lifetime: one writer per data directory, across processes.
     let lock: DirectoryLock
 
@@ -37,7 +37,7 @@ public final class DataStore {
         }
         trail = try TrailWriter.open(layout: layout, signer: signer)
         index = try SQLiteEventIndex(path: layout.indexPath)
-        knownIDs = []
+        knownIDs = EventKeySet()
         try catchUp()
     }
 
@@ -65,7 +65,9 @@ public final class DataStore {
             let reader = try TrailReader(layout: layout, verifier: NoteVerifier(vkey: trail.checkpointVerifierKey))
             try EventReader.fill(index, from: reader, range: have..<trail.size)
         }
-        knownIDs = Set(try index.allEventIDs().map(EventKey.init))
+        let ids = try index.allEventIDs()
+        knownIDs = EventKeySet(minimumCapacity: ids.count)
+        for id in ids { knownIDs.insert(EventKey(id)) }
         return trail.size - have
     }
 
@@ -146,9 +148,7 @@ public final class DataStore {
         entries.reserveCapacity(rows.count)
         // Keys go straight into `knownIDs` (one hash per event); if the commit fails they
         // are taken out again, so that a retried event is not counted as a duplicate.
-        if knownIDs.capacity < knownIDs.count + rows.count {
-            knownIDs.reserveCapacity(max(2 * knownIDs.capacity, knownIDs.count + rows.count))
-        }
+        knownIDs.reserveCapacity(forAdding: rows.count)
         var added: [EventKey] = []
         added.reserveCapacity(rows.count)
         var committed = false
@@ -159,7 +159,7 @@ public final class DataStore {
         for i in rows.indices {
             let row = rows[i]
             let key = EventKey(hi: row.keyHi, lo: row.keyLo)
-            guard knownIDs.insert(key).inserted else { indices.append(nil); continue }
+            guard knownIDs.insert(key) else { indices.append(nil); continue }
             added.append(key)
             guard row.length <= AccessEvent.maxEncodedSize else {
                 throw TrailError(.entryTooLarge, "event \(batch.id(i)) encodes to \(row.length) bytes (limit \(AccessEvent.maxEncodedSize))")
