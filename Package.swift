@@ -16,11 +16,14 @@ let package = Package(
         .library(name: "CustosTrail", targets: ["CustosTrail"]),
         .library(name: "CustosStore", targets: ["CustosStore"]),
         .library(name: "CustosServer", targets: ["CustosServer"]),
+        .library(name: "CustosAlerting", targets: ["CustosAlerting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Pure: event model, canonical JSON, decoders, Merkle math, signed notes. No files, no DB.
@@ -39,22 +42,34 @@ let package = Package(
             dependencies: ["CustosCore", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: strict),
+        // Policy files (YAML), GeoIP databases on disk, routing and notifiers.
+        .target(
+            name: "CustosAlerting",
+            dependencies: ["CustosCore", .product(name: "Yams", package: "Yams"),
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            swiftSettings: strict),
         // Wires core, trail and index together: the data directory, ingestion.
         .target(
             name: "CustosServer",
-            dependencies: ["CustosCore", "CustosTrail", "CustosStore"],
+            dependencies: ["CustosCore", "CustosTrail", "CustosStore", "CustosAlerting"],
             swiftSettings: strict),
         .executableTarget(
             name: "custos",
             dependencies: [
-                "CustosCore", "CustosTrail", "CustosStore", "CustosServer",
+                "CustosCore", "CustosTrail", "CustosStore", "CustosServer", "CustosAlerting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+        // Benchmarks/README.md: detection throughput (release build, one core).
+        .executableTarget(name: "custos-bench", dependencies: ["CustosCore"], path: "Benchmarks/Sources/custos-bench",
+                          swiftSettings: strict),
         .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "CustosTrailTests", dependencies: ["CustosTrail", "CustosCore"], swiftSettings: strict),
         .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore"], swiftSettings: strict),
+        .testTarget(name: "CustosAlertingTests", dependencies: ["CustosAlerting", "CustosCore"],
+                    resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosTrail", "CustosStore", "CustosCore"], swiftSettings: strict),
         // Starts a real OpenBao (installed by .ci/run) and drives the built `custos` binary.
         .testTarget(name: "CustosIntegrationTests", dependencies: ["CustosCore"], swiftSettings: strict),

@@ -187,10 +187,16 @@ public struct TrailVerifier: Sendable {
 
 /// Entry-level checks shared by verification and ingest.
 public enum EntryCheck {
-    /// nil when `entry` is a canonical `custos.event/v1` object, else why not.
+    /// nil when `entry` is a canonical `custos.event/v1` object (or a canonical entry of
+    /// one of the trail's other schemas: alerts, silences), else why not.
     public static func canonicalProblem(_ entry: UnsafeRawBufferPointer) -> String? {
         // Same verdict as `AccessEvent.decode(entry, requireCanonical: true)`, without decoding.
         guard let problem = CanonicalValidator.problem(entry) else { return nil }
+        let other = GenericCanonical.check(entry)
+        if let schema = other.schema, GenericCanonical.otherSchemas.contains(schema) {
+            guard let p = other.problem else { return nil }
+            return "is not a canonical \(schema) object (\(p))"
+        }
         return "is not a canonical custos.event/v1 object (\(problem))"
     }
 }

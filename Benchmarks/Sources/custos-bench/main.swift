@@ -1,0 +1,141 @@
+// Detection throughput benchmark (issue 3): every detector of a full policy over a
+// generated stream of events from many identities, on one core.
+//
+//   swift run -c release --scratch-path .build-release custos-bench detect [EVENTS] [IDENTITIES]
+//
+// Prints events/s (median of the passes), alerts raised, and memory: the process's peak
+// resident set (VmHWM) before the engine ran and after, so the engine's own state is the
+// difference. See Benchmarks/README.md.
+import CustosCore
+import Foundation
+
+func rss(_ key: String) -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix(key) {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0
+    }
+    return 0
+}
+
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+let args = CommandLine.arguments
+guard args.count >= 2, args[1] == "detect" else {
+    print("usage: custos-bench detect [EVENTS (default 10000000)] [IDENTITIES (default 100000)]")
+    exit(2)
+}
+let total = args.count > 2 ? Int(args[2])! : 10_000_000
+let identityCount = args.count > 3 ? Int(args[3])! : 100_000
+
+// The policy: the README example's shape, every class alerting.
+func cidr(_ s: String) -> CIDR { try! CIDR(parsing: s) }
+var policy = Policy()
+policy.networks = ["office": [cidr("203.0.113.0/24")], "vpn": [cidr("198.51.100.0/26")], "cluster": [cidr("10.0.0.0/8")]]
+policy.schedules = ["business": Schedule(name: "business", timeZone: TimeZone(identifier: "Europe/London")!, days: [1, 2, 3, 4, 5], start: 480, end: 1140)]
+policy.owners = ["sec": .init(key: "sec", name: "Security", notify: [.webhook(url: "http://127.0.0.1:9/x", secretEnv: nil)])]
+policy.identities = [
+    .init(match: "svc-payments-*", kind: .service, scope: ["secret/data/payments/*"], networks: ["cluster"], schedule: "always"),
+    .init(match: "root", breakGlass: true),
+    .init(match: "*", networks: ["office", "vpn"], schedule: "business"),
+]
+policy.secrets = [.init(match: "secret/data/prod/*", environment: "prod")]
+for c in AlertClass.allCases where !c.isRoutine {
+    var s = Policy.ClassSettings(alert: true)
+    s.owner = "sec"; s.sla = 3600; s.severity = .high
+    policy.classes[c] = s
+}
+
+// Identities: 90% humans (office/VPN, business hours), 10% payment services (cluster,
+// scoped to secret/data/payments/*). Most events are routine; a small share is not:
+// 2% denied, 1% off hours, 0.5% from unknown addresses, 0.5% out of scope.
+var rng = SplitMix(state: 42)
+let names: [String] = (0..<identityCount).map { i in i % 10 == 0 ? "svc-payments-\(i)" : "user-\(i)" }
+let ids: [String] = (0..<identityCount).map { String(format: "%08x-0000-4000-8000-%012x", $0, $0) }
+let teamPaths: [String] = (0..<5_000).map { i in "secret/data/\(["prod", "dev", "staging"][i % 3])/team\(i % 97)/app\(i)" }
+let paymentPaths: [String] = (0..<500).map { "secret/data/payments/app\($0)" }
+let officeIPs: [String] = (0..<250).map { "203.0.113.\($0)" } + (0..<60).map { "198.51.100.\($0)" }
+let clusterIPs: [String] = (0..<1000).map { "10.\($0 % 250).\($0 % 200).\($0 % 100)" }
+let unknownIPs: [String] = (0..<200).map { "192.0.2.\($0)" }
+let policies = ["default", "team-read"]
+let source = AccessEvent.Source(kind: "openbao", instance: "bench")
+@MainActor func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
+
+// A pool of distinct events (a quarter from 1% of the identities: a few are busy), replayed
+// with advancing time. `offHours` marks events to be placed at night.
+let poolSize = min(total, 1_000_000)
+var pool: [AccessEvent] = []
+var offHours: [Bool] = []
+pool.reserveCapacity(poolSize)
+for i in 0..<poolSize {
+    let r = Int(rng.next() % UInt64(identityCount))
+    let who = (rng.next() % 4 == 0) ? r % max(1, identityCount / 100) : r
+    let service = names[who].hasPrefix("svc")
+    let roll = rng.next() % 1000
+    let denied = roll < 20
+    let path = service ? (roll >= 20 && roll < 25 ? pick(teamPaths) : pick(paymentPaths)) : pick(teamPaths)
+    let ip = roll >= 25 && roll < 30 ? pick(unknownIPs) : (service ? pick(clusterIPs) : pick(officeIPs))
+    let action: Action = rng.next() % 10 == 0 ? .list : .read
+    pool.append(AccessEvent(
+        id: String(i), time: EventTime(seconds: 0), source: source, action: action,
+        outcome: denied ? .denied : .success, reason: denied ? "permission denied" : nil,
+        secret: .init(store: "secret/", path: path),
+        identity: .init(id: ids[who], name: names[who], kind: service ? .service : .human, method: service ? "approle" : "oidc", policies: policies),
+        origin: .init(ip: ip, port: nil)))
+    offHours.append(roll >= 30 && roll < 40)
+}
+// Times: the business hours (08:00-19:00 London, GMT in November) of the 20 weekdays from
+// Monday 2026-11-02; off-hours events at 22:00 the same day.
+let monday = EventTime(rfc3339: "2026-11-02T00:00:00Z")!.seconds
+let businessSeconds: Int64 = 11 * 3600
+@MainActor func time(_ n: Int, night: Bool) -> EventTime {
+    let f = Int64(n) * 20 * businessSeconds / Int64(total)
+    let day = f / businessSeconds, within = f % businessSeconds
+    let date = monday + (day / 5 * 7 + day % 5) * 86_400
+    return EventTime(seconds: date + (night ? 22 * 3600 + within % 3600 : 8 * 3600 + within))
+}
+let now = EventTime(rfc3339: "2026-12-01T00:00:00Z")!
+
+let before = rss("VmHWM:")
+var rates: [Double] = []
+var alertsRaised = 0
+var passes = 0
+var engine = DetectionEngine(policy: policy, geo: nil)
+var out: [Alert] = []
+out.reserveCapacity(1024)
+var processed = 0
+let t0 = DispatchTime.now().uptimeNanoseconds
+var segmentStart = t0
+var segmentEvents = 0
+while processed < total {
+    var e = pool[processed % poolSize]
+    e.time = time(processed, night: offHours[processed % poolSize])
+    engine.process(e, index: UInt64(processed), now: now, into: &out)
+    alertsRaised += out.count
+    out.removeAll(keepingCapacity: true)
+    processed += 1
+    segmentEvents += 1
+    if segmentEvents == 1_000_000 || processed == total {
+        let t = DispatchTime.now().uptimeNanoseconds
+        rates.append(Double(segmentEvents) / (Double(t - segmentStart) / 1e9))
+        segmentStart = t; segmentEvents = 0; passes += 1
+    }
+}
+engine.flush(into: &out)
+alertsRaised += out.count
+let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+let after = rss("VmHWM:")
+let sorted = rates.sorted()
+let median = sorted[sorted.count / 2]
+print("detect: \(total) events, \(identityCount) identities, \(alertsRaised) alert entries")
+print("detect: \(String(format: "%.2f", elapsed)) s in all, \(Int(Double(total) / elapsed)) events/s overall; median of \(rates.count) segments of 1M: \(Int(median)) events/s (min \(Int(sorted.first!)), max \(Int(sorted.last!)))")
+print("memory: peak RSS \(before / 1024) MiB before the engine ran (the event pool), \(after / 1024) MiB after; engine state ≈ \((after - before) / 1024) MiB")
+print("raised by class: \(engine.raised.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")

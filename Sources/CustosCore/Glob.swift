@@ -1,0 +1,56 @@
+/// Glob matching with SQLite GLOB semantics: `*` any run, `?` one character, `[abc]`,
+/// `[a-z]` and `[^abc]` classes; case-sensitive; everything else literal.
+public enum Glob {
+    public static func matches(_ pattern: String, _ text: String) -> Bool {
+        let p = Array(pattern.unicodeScalars), t = Array(text.unicodeScalars)
+        var pi = 0, ti = 0
+        var starP = -1, starT = 0
+        while ti < t.count {
+            if pi < p.count {
+                switch p[pi] {
+                case "*":
+                    starP = pi; starT = ti; pi += 1
+                    continue
+                case "?":
+                    pi += 1; ti += 1
+                    continue
+                case "[":
+                    if let (ok, next) = matchClass(p, pi, t[ti]) {
+                        if ok { pi = next; ti += 1; continue }
+                    } else if p[pi] == t[ti] {
+                        pi += 1; ti += 1; continue
+                    }
+                default:
+                    if p[pi] == t[ti] { pi += 1; ti += 1; continue }
+                }
+            }
+            guard starP >= 0 else { return false }
+            pi = starP + 1
+            starT += 1
+            ti = starT
+        }
+        while pi < p.count && p[pi] == "*" { pi += 1 }
+        return pi == p.count
+    }
+
+    /// (matched, index after the class), or nil when the class is unterminated.
+    static func matchClass(_ p: [Unicode.Scalar], _ start: Int, _ c: Unicode.Scalar) -> (Bool, Int)? {
+        var i = start + 1
+        var negate = false
+        if i < p.count && p[i] == "^" { negate = true; i += 1 }
+        var matched = false
+        var first = true
+        while i < p.count && (p[i] != "]" || first) {
+            first = false
+            if i + 2 < p.count && p[i + 1] == "-" && p[i + 2] != "]" {
+                if p[i] <= c && c <= p[i + 2] { matched = true }
+                i += 3
+            } else {
+                if p[i] == c { matched = true }
+                i += 1
+            }
+        }
+        guard i < p.count else { return nil }
+        return (matched != negate, i + 1)
+    }
+}

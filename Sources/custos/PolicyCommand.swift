@@ -1,0 +1,72 @@
+import ArgumentParser
+import CustosAlerting
+import CustosCore
+import Foundation
+
+struct PolicyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Work with alerting policy files.",
+        subcommands: [PolicyCheck.self])
+}
+
+struct PolicyCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check a policy file; list every problem by key path.",
+        discussion: """
+            Exit 0 when the policy loads (warnings, such as a class that is only logged, are \
+            printed but do not fail the check); 1 when it has problems, each printed as \
+            `key.path (line L, column C): what is wrong`; 2 when the file cannot be read. A \
+            policy in which an alerting class has no owner, or an owner has no notification \
+            target, is refused. Notification URLs and keys are never printed.
+            """)
+
+    @Argument(help: ArgumentHelp("The policy file (YAML).", valueName: "FILE"))
+    var file: String
+
+    @Flag(help: "Print only problems (no summary).")
+    var quiet = false
+
+    func run() throws {
+        guard FileManager.default.isReadableFile(atPath: file) else {
+            throw CLIError.usage("cannot read \(file)")
+        }
+        let loaded: LoadedPolicy
+        do {
+            loaded = try PolicyLoader.load(path: file)
+        } catch {
+            for p in error.problems { print("\(file): \(p)") }
+            throw CLIError.failed("\(file): \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s"); the policy was not loaded")
+        }
+        let p = loaded.policy
+        for w in p.warnings { stderrPrint("warning: \(w)") }
+        if quiet { return }
+        print("\(file): OK")
+        print("  networks:   \(p.networks.keys.sorted().map { "\($0) (\(p.networks[$0]!.count))" }.joined(separator: ", ").nonEmptyOr("none"))")
+        print("  schedules:  \((["always"] + p.schedules.keys.sorted()).joined(separator: ", "))")
+        print("  identities: \(p.identities.count) rule\(p.identities.count == 1 ? "" : "s"), first match wins")
+        if let g = loaded.geoDatabase {
+            print("  geoip:      \(loaded.geoDatabasePath ?? "") (\(g.metadata.databaseType)), countries \(p.geoip!.countries.sorted().joined(separator: ", ").nonEmptyOr("none"))")
+        }
+        print("  owners:")
+        for key in p.owners.keys.sorted() {
+            let o = p.owners[key]!
+            print("    \(key) (\(o.name)): \(o.notify.map(\.description).joined(separator: "; "))")
+        }
+        print("  classes:")
+        for c in AlertClass.allCases.sorted() {
+            let s = p.settings(c)
+            if s.alert {
+                let owner = s.owner.flatMap { p.owners[$0] }.map { "\($0.key) (\($0.name))" } ?? "?"
+                print("    \(c.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) alert  \(s.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) → \(owner), SLA \(s.sla.map(ConfigDuration.format) ?? "?")\(s.playbook.map { ", playbook \($0)" } ?? "")")
+            } else {
+                print("    \(c.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) log")
+            }
+        }
+    }
+}
+
+extension String {
+    func nonEmptyOr(_ fallback: String) -> String { isEmpty ? fallback : self }
+}
