@@ -66,6 +66,15 @@ public enum PolicyLoader {
 
     /// YAML text → `ConfigNode`, with line and column on every node.
     public static func parseYAML(_ yaml: String) throws(ConfigProblems) -> ConfigNode {
+        // The YAML composer recurses per level: refuse absurd flow nesting before it runs.
+        var depth = 0, deepest = 0
+        for b in yaml.utf8 {
+            if b == UInt8(ascii: "[") || b == UInt8(ascii: "{") { depth += 1; deepest = max(deepest, depth) }
+            else if (b == UInt8(ascii: "]") || b == UInt8(ascii: "}")) && depth > 0 { depth -= 1 }
+        }
+        guard deepest <= 64 else {
+            throw ConfigProblems([ConfigProblem(path: "", message: "brackets nested more than 64 deep; a policy needs a few levels")])
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: yaml)

@@ -79,7 +79,19 @@ public struct ConfigReader {
         problems.append(ConfigProblem(path: path, position: node?.position ?? .unknown, message: message))
     }
 
-    public static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    public static func join(_ path: String, _ key: String) -> String {
+        let k = safeKey(key)
+        return path.isEmpty ? k : "\(path).\(k)"
+    }
+
+    /// Keys are echoed in problem paths only when they look like names: a value that a
+    /// typo turned into a key (a webhook URL, a routing key) is never printed.
+    public static func safeKey(_ key: String) -> String {
+        let ok = key.count <= 40 && !key.isEmpty && key.unicodeScalars.allSatisfy {
+            ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-"
+        }
+        return ok ? key : "(a key that is not a name)"
+    }
     public static func join(_ path: String, _ index: Int) -> String { "\(path)[\(index)]" }
 
     /// The entries of a mapping; reports keys outside `allowed` (typos must not be ignored

@@ -25,7 +25,7 @@ extension Policy {
 
         // networks
         for e in r.mapping(top["networks"], "networks") {
-            let path = "networks.\(e.key)"
+            let path = ConfigReader.join("networks", e.key)
             var cidrs: [CIDR] = []
             let items = r.sequence(e.value, path)
             if items.isEmpty { r.problem(path, e.value, "a network needs at least one CIDR") }
@@ -53,7 +53,7 @@ extension Policy {
 
         // schedules
         for e in r.mapping(top["schedules"], "schedules") {
-            let path = "schedules.\(e.key)"
+            let path = ConfigReader.join("schedules", e.key)
             if e.key == "always" { r.problem(path, e.value, "\"always\" is built in and cannot be redefined"); continue }
             let m = Dictionary(r.mapping(e.value, path, allowed: ["timezone", "days", "hours"]).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             var tz: TimeZone?
@@ -91,7 +91,7 @@ extension Policy {
 
         // owners
         for e in r.mapping(top["owners"], "owners") {
-            let path = "owners.\(e.key)"
+            let path = ConfigReader.join("owners", e.key)
             let m = Dictionary(r.mapping(e.value, path, allowed: ["name", "notify"]).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             let name = r.string(m["name"], "\(path).name") ?? e.key
             var targets: [NotifyTarget] = []
@@ -147,7 +147,7 @@ extension Policy {
 
         // classes
         for e in r.mapping(top["classes"], "classes") {
-            let path = "classes.\(e.key)"
+            let path = ConfigReader.join("classes", e.key)
             guard let c = AlertClass(rawValue: e.key) else {
                 r.problem(path, e.value, "unknown alert class (known: \(AlertClass.allCases.map(\.rawValue).joined(separator: ", ")))")
                 continue
@@ -222,7 +222,7 @@ extension Policy {
             else if case .mapping = node {} else if entries.isEmpty { r.problem(path, node, "expected a target like { webhook: URL }") }
             return nil
         }
-        let p = "\(path).\(e.key)"
+        let p = ConfigReader.join(path, e.key)
         func url(_ n: ConfigNode?, _ path: String) -> String? {
             guard let u = r.string(n, path, required: true) else { return nil }
             // Never echo the URL: Slack and webhook URLs carry credentials in their path.
