@@ -10,6 +10,14 @@
 #   - custos verify of the resulting trail, and openssl dgst -sha256 over the same entry
 #     bundle bytes (cat of every bundle, from the page cache).
 # Reports medians and ratios, and writes Benchmarks/results/<date>-<host>.md.
+#
+# Each run ingests into a data directory of its own, and all of them are deleted only at
+# the end: on a file system without a journal (this VM's ext4), for 60-360 s after files are
+# deleted every new inode is allocated by scanning past each recently deleted one, so
+# deleting the previous run's ~4,000 trail files right before a run would bill that scan
+# (several seconds for a 1M-line log) to the ingest being measured.
+#
+# CUSTOS_BIN=path/to/custos measures that binary instead of building this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${1:-1000000}
@@ -18,9 +26,19 @@ WORK=Benchmarks/work
 mkdir -p "$WORK" Benchmarks/results
 LOG="$WORK/audit-$LINES.log"
 
-echo "== building release binary" >&2
-swift build -c release --scratch-path .build-release --product custos >&2
-BIN=.build-release/release/custos
+if [ -n "${CUSTOS_BIN:-}" ]; then
+  BIN=$CUSTOS_BIN
+  BUILT="binary $CUSTOS_BIN"
+else
+  echo "== building release binary" >&2
+  swift build -c release --scratch-path .build-release --product custos >&2
+  BIN=.build-release/release/custos
+  BUILT="this tree at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- Sources 2>/dev/null || echo ' (with uncommitted changes)')"
+fi
+# Leftovers of an earlier run are moved aside now and deleted at the end (see above).
+TRASH="$WORK/trash-$$"
+mkdir -p "$TRASH"
+for d in "$WORK"/data "$WORK"/data-stats "$WORK"/run-*; do [ -e "$d" ] && mv "$d" "$TRASH/" || true; done
 
 if [ ! -f "$LOG" ]; then
   echo "== generating $LOG" >&2
@@ -34,27 +52,26 @@ now() { date +%s.%N; }
 ingest_t=(); sha_log_t=(); verify_t=(); sha_entries_t=()
 EVENTS=0
 for r in $(seq 1 "$RUNS"); do
-  rm -rf "$WORK/data"
-  "$BIN" keygen --data "$WORK/data" --origin bench.example/trail >/dev/null
-  t0=$(now); out=$("$BIN" ingest --quiet --data "$WORK/data" --format openbao "$LOG"); t1=$(now)
+  DATA="$WORK/run-$r"
+  "$BIN" keygen --data "$DATA" --origin bench.example/trail >/dev/null
+  t0=$(now); out=$("$BIN" ingest --quiet --data "$DATA" --format openbao "$LOG"); t1=$(now)
   ingest_t+=("$(echo "$t1 - $t0" | bc -l)")
   EVENTS=$(echo "$out" | sed -n 's/.*accepted \([0-9]*\).*/\1/p')
   t0=$(now); openssl dgst -sha256 "$LOG" >/dev/null; t1=$(now)
   sha_log_t+=("$(echo "$t1 - $t0" | bc -l)")
-  t0=$(now); "$BIN" verify --data "$WORK/data" --vkey "$WORK/data/keys/trail.vkey" >/dev/null; t1=$(now)
+  t0=$(now); "$BIN" verify --data "$DATA" --vkey "$DATA/keys/trail.vkey" >/dev/null; t1=$(now)
   verify_t+=("$(echo "$t1 - $t0" | bc -l)")
-  t0=$(now); find "$WORK/data/trail/tile/entries" -type f -print0 | sort -z | xargs -0 cat | openssl dgst -sha256 >/dev/null; t1=$(now)
+  t0=$(now); find "$DATA/trail/tile/entries" -type f -print0 | sort -z | xargs -0 cat | openssl dgst -sha256 >/dev/null; t1=$(now)
   sha_entries_t+=("$(echo "$t1 - $t0" | bc -l)")
   echo "run $r: ingest ${ingest_t[-1]} s, sha(log) ${sha_log_t[-1]} s, verify ${verify_t[-1]} s, sha(entries) ${sha_entries_t[-1]} s" >&2
 done
 # Where ingest time goes (one extra run each, not part of the medians).
-rm -rf "$WORK/data-stats"
 "$BIN" keygen --data "$WORK/data-stats" --origin bench.example/trail >/dev/null
 STATS=$("$BIN" ingest --quiet --stats --data "$WORK/data-stats" --format openbao "$LOG" 2>&1 >/dev/null | grep '^stats:' || true)
-rm -rf "$WORK/data-stats"
 t0=$(now); "$BIN" ingest --check --quiet --format openbao "$LOG" >/dev/null; t1=$(now)
 CHECK_T=$(echo "$t1 - $t0" | bc -l)
-ENTRY_BYTES=$(find "$WORK/data/trail/tile/entries" -type f -print0 | xargs -0 cat | wc -c)
+ENTRY_BYTES=$(find "$DATA/trail/tile/entries" -type f -print0 | xargs -0 cat | wc -c)
+rm -rf "$WORK/data-stats" "$WORK"/run-* "$TRASH"
 
 mi=$(printf '%s\n' "${ingest_t[@]}" | median)
 ms=$(printf '%s\n' "${sha_log_t[@]}" | median)
@@ -75,7 +92,7 @@ OUT="Benchmarks/results/$(date -u +%Y-%m-%d)-$HOST.md"
 {
   echo "# Benchmark $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
-  echo "Command: \`Benchmarks/run.sh $LINES $RUNS\` (medians of $RUNS runs; the machine is shared and noisy)."
+  echo "Command: \`Benchmarks/run.sh $LINES $RUNS\` (medians of $RUNS runs; the machine is shared and noisy); $BUILT."
   echo
   echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); $(swift --version 2>&1 | head -1); $(openssl version)."
   echo "SHA extensions: $(grep -q ' sha_ni ' /proc/cpuinfo && echo 'SHA-NI present' || echo 'no SHA-NI')."
