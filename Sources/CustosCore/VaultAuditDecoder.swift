@@ -106,6 +106,13 @@ public struct VaultAuditDecoder: Sendable {
             }
         }
         arena.removeLast(arena.count - end)
+        // After a burst of waiting requests, give most of the memory back.
+        if arena.capacity > 32 << 20 && arena.capacity > 4 * end {
+            var smaller = [UInt8]()
+            smaller.reserveCapacity(max(2 * end, 16 << 20))
+            smaller.append(contentsOf: arena)
+            arena = smaller
+        }
     }
 
     /// The bytes every event id of this instance starts its hash with.
