@@ -79,7 +79,7 @@ public final class Ingestor {
             swap(&decoder, &self.decoder)
             swap(&batch, &pendingEvents)
         }
-        try LineReader.forEachLine(fd: fd, maxLine: VaultAuditDecoder.maxLineBytes) { line, tooLong in
+        func onLine(_ line: UnsafeRawBufferPointer, _ tooLong: Bool) throws {
             lineNumber += 1
             if tooLong {
                 record(.rejected(.init(line: lineNumber, reason: "line longer than \(VaultAuditDecoder.maxLineBytes) bytes")))
@@ -97,6 +97,11 @@ public final class Ingestor {
                 try commit()
                 progress?(read, total)
             }
+        }
+        if total != nil {
+            try LineReader.forEachLineReadAhead(fd: fd, maxLine: VaultAuditDecoder.maxLineBytes) { try onLine($0, $1) }
+        } else {
+            try LineReader.forEachLine(fd: fd, maxLine: VaultAuditDecoder.maxLineBytes) { try onLine($0, $1) }
         }
         summary.lines += lineNumber
         summary.bytes += read
@@ -167,6 +172,142 @@ public struct IngestError: Error, Sendable, CustomStringConvertible {
 /// decoder to ignore) using a bounded buffer: a line longer than `maxLine` is reported as
 /// too long and skipped without being buffered whole.
 enum LineReader {
+    /// `forEachLine`, with the reading (the copy out of the page cache) and the search for
+    /// line ends done on a thread of their own, a few chunks ahead of `body` (which runs on
+    /// the calling thread, in order). The same lines, the same `tooLong` flags. For regular
+    /// files only (a read there never blocks for long: the reader is joined on return).
+    static func forEachLineReadAhead(fd: Int32, maxLine: Int, chunk: Int = 4 << 20, buffers: Int = 3,
+                                     _ body: (UnsafeRawBufferPointer, _ tooLong: Bool) throws -> Void) throws {
+        let ahead = ReadAhead(fd: fd, maxLine: maxLine, chunk: chunk, buffers: max(2, buffers))
+        let thread = Thread { ahead.run() }
+        thread.name = "custos-read"
+        thread.start()
+        defer { ahead.stop() }
+        while let c = ahead.next() {
+            defer { ahead.giveBack(c.buffer) }
+            for l in c.lines {
+                try body(UnsafeRawBufferPointer(start: c.buffer.baseAddress! + l.offset, count: l.count), l.tooLong)
+            }
+            if let error = c.error { throw error }
+        }
+    }
+
+    /// The reader side of `forEachLineReadAhead`: `forEachLine`'s loop, where moving the
+    /// unfinished last line to the front of the buffer becomes copying it to the front of
+    /// the next buffer and handing the full one over with the lines found in it.
+    final class ReadAhead: @unchecked Sendable {
+        struct Line { var offset: Int; var count: Int; var tooLong: Bool }
+        struct Chunk { var buffer: UnsafeMutableRawBufferPointer; var lines: [Line]; var error: (any Error)? }
+
+        let fd: Int32, maxLine: Int, chunk: Int, capacity: Int
+        private let lock = NSLock()
+        private var free: [UnsafeMutableRawBufferPointer] = []
+        private var all: [UnsafeMutableRawBufferPointer] = []
+        private var ready: [Chunk] = []
+        private var cancelled = false
+        private let freeCount: DispatchSemaphore
+        private let readyCount = DispatchSemaphore(value: 0)
+        private let done = DispatchSemaphore(value: 0)
+
+        init(fd: Int32, maxLine: Int, chunk: Int, buffers: Int) {
+            self.fd = fd; self.maxLine = maxLine; self.chunk = chunk
+            capacity = max(chunk, maxLine + 1) * 2
+            for _ in 0..<buffers {
+                let b = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+                free.append(b); all.append(b)
+            }
+            // Created at 0 and signalled: libdispatch traps when a semaphore is released
+            // holding less than its initial value.
+            freeCount = DispatchSemaphore(value: 0)
+            for _ in 0..<buffers { freeCount.signal() }
+        }
+
+        deinit { for b in all { b.deallocate() } }
+
+        /// The next chunk in order, or nil after the last.
+        func next() -> Chunk? {
+            readyCount.wait()
+            return lock.withLock { ready.isEmpty ? nil : ready.removeFirst() }
+        }
+
+        func giveBack(_ b: UnsafeMutableRawBufferPointer) {
+            lock.withLock { free.append(b) }
+            freeCount.signal()
+        }
+
+        /// Stops the reader (if it is still going) and waits until it has.
+        func stop() {
+            lock.withLock { cancelled = true }
+            // Unblock the reader if it waits for a buffer, then wait for it to finish.
+            freeCount.signal()
+            done.wait()
+            // Buffers still queued are simply dropped (deallocated with `all`).
+        }
+
+        private func take() -> UnsafeMutableRawBufferPointer? {
+            freeCount.wait()
+            return lock.withLock { cancelled || free.isEmpty ? nil : free.removeLast() }
+        }
+
+        private func publish(_ c: Chunk) {
+            lock.withLock { ready.append(c) }
+            readyCount.signal()
+        }
+
+        func run() {
+            defer {
+                readyCount.signal()   // the end (next() returns nil once `ready` is empty)
+                done.signal()
+            }
+            guard var buf = take() else { return }
+            var lines: [Line] = []
+            var start = 0, end = 0
+            var skipping = false
+            while true {
+                if start > 0 && (capacity - end) < chunk {
+                    // The full buffer goes to the consumer; the unfinished line moves on.
+                    guard let fresh = take() else { return }
+                    if end > start { fresh.baseAddress!.copyMemory(from: buf.baseAddress! + start, byteCount: end - start) }
+                    publish(Chunk(buffer: buf, lines: lines, error: nil))
+                    lines = []
+                    buf = fresh
+                    end -= start; start = 0
+                }
+                let n = read(fd, buf.baseAddress! + end, capacity - end)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    publish(Chunk(buffer: buf, lines: lines, error: IngestError("read failed: \(String(cString: strerror(errno)))")))
+                    return
+                }
+                if n == 0 { break }
+                var scan = end
+                end += n
+                while let nl = memchr(buf.baseAddress! + scan, 0x0A, end - scan) {
+                    let pos = buf.baseAddress!.distance(to: UnsafeMutableRawPointer(nl))
+                    if skipping {
+                        lines.append(Line(offset: pos, count: 0, tooLong: true))
+                        skipping = false
+                    } else {
+                        lines.append(Line(offset: start, count: pos - start, tooLong: pos - start > maxLine))
+                    }
+                    start = pos + 1
+                    scan = start
+                }
+                if end - start > maxLine {
+                    // Drop the unfinished over-long line; report it when its newline arrives.
+                    skipping = true
+                    start = end
+                }
+            }
+            if skipping {
+                lines.append(Line(offset: 0, count: 0, tooLong: true))
+            } else if end > start {
+                lines.append(Line(offset: start, count: end - start, tooLong: end - start > maxLine))
+            }
+            publish(Chunk(buffer: buf, lines: lines, error: nil))
+        }
+    }
+
     static func forEachLine(fd: Int32, maxLine: Int, chunk: Int = 4 << 20,
                             _ body: (UnsafeRawBufferPointer, _ tooLong: Bool) throws -> Void) throws {
         let capacity = max(chunk, maxLine + 1) * 2
