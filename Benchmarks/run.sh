@@ -9,7 +9,8 @@
 #     openssl dgst -sha256 over the same log file;
 #   - custos verify of the resulting trail, and openssl dgst -sha256 over the same entry
 #     bundle bytes (cat of every bundle, from the page cache).
-# Reports medians and ratios, and writes Benchmarks/results/<date>-<host>.md.
+# Reports medians and ratios, and writes Benchmarks/results/<date>-<host>[-N].md (never
+# over an earlier result).
 #
 # Each run ingests into a data directory of its own, and all of them are deleted only at
 # the end: on a file system without a journal (this VM's ext4), for 60-360 s after files are
@@ -89,6 +90,8 @@ ratio_v=$(printf '%.1f' "$(echo "$mv / $me" | bc -l)")
 
 HOST=$(hostname)
 OUT="Benchmarks/results/$(date -u +%Y-%m-%d)-$HOST.md"
+n=2
+while [ -e "$OUT" ]; do OUT="Benchmarks/results/$(date -u +%Y-%m-%d)-$HOST-$n.md"; n=$((n + 1)); done
 {
   echo "# Benchmark $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
