@@ -187,15 +187,7 @@ extension AccessEvent {
         w.field("reason", reason)
         w.field("request_id", requestID)
         w.field("schema", AccessEvent.schema)
-        if let secret {
-            w.key("secret")
-            w.beginObject()
-            w.field("environment", secret.environment)
-            w.field("namespace", secret.namespace)
-            w.field("path", secret.path)
-            w.field("store", secret.store)
-            w.endObject()
-        }
+        if let secret { w.key("secret"); secret.encode(into: &w) }
         w.key("source")
         w.beginObject()
         w.field("instance", source.instance)
@@ -350,5 +342,17 @@ extension AccessEvent {
         return AccessEvent(id: id, time: time, source: source, action: Action(action), outcome: outcome,
                            reason: reason, secret: secret, identity: identity, origin: origin,
                            requestID: requestID, pipeline: pipeline)
+    }
+}
+
+extension AccessEvent.Secret {
+    /// The `secret` object, shared by events and alerts (one encoding of one value).
+    func encode(into w: inout CanonicalWriter) {
+        w.beginObject()
+        w.field("environment", environment)
+        w.field("namespace", namespace)
+        w.field("path", path)
+        w.field("store", store)
+        w.endObject()
     }
 }

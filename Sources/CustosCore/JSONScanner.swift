@@ -172,37 +172,7 @@ public struct JSONScanner {
             if c < 0x20 { pos = i; throw fail("control character in string") }
             if c != 0x5C { out.append(c); i += 1; continue }
             guard i + 1 < count else { break }
-            let e = base[i + 1]
-            i += 2
-            switch e {
-            case 0x22: out.append(0x22)
-            case 0x5C: out.append(0x5C)
-            case 0x2F: out.append(0x2F)
-            case 0x62: out.append(0x08)
-            case 0x66: out.append(0x0C)
-            case 0x6E: out.append(0x0A)
-            case 0x72: out.append(0x0D)
-            case 0x74: out.append(0x09)
-            case 0x75:
-                pos = i
-                var scalar = try readHex4()
-                i = pos
-                if (0xD800...0xDBFF).contains(scalar) {
-                    guard i + 1 < count, base[i] == 0x5C, base[i + 1] == 0x75 else { throw fail("unpaired surrogate") }
-                    pos = i + 2
-                    let low = try readHex4()
-                    i = pos
-                    guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate") }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if (0xDC00...0xDFFF).contains(scalar) {
-                    throw fail("unpaired surrogate")
-                }
-                guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
-                out.append(contentsOf: UTF8.encode(u)!)
-            default:
-                pos = i - 1
-                throw fail("invalid escape")
-            }
+            try appendEscape(at: &i, into: &out)
         }
         pos = count
         throw fail("unterminated string")
@@ -257,37 +227,7 @@ public struct JSONScanner {
             if c < 0x20 { pos = i; throw fail("control character in string") }
             if c != 0x5C { scratch.append(c); i += 1; continue }
             guard i + 1 < count else { break }
-            let e = base[i + 1]
-            i += 2
-            switch e {
-            case 0x22: scratch.append(0x22)
-            case 0x5C: scratch.append(0x5C)
-            case 0x2F: scratch.append(0x2F)
-            case 0x62: scratch.append(0x08)
-            case 0x66: scratch.append(0x0C)
-            case 0x6E: scratch.append(0x0A)
-            case 0x72: scratch.append(0x0D)
-            case 0x74: scratch.append(0x09)
-            case 0x75:
-                pos = i
-                var scalar = try readHex4()
-                i = pos
-                if (0xD800...0xDBFF).contains(scalar) {
-                    guard i + 1 < count, base[i] == 0x5C, base[i + 1] == 0x75 else { throw fail("unpaired surrogate") }
-                    pos = i + 2
-                    let low = try readHex4()
-                    i = pos
-                    guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate") }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if (0xDC00...0xDFFF).contains(scalar) {
-                    throw fail("unpaired surrogate")
-                }
-                guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
-                scratch.append(contentsOf: UTF8.encode(u)!)
-            default:
-                pos = i - 1
-                throw fail("invalid escape")
-            }
+            try appendEscape(at: &i, into: &scratch)
         }
         pos = count
         throw fail("unterminated string")
@@ -304,6 +244,43 @@ public struct JSONScanner {
         }
         while i < n { if b[i] >= 0x80 { return false }; i += 1 }
         return true
+    }
+
+    /// Decodes the escape at `i` (a backslash with at least one byte after it), appends its
+    /// UTF-8 to `out` and moves `i` past it. Shared by `readString` and `readStringSpan`.
+    @inline(__always)
+    mutating func appendEscape(at i: inout Int, into out: inout [UInt8]) throws(Failure) {
+        let e = base[i + 1]
+        i += 2
+        switch e {
+        case 0x22: out.append(0x22)
+        case 0x5C: out.append(0x5C)
+        case 0x2F: out.append(0x2F)
+        case 0x62: out.append(0x08)
+        case 0x66: out.append(0x0C)
+        case 0x6E: out.append(0x0A)
+        case 0x72: out.append(0x0D)
+        case 0x74: out.append(0x09)
+        case 0x75:
+            pos = i
+            var scalar = try readHex4()
+            i = pos
+            if (0xD800...0xDBFF).contains(scalar) {
+                guard i + 1 < count, base[i] == 0x5C, base[i + 1] == 0x75 else { throw fail("unpaired surrogate") }
+                pos = i + 2
+                let low = try readHex4()
+                i = pos
+                guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate") }
+                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+            } else if (0xDC00...0xDFFF).contains(scalar) {
+                throw fail("unpaired surrogate")
+            }
+            guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
+            out.append(contentsOf: UTF8.encode(u)!)
+        default:
+            pos = i - 1
+            throw fail("invalid escape")
+        }
     }
 
     mutating func readHex4() throws(Failure) -> UInt32 {

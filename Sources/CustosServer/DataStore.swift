@@ -83,7 +83,7 @@ public final class DataStore {
         return try catchUp()
     }
 
-    /// Seconds spent appending: de-duplication and encoding, the durable trail commit, and
+    /// Seconds spent appending: de-duplication (events arrive encoded from the decoder), the durable trail commit, and
     /// the index update (each written by one stage only, so the two stages of a pipelined
     /// ingest can run on two threads).
     public struct Timings: Sendable {

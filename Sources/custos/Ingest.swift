@@ -85,7 +85,7 @@ struct Ingest: ParsableCommand {
         }
         if stats {
             let t = store?.timings ?? .init()
-            stderrPrint(String(format: "stats: %.2f s total; decoding on the main thread, then on their own threads: de-duplication and encoding %.2f s, trail commit %.2f s, index %.2f s",
+            stderrPrint(String(format: "stats: %.2f s total; decoding and canonical encoding on the main thread, then on their own threads: de-duplication %.2f s, trail commit %.2f s, index %.2f s",
                                elapsed, t.prepare, t.trail, t.index))
         }
         if check { print("check only, nothing written:") }

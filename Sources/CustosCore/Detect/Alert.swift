@@ -127,15 +127,7 @@ public struct Alert: Sendable, Equatable {
         w.field("playbook", playbook)
         w.key("raised_at"); timeString(raisedAt, &w)
         w.field("schema", Alert.schema)
-        if let secret {
-            w.key("secret")
-            w.beginObject()
-            w.field("environment", secret.environment)
-            w.field("namespace", secret.namespace)
-            w.field("path", secret.path)
-            w.field("store", secret.store)
-            w.endObject()
-        }
+        if let secret { w.key("secret"); secret.encode(into: &w) }
         w.field("severity", severity.rawValue)
         w.field("silenced_by", silencedBy)
         if let d = slaDeadline { w.key("sla_deadline"); timeString(d, &w) }
