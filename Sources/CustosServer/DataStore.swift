@@ -87,15 +87,16 @@ public final class DataStore {
     /// the index update (each written by one stage only, so the two stages of a pipelined
     /// ingest can run on two threads).
     public struct Timings: Sendable {
-        public var prepare = 0.0, trail = 0.0, index = 0.0
+        public var prepare = 0.0, trail = 0.0, index = 0.0, detect = 0.0
         public init() {}
     }
+    private var detectSeconds = 0.0
     private var prepareSeconds = 0.0
     private var trailSeconds = 0.0
     private var indexSeconds = 0.0
     public var timings: Timings {
         var t = Timings()
-        t.prepare = prepareSeconds; t.trail = trailSeconds; t.index = indexSeconds
+        t.prepare = prepareSeconds; t.trail = trailSeconds; t.index = indexSeconds; t.detect = detectSeconds
         return t
     }
 
@@ -114,6 +115,10 @@ public final class DataStore {
         /// The rows of `batch` appended to the trail (at `result.range`, in this order).
         public var fresh: [Int]
         public var result: AppendResult
+        /// Entries appended right after the events (the alerts detection raised on them),
+        /// at `extrasStart...`.
+        public var extras: [TrailEntry] = []
+        public var extrasStart: UInt64 = 0
 
         /// The appended events (decoded back from their entries).
         public var events: [AccessEvent] {
@@ -186,7 +191,50 @@ public final class DataStore {
         } else {
             try index.append(try staged.events, firstIndex: staged.result.range.lowerBound, origin: trail.origin)
         }
+        if !staged.extras.isEmpty {
+            try index.append(entries: staged.extras, firstIndex: staged.extrasStart, origin: trail.origin)
+        }
         indexSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
+
+    /// Runs `detector` over the events `staged` committed (in trail order) and makes the
+    /// alerts it raises durable right after them; `index(_:)` then indexes both.
+    public func detect(_ staged: inout Staged, with detector: Detector) throws {
+        guard !staged.fresh.isEmpty else { return }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let alerts = detector.process(try staged.events, firstIndex: staged.result.range.lowerBound)
+        if !alerts.isEmpty {
+            let entries = alerts.map { TrailEntry.alert($0) }
+            let range = try trail.append(entries.map { $0.canonicalJSON() })
+            staged.extras = entries
+            staged.extrasStart = range.lowerBound
+            detector.recorded(alerts)
+        }
+        detectSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
+
+    /// Appends entries that are not events (alerts, silences, deliveries) durably and
+    /// indexes them. Returns their trail indices.
+    @discardableResult
+    public func appendEntries(_ entries: [TrailEntry]) throws -> Range<UInt64> {
+        precondition(entries.allSatisfy { if case .event = $0 { return false } else { return true } },
+                     "events go through append(_:), which de-duplicates them")
+        guard !entries.isEmpty else { return trail.size..<trail.size }
+        let range = try trail.append(entries.map { $0.canonicalJSON() })
+        try index.append(entries: entries, firstIndex: range.lowerBound, origin: trail.origin)
+        return range
+    }
+
+    /// A reader over this directory's trail (checked against its own key).
+    func reader() throws -> TrailReader {
+        try TrailReader(layout: layout, verifier: NoteVerifier(vkey: trail.checkpointVerifierKey))
+    }
+
+    /// Every silence recorded in the trail.
+    public func silences() throws -> [Silence] {
+        try EventReader.entries(try index.entries(schema: Silence.schema), from: try reader()).compactMap {
+            if case .silence(let s) = $0.entry { return s } else { return nil }
+        }
     }
 }
 

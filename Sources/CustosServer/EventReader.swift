@@ -60,17 +60,19 @@ public struct EventReader {
     /// Indexes the trail entries in `range` (which must start at the index's size).
     static func fill(_ index: any EventIndex, from reader: TrailReader, range: Range<UInt64>) throws {
         let origin = reader.checkpoint.checkpoint.origin
-        var batch: [AccessEvent] = []
+        var batch: [TrailEntry] = []
         var first = range.lowerBound
         try reader.forEachEntry(in: range) { i, bytes in
             if batch.isEmpty { first = i }
-            batch.append(try AccessEvent.decode(bytes))
+            do { batch.append(try TrailEntry.decode(bytes)) } catch {
+                throw IndexError("trail entry \(i) cannot be indexed: \(error)")
+            }
             if batch.count == 8192 {
-                try index.append(batch, firstIndex: first, origin: origin)
+                try index.append(entries: batch, firstIndex: first, origin: origin)
                 batch.removeAll(keepingCapacity: true)
             }
         }
-        if !batch.isEmpty { try index.append(batch, firstIndex: first, origin: origin) }
+        if !batch.isEmpty { try index.append(entries: batch, firstIndex: first, origin: origin) }
     }
 
     public func events(_ q: EventQuery) throws -> [IndexedEvent] {
@@ -78,6 +80,45 @@ public struct EventReader {
     }
 
     public func count(_ q: EventQuery) throws -> Int { try index.count(q) }
+
+    /// Alert entries matching `q`, read back from the trail, in trail order.
+    public func alerts(_ q: AlertQuery) throws -> [(index: UInt64, alert: Alert)] {
+        try Self.entries(try index.alertEntries(q), from: trail).compactMap {
+            if case .alert(let a) = $0.entry { return ($0.index, a) } else { return nil }
+        }
+    }
+
+    /// Every silence in the trail, in trail order.
+    public func silences() throws -> [Silence] {
+        try Self.entries(try index.entries(schema: Silence.schema), from: trail).compactMap {
+            if case .silence(let s) = $0.entry { return s } else { return nil }
+        }
+    }
+
+    /// Every delivery record in the trail, in trail order.
+    public func deliveries() throws -> [DeliveryRecord] {
+        try Self.entries(try index.entries(schema: DeliveryRecord.schema), from: trail).compactMap {
+            if case .delivery(let d) = $0.entry { return d } else { return nil }
+        }
+    }
+
+    /// Reads the entries at `indices` (ascending) from the trail, any schema, each bundle once.
+    static func entries(_ indices: [UInt64], from reader: TrailReader) throws -> [(index: UInt64, entry: TrailEntry)] {
+        var out = [(index: UInt64, entry: TrailEntry)]()
+        out.reserveCapacity(indices.count)
+        var k = 0
+        while k < indices.count {
+            let bundle = indices[k] >> 8
+            var end = k
+            while end < indices.count && indices[end] >> 8 == bundle { end += 1 }
+            let wanted = Set(indices[k..<end])
+            try reader.forEachEntry(in: (bundle << 8)..<min(reader.size, (bundle + 1) << 8)) { i, bytes in
+                if wanted.contains(i) { out.append((i, try TrailEntry.decode(bytes))) }
+            }
+            k = end
+        }
+        return out
+    }
 
     /// Reads the entries at `indices` (ascending) from the trail, each bundle once.
     static func materialize(_ indices: [UInt64], from reader: TrailReader) throws -> [IndexedEvent] {

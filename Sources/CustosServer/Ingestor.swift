@@ -46,9 +46,14 @@ public final class Ingestor {
 
     var checkOnly: Bool { store == nil }
 
-    public init(store: DataStore?, format: IngestFormat, instance: String, batchSize: Int = 16_384) {
+    /// Runs detection on what is appended (alerts go into the trail right after the events
+    /// that raised them).
+    public let detector: Detector?
+
+    public init(store: DataStore?, format: IngestFormat, instance: String, batchSize: Int = 16_384, detector: Detector? = nil) {
         self.store = store
-        self.committer = BackgroundCommitter(store: store)
+        self.detector = store == nil ? nil : detector
+        self.committer = BackgroundCommitter(store: store, detector: store == nil ? nil : detector)
         self.decoder = VaultAuditDecoder(sourceKind: format.rawValue, instance: instance)
         self.batchSize = max(1, batchSize)
         self.pendingEvents = EventBatch(capacity: self.batchSize)
@@ -149,6 +154,7 @@ public final class Ingestor {
         try commit()
         committer.wait()
         try committer.rethrow()
+        if let store, let detector { try detector.finish(store: store) }
         if !checkOnly {
             let (accepted, duplicates) = committer.totals()
             summary.accepted = accepted
@@ -359,6 +365,7 @@ enum LineReader {
 /// memory bounded. After the first failure it commits nothing more and reports the error.
 final class BackgroundCommitter: @unchecked Sendable {
     private let store: DataStore?
+    private let detector: Detector?
     private let trailQueue = DispatchQueue(label: "custos.ingest.trail")
     private let indexQueue = DispatchQueue(label: "custos.ingest.index")
     private let trailSlot = DispatchSemaphore(value: 1)
@@ -368,7 +375,7 @@ final class BackgroundCommitter: @unchecked Sendable {
     private var accepted = 0
     private var duplicates = 0
 
-    init(store: DataStore?) { self.store = store }
+    init(store: DataStore?, detector: Detector? = nil) { self.store = store; self.detector = detector }
 
     private var failed: Bool { lock.withLock { error != nil } }
     private func fail(_ e: any Error) { lock.withLock { if error == nil { error = e } } }
@@ -392,7 +399,9 @@ final class BackgroundCommitter: @unchecked Sendable {
             defer { trailSlot.signal() }
             guard let store, !failed else { return }
             do {
-                let handoff = Handoff(try store.appendToTrail(batch))
+                var staged = try store.appendToTrail(batch)
+                if let detector { try store.detect(&staged, with: detector) }
+                let handoff = Handoff(staged)
                 let result = handoff.staged!.result
                 lock.withLock { accepted += result.accepted; duplicates += result.duplicates }
                 indexSlot.wait()

@@ -16,6 +16,24 @@ public struct EventQuery: Sendable, Equatable {
     public init() {}
 }
 
+/// A filter over indexed alert entries (`custos.alert/v1`). Times are the alert's `time`
+/// (its first event); globs as for events.
+public struct AlertQuery: Sendable, Equatable {
+    public var classes: [AlertClass] = []
+    public var severities: [Severity] = []
+    public var owners: [String] = []
+    public var statuses: [Alert.Status] = []
+    public var ids: [String] = []
+    public var secret: String?
+    public var identity: String?
+    /// Only alerts a silence matched (true), only unsilenced ones (false), or both (nil).
+    public var silenced: Bool?
+    public var from: EventTime?
+    public var to: EventTime?
+    public var limit: Int?
+    public init() {}
+}
+
 /// One event with its position in the trail.
 public struct IndexedEvent: Sendable {
     public var index: UInt64
@@ -33,11 +51,16 @@ public protocol EventIndex: AnyObject {
     func indexedSize() throws -> UInt64
     /// The trail origin this index was built from (nil when empty).
     func origin() throws -> String?
-    /// Adds events at consecutive trail indices starting at `firstIndex`, which must equal
-    /// `indexedSize()`; atomically advances the indexed size. Event ids are unique because
-    /// the data store de-duplicates before the trail; the index does not check them again
-    /// (a unique index on random ids halved SQLite's insert rate).
-    func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws
+    /// Adds trail entries of any schema (events, alerts, silences, deliveries) at
+    /// consecutive trail indices starting at `firstIndex`, which must equal `indexedSize()`;
+    /// atomically advances the indexed size. Event ids are unique because the data store
+    /// de-duplicates before the trail; the index does not check them again (a unique index
+    /// on random ids halved SQLite's insert rate).
+    func append(entries: [TrailEntry], firstIndex: UInt64, origin: String) throws
+    /// Trail indices of the matching alert entries (raised and updated), ascending.
+    func alertEntries(_ q: AlertQuery) throws -> [UInt64]
+    /// Trail indices of the entries with `schema` (silences, deliveries), ascending.
+    func entries(schema: String) throws -> [UInt64]
     /// Trail indices of the matching events, ascending. The events themselves are read from
     /// the trail (the index keeps only what it filters on).
     func query(_ q: EventQuery) throws -> [UInt64]
@@ -46,6 +69,13 @@ public protocol EventIndex: AnyObject {
     func allEventIDs() throws -> [String]
     /// Drops everything (before a rebuild).
     func reset() throws
+}
+
+extension EventIndex {
+    /// `append(entries:firstIndex:origin:)` for events only.
+    public func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws {
+        try append(entries: events.map { .event($0) }, firstIndex: firstIndex, origin: origin)
+    }
 }
 
 public struct IndexError: Error, Sendable, CustomStringConvertible {

@@ -14,7 +14,7 @@ struct Custos: ParsableCommand {
             found where something must be); 2 bad usage or input; 3 an operational error (I/O, \
             a damaged data directory).
             """,
-        subcommands: [Ingest.self, Query.self, Verify.self, Proof.self, VerifyProof.self, Keygen.self, Reindex.self, PolicyCommand.self])
+        subcommands: [Ingest.self, Query.self, Alerts.self, SilenceCommand.self, Verify.self, Proof.self, VerifyProof.self, Keygen.self, Reindex.self, PolicyCommand.self])
 }
 
 /// Options every command that works on a data directory takes.
@@ -98,4 +98,19 @@ struct Main {
             Custos.exit(withError: error)
         }
     }
+}
+
+/// Runs async work from a synchronous command and waits for it (the CLI's commands are
+/// synchronous; the notifiers are async).
+final class BlockingBox<T: Sendable>: @unchecked Sendable { var value: T?; init() {} }
+
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+    let box = BlockingBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {
+        box.value = await body()
+        done.signal()
+    }
+    done.wait()
+    return box.value!
 }

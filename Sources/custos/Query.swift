@@ -107,35 +107,35 @@ struct Query: ParsableCommand {
         ("id", { $0.event.id }),
     ]
 
-    func csvField(_ s: String) -> String {
-        // Quote per RFC 4180, and defuse spreadsheet formulas.
-        var v = s
-        if let f = v.first, "=+-@\t\r".contains(f), v != "-" { v = "'" + v }
-        if v.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-            return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
-        return v
-    }
-
     func printTable(_ rows: [IndexedEvent]) {
         let cols = Array(Self.columns.prefix(10))
-        var table = [cols.map { $0.0.uppercased() }]
-        for r in rows {
-            table.append(cols.map { c in
-                // Keep the table on one line per event.
-                String(c.1(r).map { $0.isNewline || $0 == "\t" ? " " : $0 })
-            })
-        }
-        var widths = Array(repeating: 0, count: cols.count)
-        for row in table { for (i, v) in row.enumerated() { widths[i] = min(60, max(widths[i], v.count)) } }
-        for row in table {
-            let line = row.enumerated().map { i, v in
-                let t = v.count > widths[i] ? String(v.prefix(widths[i] - 1)) + "…" : v
-                return i == row.count - 1 ? t : t.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ")
-            print(line)
-        }
+        printTextTable(header: cols.map { $0.0.uppercased() }, rows: rows.map { r in cols.map { $0.1(r) } })
         stderrPrint("\(rows.count) event(s)")
+    }
+}
+
+/// A CSV field per RFC 4180, with spreadsheet formulas defused.
+func csvField(_ s: String) -> String {
+    var v = s
+    if let f = v.first, "=+-@\t\r".contains(f), v != "-" { v = "'" + v }
+    if v.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+        return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+    return v
+}
+
+/// Prints rows as aligned columns, one line per row (newlines and tabs in values become
+/// spaces; values wider than 60 characters are cut with an ellipsis).
+func printTextTable(header: [String], rows: [[String]]) {
+    let table = [header] + rows.map { $0.map { v in String(v.map { $0.isNewline || $0 == "\t" ? " " : $0 }) } }
+    var widths = Array(repeating: 0, count: header.count)
+    for row in table { for (i, v) in row.enumerated() { widths[i] = min(60, max(widths[i], v.count)) } }
+    for row in table {
+        let line = row.enumerated().map { i, v in
+            let t = v.count > widths[i] ? String(v.prefix(widths[i] - 1)) + "…" : v
+            return i == row.count - 1 ? t : t.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+        print(line)
     }
 }
 
