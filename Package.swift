@@ -70,7 +70,8 @@ let package = Package(
         .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore"], swiftSettings: strict),
         .testTarget(name: "CustosAlertingTests", dependencies: ["CustosAlerting", "CustosCore"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
-        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosTrail", "CustosStore", "CustosCore"], swiftSettings: strict),
+        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosTrail", "CustosStore", "CustosCore", "CustosAlerting"],
+                    swiftSettings: strict),
         // Starts a real OpenBao (installed by .ci/run) and drives the built `custos` binary.
         .testTarget(name: "CustosIntegrationTests", dependencies: ["CustosCore"], swiftSettings: strict),
     ]
