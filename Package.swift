@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
@@ -52,13 +54,15 @@ let package = Package(
         // Wires core, trail and index together: the data directory, ingestion.
         .target(
             name: "CustosServer",
-            dependencies: ["CustosCore", "CustosTrail", "CustosStore", "CustosAlerting"],
+            dependencies: ["CustosCore", "CustosTrail", "CustosStore", "CustosAlerting",
+                           .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: strict),
         .executableTarget(
             name: "custos",
             dependencies: [
                 "CustosCore", "CustosTrail", "CustosStore", "CustosServer", "CustosAlerting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         // Benchmarks/README.md: detection throughput (release build, one core).
@@ -70,7 +74,8 @@ let package = Package(
         .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore"], swiftSettings: strict),
         .testTarget(name: "CustosAlertingTests", dependencies: ["CustosAlerting", "CustosCore"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
-        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosTrail", "CustosStore", "CustosCore", "CustosAlerting"],
+        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosTrail", "CustosStore", "CustosCore", "CustosAlerting",
+                                                          .product(name: "HummingbirdTesting", package: "hummingbird")],
                     swiftSettings: strict),
         // Starts a real OpenBao (installed by .ci/run) and drives the built `custos` binary.
         .testTarget(name: "CustosIntegrationTests", dependencies: ["CustosCore"], swiftSettings: strict),

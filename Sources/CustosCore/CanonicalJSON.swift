@@ -17,7 +17,7 @@ public struct CanonicalWriter {
         bytes.reserveCapacity(capacity)
     }
 
-    @inline(__always) mutating func comma() {
+    @inline(__always) public mutating func comma() {
         if needsComma[needsComma.count - 1] { bytes.append(0x2C) } else { needsComma[needsComma.count - 1] = true }
     }
 

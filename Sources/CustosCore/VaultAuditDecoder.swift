@@ -25,6 +25,8 @@ public struct VaultAuditDecoder: Sendable {
     static let maxFieldBytes = 4096
 
     var pending: [RequestKey: Pending] = [:]
+    /// Request lines still waiting for their response line.
+    public var waitingRequests: Int { pending.count }
     var pendingOrder: [RequestKey] = []
     var pendingOrderHead = 0
 

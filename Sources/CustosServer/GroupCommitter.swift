@@ -9,6 +9,11 @@ public final class GroupCommitter: @unchecked Sendable {
 
     private let lock = NSLock()
     private var pending: [(events: [AccessEvent], continuation: CheckedContinuation<Result, any Error>)] = []
+    /// Non-event entries (silences, deliveries) waiting for the commit thread, each appended alone.
+    private var pendingEntries: [(entries: [TrailEntry], continuation: CheckedContinuation<Range<UInt64>, any Error>)] = []
+    /// Runs on the committed events (on the commit thread), its alerts appended right after them.
+    private let detector: Detector?
+    private let onAlerts: (@Sendable ([Alert]) -> Void)?
     private var running = false
     private let store: DataStore
     /// Upper bound on events per commit (callers beyond it wait for the next commit).
@@ -17,8 +22,11 @@ public final class GroupCommitter: @unchecked Sendable {
     let beforeCommit: (@Sendable (Int) -> Void)?
     private var commitCount = 0
 
-    public init(store: DataStore, maxBatch: Int = 65_536, beforeCommit: (@Sendable (Int) -> Void)? = nil) {
+    public init(store: DataStore, maxBatch: Int = 65_536, beforeCommit: (@Sendable (Int) -> Void)? = nil,
+                detector: Detector? = nil, onAlerts: (@Sendable ([Alert]) -> Void)? = nil) {
         self.store = store
+        self.detector = detector
+        self.onAlerts = onAlerts
         self.maxBatch = max(1, maxBatch)
         self.beforeCommit = beforeCommit
     }
@@ -45,11 +53,36 @@ public final class GroupCommitter: @unchecked Sendable {
         }
     }
 
+    /// Appends entries that are not events (silences, deliveries) on the commit thread, in
+    /// order with the events; returns their trail indices once durable and indexed.
+    public func appendEntries(_ entries: [TrailEntry]) async throws -> Range<UInt64> {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Range<UInt64>, any Error>) in
+            let start: Bool = lock.withLock {
+                pendingEntries.append((entries, c))
+                if running { return false }
+                running = true
+                return true
+            }
+            if start {
+                let t = Thread { [self] in self.drain() }
+                t.name = "custos-commit"
+                t.start()
+            }
+        }
+    }
+
     private func drain() {
         while true {
+            let entryWork: (entries: [TrailEntry], continuation: CheckedContinuation<Range<UInt64>, any Error>)? = lock.withLock {
+                pendingEntries.isEmpty ? nil : pendingEntries.removeFirst()
+            }
+            if let w = entryWork {
+                do { w.continuation.resume(returning: try store.appendEntries(w.entries)) } catch { w.continuation.resume(throwing: error) }
+                continue
+            }
             let waitingNow = lock.withLock { pending.count }
             beforeCommit?(waitingNow)
-            let batch: [(events: [AccessEvent], continuation: CheckedContinuation<Result, any Error>)] = lock.withLock {
+            let (batch, stop): ([(events: [AccessEvent], continuation: CheckedContinuation<Result, any Error>)], Bool) = lock.withLock {
                 var taken = 0
                 var n = 0
                 while n < pending.count && (n == 0 || taken + pending[n].events.count <= maxBatch) {
@@ -58,13 +91,20 @@ public final class GroupCommitter: @unchecked Sendable {
                 }
                 let b = Array(pending.prefix(n))
                 pending.removeFirst(n)
-                if b.isEmpty { running = false }
-                return b
+                if b.isEmpty && pendingEntries.isEmpty { running = false; return (b, true) }
+                return (b, false)
             }
-            if batch.isEmpty { return }
+            if stop { return }
+            if batch.isEmpty { continue }   // entries arrived meanwhile
             let all = batch.flatMap(\.events)
             do {
-                let r = try store.append(all)
+                var staged = try store.appendToTrail(all)
+                if let detector { try store.detect(&staged, with: detector) }
+                try store.index(staged)
+                if let onAlerts, !staged.extras.isEmpty {
+                    onAlerts(staged.extras.compactMap { if case .alert(let a) = $0 { return a } else { return nil } })
+                }
+                let r = staged.result
                 lock.withLock { commitCount += 1 }
                 var offset = 0
                 for call in batch {

@@ -1,0 +1,155 @@
+import CustosCore
+import Foundation
+
+/// Record formats `POST /v1/ingest` accepts (`?format=`).
+public enum WireFormat: String, Sendable, CaseIterable {
+    /// Vault / OpenBao audit records (file or socket device), source kind `vault`.
+    case vault
+    /// The same records, source kind `openbao`.
+    case openbao
+    /// `custos.event/v1` objects (any key order; stored in canonical form).
+    case custos
+    /// Per record: a `schema` member means custos, anything else Vault/OpenBao (source kind `vault`).
+    case auto
+}
+
+/// Turns one request body into events and per-record rejections.
+///
+/// Bodies are NDJSON (one record per line) or a JSON array of records — what Fluent Bit's
+/// `http` output (`json_lines`, `json`) and Vector's `http` sink (`ndjson`, `json`) send.
+/// A record is the audit object itself, or an envelope from a log shipper whose `log`
+/// (Fluent Bit tail) or `message` (Vector file source) string holds the original line.
+/// Vault request lines are paired with their response within the body; a response line
+/// alone is a complete event (it repeats the request), so a request whose response is not
+/// in the same body is not needed and is counted in `waitingRequests`, not stored.
+public struct BodyDecoder {
+    public struct Result: Sendable {
+        public var events: [AccessEvent] = []
+        public var records = 0
+        public var ignored = 0
+        public var rejected = 0
+        /// The first `maxRejections` rejections (record number, 1-based, and reason).
+        public var rejections: [DecodeRejection] = []
+        public var waitingRequests = 0
+        /// Set when the body as a whole is unusable (e.g. an invalid JSON array).
+        public var bodyError: String?
+    }
+    public static let maxRejections = 100
+
+    public var format: WireFormat
+    public var instance: String
+    public var maxRecordBytes: Int
+
+    public init(format: WireFormat, instance: String, maxRecordBytes: Int) {
+        self.format = format; self.instance = instance; self.maxRecordBytes = maxRecordBytes
+    }
+
+    public func decode(_ body: [UInt8]) -> Result {
+        var result = Result()
+        var vault = VaultAuditDecoder(sourceKind: format == .openbao ? "openbao" : "vault", instance: instance)
+        var outputs: [DecodeOutput] = []
+        func reject(_ n: Int, _ reason: String) {
+            result.rejected += 1
+            if result.rejections.count < Self.maxRejections { result.rejections.append(DecodeRejection(line: n, reason: reason)) }
+        }
+        func handle(_ record: UnsafeRawBufferPointer, _ n: Int) {
+            if record.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
+            result.records += 1
+            guard record.count <= maxRecordBytes else { reject(n, "record longer than \(maxRecordBytes) bytes"); return }
+            let shape = Self.shape(record)
+            if let inner = shape.envelope {
+                // The shipper's string holds the original line: unescape it and decode that.
+                inner.withUnsafeBytes { decodeRecord($0, n, hasSchema: Self.shape($0).hasSchema) }
+            } else {
+                decodeRecord(record, n, hasSchema: shape.hasSchema)
+            }
+        }
+        func decodeRecord(_ record: UnsafeRawBufferPointer, _ n: Int, hasSchema: Bool) {
+            let custos = format == .custos || (format == .auto && hasSchema)
+            if custos {
+                do {
+                    let e = try AccessEvent.decode(record)
+                    guard !e.id.isEmpty, e.id.utf8.count <= 256 else { reject(n, "event id must be 1...256 bytes"); return }
+                    guard e.canonicalJSON().count <= AccessEvent.maxEncodedSize else { reject(n, "event encodes to more than \(AccessEvent.maxEncodedSize) bytes"); return }
+                    result.events.append(e)
+                } catch {
+                    reject(n, "not a custos.event/v1 object: \(error)")
+                }
+                return
+            }
+            vault.decode(line: record, lineNumber: n, into: &outputs)
+            for o in outputs {
+                switch o {
+                case .event(let e, _): result.events.append(e)
+                case .ignored: result.ignored += 1
+                case .rejected(let r): reject(r.line, r.reason)
+                }
+            }
+            outputs.removeAll(keepingCapacity: true)
+        }
+
+        body.withUnsafeBytes { raw in
+            var first = 0
+            while first < raw.count, raw[first] == 0x20 || raw[first] == 0x0A || raw[first] == 0x0D || raw[first] == 0x09 { first += 1 }
+            if first < raw.count, raw[first] == UInt8(ascii: "[") {
+                // A JSON array of records: find each element's bytes, then decode them one by one.
+                var s = JSONScanner(raw)
+                var ranges: [Range<Int>] = []
+                do throws(JSONScanner.Failure) {
+                    try s.readArray { (s: inout JSONScanner) throws(JSONScanner.Failure) in
+                        s.skipWhitespace()
+                        let start = s.pos
+                        try s.skipValue()
+                        ranges.append(start..<s.pos)
+                    }
+                    try s.expectEnd()
+                } catch {
+                    result.bodyError = "the body starts with '[' but is not a JSON array: \(error.description)"
+                    return
+                }
+                for (i, r) in ranges.enumerated() { handle(UnsafeRawBufferPointer(rebasing: raw[r]), i + 1) }
+            } else {
+                var n = 0
+                var start = 0
+                while start <= raw.count {
+                    let end = (start..<raw.count).first(where: { raw[$0] == 0x0A }) ?? raw.count
+                    n += 1
+                    if end > start { handle(UnsafeRawBufferPointer(rebasing: raw[start..<end]), n) }
+                    start = end + 1
+                }
+            }
+        }
+        result.waitingRequests = vault.waitingRequests
+        return result
+    }
+
+    struct Shape {
+        var hasSchema = false
+        var envelope: [UInt8]?
+    }
+
+    /// Which top-level members a record has: `schema` (a custos event), or no `type`/`schema`
+    /// but a `log` or `message` string (a shipper's envelope around the original line).
+    static func shape(_ record: UnsafeRawBufferPointer) -> Shape {
+        var s = JSONScanner(record)
+        var shape = Shape()
+        var hasType = false
+        var wrapped: String?
+        do throws(JSONScanner.Failure) {
+            try s.readObject { (s: inout JSONScanner, k: JSONScanner.Key) throws(JSONScanner.Failure) in
+                if k.equals("schema") { shape.hasSchema = true; try s.skipValue() }
+                else if k.equals("type") { hasType = true; try s.skipValue() }
+                else if (k.equals("log") || k.equals("message")) && wrapped == nil && s.peek() == 0x22 { wrapped = try s.readString() }
+                else { try s.skipValue() }
+            }
+        } catch {
+            return shape   // the decoder reports what is wrong with it
+        }
+        if !shape.hasSchema && !hasType, let w = wrapped {
+            var bytes = Array(w.utf8)
+            while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
+            shape.envelope = bytes
+        }
+        return shape
+    }
+}

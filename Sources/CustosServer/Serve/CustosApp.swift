@@ -1,0 +1,436 @@
+import CustosAlerting
+import CustosCore
+import CustosStore
+import CustosTrail
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+
+/// The state `custos serve` shares between requests: the data store behind its group
+/// committer, the API tokens, the metrics and the detector.
+public final class ServeState: @unchecked Sendable {
+    public let config: ServeConfig
+    public let store: DataStore
+    public let committer: GroupCommitter
+    public let tokens: TokenStore
+    public let metrics = ServeMetrics()
+    let lock = NSLock()
+    private var pendingEvents = 0
+    private var oldestPending: Date?
+    private var lastCommitFailed: String?
+
+    public let detector: Detector?
+
+    /// `beforeCommit` is a test hook (see `GroupCommitter`).
+    public init(config: ServeConfig, store: DataStore, tokens: TokenStore, detector: Detector? = nil,
+                beforeCommit: (@Sendable (Int) -> Void)? = nil) {
+        self.config = config
+        self.detector = detector
+        self.store = store
+        self.tokens = tokens
+        let metrics = self.metrics
+        self.committer = GroupCommitter(store: store, maxBatch: config.limits.maxBatch, beforeCommit: beforeCommit, detector: detector,
+                                        onAlerts: { alerts in for a in alerts where a.status == .raised { metrics.alert(a.alertClass) } })
+        metrics.setTrailSize(store.trail.size)
+    }
+
+    /// Reserves room for `n` events in the commit queue, or nil when it is full.
+    func reserve(_ n: Int) -> Bool {
+        lock.withLock {
+            guard pendingEvents == 0 || pendingEvents + n <= config.limits.maxPendingEvents else { return false }
+            if pendingEvents == 0 { oldestPending = Date() }
+            pendingEvents += n
+            metrics.setQueue(pendingEvents)
+            return true
+        }
+    }
+
+    func release(_ n: Int, failure: String?) {
+        lock.withLock {
+            pendingEvents -= n
+            if pendingEvents == 0 { oldestPending = nil }
+            lastCommitFailed = failure
+            metrics.setQueue(pendingEvents)
+        }
+        if failure == nil { metrics.committed(trailSize: store.trailSizeForMetrics) }
+    }
+
+    /// Nil when ready, else why not.
+    public func notReady() -> String? {
+        lock.withLock {
+            if let f = lastCommitFailed { return "the last commit failed: \(f)" }
+            if let o = oldestPending, Date().timeIntervalSince(o) > Double(config.maxCommitAge) {
+                return "events have waited more than \(config.maxCommitAge) s for a durable commit"
+            }
+            return nil
+        }
+    }
+}
+
+extension DataStore {
+    var trailSizeForMetrics: UInt64 { trail.size }
+}
+
+/// Builds the HTTP application of `custos serve` (README "custos serve" lists the routes).
+public func buildApplication(state: ServeState, logger: Logger? = nil) -> some ApplicationProtocol {
+    let router = Router()
+    let api = ServeAPI(state: state)
+    router.get("/healthz") { _, _ in Response.text("ok\n") }
+    router.get("/readyz") { _, _ in
+        if let why = state.notReady() { return Response.text("not ready: \(why)\n", status: .serviceUnavailable) }
+        return Response.text("ready\n")
+    }
+    router.get("/metrics") { req, _ in
+        try api.authorize(req, [.auditor, .admin])
+        return Response.text(state.metrics.exposition(), contentType: "text/plain; version=0.0.4")
+    }
+    router.post("/v1/ingest") { req, _ in try await api.ingest(req) }
+    router.get("/v1/events") { req, _ in try await api.events(req) }
+    router.get("/v1/alerts") { req, _ in try await api.alerts(req) }
+    router.post("/v1/silences") { req, _ in try await api.silence(req) }
+    router.get("/trail/checkpoint") { req, _ in try api.trailFile(req, ["checkpoint"]) }
+    router.get("/trail/tile/**") { req, ctx in try api.trailFile(req, ["tile"] + ctx.parameters.getCatchAll().map(String.init)) }
+    let c = state.config
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(c.host, port: c.port), serverName: "custos",
+                             availableConnectionsDelegate: MaximumAvailableConnections(c.limits.maxConnections)),
+        logger: logger)
+}
+
+extension Response {
+    static func text(_ s: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: s)))
+    }
+    static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
+/// An API error: status and a message for the client (never a secret or a record's content).
+struct APIError: HTTPResponseError {
+    var status: HTTPResponse.Status
+    var message: String
+    var headers: HTTPFields = [:]
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var r = Response.json(Array("{\"error\":\(JSONText.quote(message))}\n".utf8), status: status)
+        for f in headers { r.headers.append(f) }
+        return r
+    }
+}
+
+enum JSONText {
+    static func quote(_ s: String) -> String {
+        var w = CanonicalWriter()
+        w.string(s)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+}
+
+struct ServeAPI: Sendable {
+    let state: ServeState
+
+    /// The caller's role, which must be one of `allowed`: 401 without a valid token, 403
+    /// with a token of another role.
+    @discardableResult
+    func authorize(_ req: Request, _ allowed: Set<Role>) throws -> (Role, String) {
+        guard let h = req.headers[.authorization], h.count <= 4096, h.lowercased().hasPrefix("bearer "),
+              let who = state.tokens.role(of: String(h.dropFirst(7)).trimmingCharacters(in: .whitespaces)) else {
+            state.metrics.authFailure()
+            throw APIError(status: .unauthorized, message: "a valid API token is required (Authorization: Bearer <token>)",
+                           headers: [.wwwAuthenticate: "Bearer realm=\"custos\""])
+        }
+        guard allowed.contains(who.0) else {
+            state.metrics.authFailure()
+            throw APIError(status: .forbidden, message: "the \(who.0.rawValue) role may not do this (needs \(allowed.map(\.rawValue).sorted().joined(separator: " or ")))")
+        }
+        return who
+    }
+
+    func collect(_ req: Request) async throws -> [UInt8] {
+        let limit = state.config.limits.maxBodyBytes
+        var buffer: ByteBuffer
+        do { buffer = try await req.body.collect(upTo: limit) } catch {
+            throw APIError(status: .contentTooLarge, message: "the body is larger than \(limit) bytes (limits.max_body_bytes)")
+        }
+        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        switch req.headers[.contentEncoding]?.lowercased() {
+        case nil, "identity": return bytes
+        case "gzip", "x-gzip":
+            throw APIError(status: .unsupportedMediaType, message: "Content-Encoding gzip is not supported yet; send the body uncompressed")
+        case let other?:
+            throw APIError(status: .unsupportedMediaType, message: "Content-Encoding \(other.prefix(40)) is not supported (identity or gzip)")
+        }
+    }
+
+    // MARK: Ingest
+
+    func ingest(_ req: Request) async throws -> Response {
+        try authorize(req, [.ingest])
+        let q = req.uri.queryParameters
+        let formatName = q.get("format") ?? "auto"
+        guard let format = WireFormat(rawValue: formatName) else {
+            throw APIError(status: .badRequest, message: "format must be one of \(WireFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let instance = q.get("instance") ?? "default"
+        guard !instance.isEmpty, instance.utf8.count <= 256 else { throw APIError(status: .badRequest, message: "instance must be 1...256 bytes") }
+        let body = try await collect(req)
+        let decoded = BodyDecoder(format: format, instance: instance, maxRecordBytes: state.config.limits.maxLineBytes).decode(body)
+        if let e = decoded.bodyError {
+            state.metrics.rejected(format.rawValue, 1)
+            throw APIError(status: .badRequest, message: e)
+        }
+        state.metrics.rejected(format.rawValue, decoded.rejected)
+        var result = DataStore.AppendResult(accepted: 0, duplicates: 0, range: 0..<0, indices: [])
+        if !decoded.events.isEmpty {
+            guard state.reserve(decoded.events.count) else {
+                state.metrics.overloaded()
+                throw APIError(status: .serviceUnavailable, message: "the trail is not keeping up: more than \(state.config.limits.maxPendingEvents) events wait for a durable commit; retry later",
+                               headers: [.retryAfter: "1"])
+            }
+            do {
+                result = try await state.committer.append(decoded.events)
+                state.release(decoded.events.count, failure: nil)
+            } catch {
+                state.release(decoded.events.count, failure: "\(error)")
+                throw APIError(status: .internalServerError, message: "the events could not be made durable (nothing from this request was acknowledged): \(error)")
+            }
+            state.metrics.accepted(format.rawValue, result.accepted, duplicates: result.duplicates)
+        }
+        var w = CanonicalWriter()
+        w.beginObject()
+        w.field("accepted", result.accepted)
+        w.field("duplicates", result.duplicates)
+        if result.accepted > 0 {
+            w.field("first_index", Int(result.range.lowerBound))
+            w.field("last_index", Int(result.range.upperBound - 1))
+        }
+        w.field("ignored", decoded.ignored)
+        w.field("records", decoded.records)
+        w.field("rejected", decoded.rejected)
+        w.key("rejections")
+        w.beginArray()
+        for r in decoded.rejections {
+            w.comma()
+            w.beginObject()
+            w.field("reason", r.reason)
+            w.field("record", r.line)
+            w.endObject()
+        }
+        w.endArray()
+        w.field("waiting_requests", decoded.waitingRequests)
+        w.endObject()
+        w.bytes.append(0x0A)
+        return .json(w.bytes)
+    }
+
+    // MARK: Reads
+
+    func reader() throws -> EventReader {
+        do { return try EventReader(directory: state.config.data) } catch {
+            throw APIError(status: .serviceUnavailable, message: "the trail cannot be read: \(error)")
+        }
+    }
+
+    func time(_ q: Request, _ name: String) throws -> EventTime? {
+        guard let s = q.uri.queryParameters.get(name) else { return nil }
+        if let t = EventTime(rfc3339: s) { return t }
+        if s.utf8.count == 10, let t = EventTime(rfc3339: s + "T00:00:00Z") { return t }
+        throw APIError(status: .badRequest, message: "\(name) must be an RFC 3339 time or YYYY-MM-DD")
+    }
+
+    func limit(_ req: Request) throws -> Int {
+        guard let s = req.uri.queryParameters.get("limit") else { return 1000 }
+        guard let n = Int(s), (0...100_000).contains(n) else { throw APIError(status: .badRequest, message: "limit must be 0...100000") }
+        return n
+    }
+
+    func events(_ req: Request) async throws -> Response {
+        try authorize(req, [.auditor])
+        let p = req.uri.queryParameters
+        var q = EventQuery()
+        q.secret = p.get("secret")
+        q.identity = p.get("identity")
+        q.kinds = try p.getAll("kind").map { k in
+            guard let v = IdentityKind(rawValue: k) else { throw APIError(status: .badRequest, message: "unknown kind (one of \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", ")))") }
+            return v
+        }
+        q.outcomes = try p.getAll("outcome").map { o in
+            guard let v = Outcome(rawValue: o) else { throw APIError(status: .badRequest, message: "outcome must be success, denied or error") }
+            return v
+        }
+        q.environments = p.getAll("env")
+        q.actions = p.getAll("action")
+        q.from = try time(req, "from")
+        q.to = try time(req, "to")
+        q.limit = try limit(req)
+        let rows = try reader().events(q)
+        var out = [UInt8]("[".utf8)
+        for (i, r) in rows.enumerated() {
+            if i > 0 { out.append(contentsOf: Array(",\n".utf8)) }
+            out.append(contentsOf: r.event.canonicalJSON(index: r.index))
+        }
+        out.append(contentsOf: Array("]\n".utf8))
+        return .json(out)
+    }
+
+    func alerts(_ req: Request) async throws -> Response {
+        try authorize(req, [.auditor])
+        let p = req.uri.queryParameters
+        var q = AlertQuery()
+        q.classes = try p.getAll("class").map { c in
+            guard let v = AlertClass(rawValue: c) else { throw APIError(status: .badRequest, message: "unknown class (one of \(AlertClass.allCases.map(\.rawValue).joined(separator: ", ")))") }
+            return v
+        }
+        q.owners = p.getAll("owner")
+        q.from = try time(req, "from")
+        q.to = try time(req, "to")
+        q.limit = try limit(req)
+        let rows = try reader().alerts(q)
+        var out = [UInt8]("[".utf8)
+        for (i, r) in rows.enumerated() {
+            if i > 0 { out.append(contentsOf: Array(",\n".utf8)) }
+            out.append(contentsOf: r.alert.canonicalJSON(index: r.index))
+        }
+        out.append(contentsOf: Array("]\n".utf8))
+        return .json(out)
+    }
+
+    // MARK: Admin
+
+    func silence(_ req: Request) async throws -> Response {
+        let (_, who) = try authorize(req, [.admin])
+        let body = try await collect(req)
+        guard body.count <= 16_384, let o = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw APIError(status: .badRequest, message: "expected a JSON object {reason, expires, class?, identity?, secret?} of at most 16 KiB")
+        }
+        let allowed: Set<String> = ["reason", "expires", "class", "identity", "secret"]
+        if let k = o.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw APIError(status: .badRequest, message: "unknown key \(k.count <= 40 ? k : "(long key)") (expected reason, expires, class, identity, secret)")
+        }
+        func str(_ k: String) throws -> String? {
+            guard let v = o[k] else { return nil }
+            guard let s = v as? String, !s.isEmpty, s.utf8.count <= 4096 else { throw APIError(status: .badRequest, message: "\(k) must be a string of 1...4096 bytes") }
+            return s
+        }
+        guard let reason = try str("reason"), let expires = try str("expires") else {
+            throw APIError(status: .badRequest, message: "reason and expires are required")
+        }
+        let cls = try str("class").map { c in
+            guard let v = AlertClass(rawValue: c) else { throw APIError(status: .badRequest, message: "unknown class") }
+            return v
+        }
+        let identity = try str("identity"), secret = try str("secret")
+        guard cls != nil || identity != nil || secret != nil else {
+            throw APIError(status: .badRequest, message: "give at least one of class, identity, secret: a silence of every alert is refused")
+        }
+        let now = EventTime(unixTime: Date().timeIntervalSince1970)
+        let end: EventTime
+        if let d = ConfigDuration.parse(expires) {
+            guard d > 0, d <= 90 * 86_400 else { throw APIError(status: .badRequest, message: "expires must be more than 0 and at most 90d") }
+            end = EventTime(seconds: now.seconds + d, nanos: now.nanos, digits: now.digits)
+        } else if let t = EventTime(rfc3339: expires), t > now, t.seconds - now.seconds <= 90 * 86_400 {
+            end = t
+        } else {
+            throw APIError(status: .badRequest, message: "expires must be a duration (30m, 2h, 3d) or an RFC 3339 time within 90 days")
+        }
+        // The silence's owner is the token's name: who answers for it is who made it.
+        let s = Silence(id: Silence.makeID(owner: who, createdAt: now, alertClass: cls, identity: identity, secret: secret),
+                        alertClass: cls, identity: identity, secret: secret, owner: who, reason: reason, createdAt: now, expiresAt: end)
+        let index = try await state.committer.appendEntries([.silence(s)])
+        var bytes = s.canonicalJSON()
+        bytes.removeLast()
+        bytes.append(contentsOf: Array(",\"index\":\(index.lowerBound)}\n".utf8))
+        return .json(bytes, status: .created)
+    }
+
+    // MARK: The trail, for tlog-tiles clients
+
+    /// `checkpoint` or `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`: files under
+    /// `<data>/trail/`, each path segment checked against the tlog-tiles grammar.
+    func trailFile(_ req: Request, _ segments: [String]) throws -> Response {
+        try authorize(req, [.auditor])
+        guard Self.validTilePath(segments) else { throw APIError(status: .notFound, message: "no such trail file") }
+        let path = state.config.data + "/trail/" + segments.joined(separator: "/")
+        guard let data = FileManager.default.contents(atPath: path) else { throw APIError(status: .notFound, message: "no such trail file") }
+        var r = Response(status: .ok, headers: [.contentType: segments == ["checkpoint"] ? "text/plain; charset=utf-8" : "application/octet-stream"],
+                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        // Full tiles never change; the checkpoint and partial tiles do.
+        let immutable = segments.count > 1 && !segments.contains { $0.hasSuffix(".p") }
+        r.headers[.cacheControl] = immutable ? "public, max-age=31536000, immutable" : "no-store"
+        return r
+    }
+
+    static func validTilePath(_ s: [String]) -> Bool {
+        if s == ["checkpoint"] { return true }
+        guard s.count >= 3, s[0] == "tile", s[1] == "entries" || (s[1].count == 1 && s[1].allSatisfy(\.isNumber)) else { return false }
+        var rest = Array(s[2...])
+        if rest.count >= 2, rest[rest.count - 2].hasSuffix(".p") {
+            guard let w = Int(rest.last!), (1...255).contains(w), String(w) == rest.last! else { return false }
+            rest.removeLast()
+            rest[rest.count - 1] = String(rest[rest.count - 1].dropLast(2))
+        }
+        guard !rest.isEmpty else { return false }
+        for (i, seg) in rest.enumerated() {
+            guard seg.count == 4 || (i == rest.count - 1 && seg.count == 3), seg.allSatisfy({ $0.isASCII && $0.isNumber || $0 == "x" }) else { return false }
+            if i < rest.count - 1 { guard seg.hasPrefix("x"), seg.dropFirst().allSatisfy(\.isNumber) else { return false } }
+            else { guard seg.count == 3, seg.allSatisfy(\.isNumber) else { return false } }
+        }
+        return true
+    }
+}
+
+/// Prometheus counters and gauges with fixed label sets.
+public final class ServeMetrics: @unchecked Sendable {
+    private let lock = NSLock()
+    private var acceptedBySource: [String: Int] = [:]
+    private var rejectedBySource: [String: Int] = [:]
+    private var duplicates = 0
+    private var alertsByClass: [AlertClass: Int] = [:]
+    private var queue = 0
+    private var trailSize: UInt64 = 0
+    private var lastCommit: Date?
+    private var authFailures = 0
+    private var overloads = 0
+    public private(set) var notifierFailures = 0
+
+    func accepted(_ source: String, _ n: Int, duplicates d: Int) { lock.withLock { acceptedBySource[source, default: 0] += n; duplicates += d } }
+    func rejected(_ source: String, _ n: Int) { guard n > 0 else { return }; lock.withLock { rejectedBySource[source, default: 0] += n } }
+    func alert(_ c: AlertClass) { lock.withLock { alertsByClass[c, default: 0] += 1 } }
+    func setQueue(_ n: Int) { lock.withLock { queue = n } }
+    func setTrailSize(_ n: UInt64) { lock.withLock { trailSize = n } }
+    func committed(trailSize n: UInt64) { lock.withLock { trailSize = n; lastCommit = Date() } }
+    func authFailure() { lock.withLock { authFailures += 1 } }
+    func overloaded() { lock.withLock { overloads += 1 } }
+    func notifierFailed(_ n: Int) { lock.withLock { notifierFailures += n } }
+
+    public func exposition() -> String {
+        lock.withLock {
+            var s = ""
+            func family(_ name: String, _ type: String, _ help: String) { s += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
+            family("custos_events_accepted_total", "counter", "Events made durable in the trail, by input format.")
+            for f in WireFormat.allCases.map(\.rawValue) { s += "custos_events_accepted_total{source=\"\(f)\"} \(acceptedBySource[f] ?? 0)\n" }
+            family("custos_events_rejected_total", "counter", "Records rejected, by input format.")
+            for f in WireFormat.allCases.map(\.rawValue) { s += "custos_events_rejected_total{source=\"\(f)\"} \(rejectedBySource[f] ?? 0)\n" }
+            family("custos_events_duplicate_total", "counter", "Events already in the trail (same id), not added again.")
+            s += "custos_events_duplicate_total \(duplicates)\n"
+            family("custos_alerts_total", "counter", "Alerts raised, by class.")
+            for c in AlertClass.allCases { s += "custos_alerts_total{class=\"\(c.rawValue)\"} \(alertsByClass[c] ?? 0)\n" }
+            family("custos_queue_events", "gauge", "Events accepted by a listener and not yet durable.")
+            s += "custos_queue_events \(queue)\n"
+            family("custos_trail_size", "gauge", "Entries in the trail.")
+            s += "custos_trail_size \(trailSize)\n"
+            family("custos_checkpoint_age_seconds", "gauge", "Seconds since the last checkpoint this server signed (-1: none yet).")
+            s += "custos_checkpoint_age_seconds \(lastCommit.map { String(format: "%.3f", Date().timeIntervalSince($0)) } ?? "-1")\n"
+            family("custos_auth_failures_total", "counter", "Requests refused for a missing, unknown or insufficient token.")
+            s += "custos_auth_failures_total \(authFailures)\n"
+            family("custos_ingest_overloaded_total", "counter", "Ingest requests answered 503 because the commit queue was full.")
+            s += "custos_ingest_overloaded_total \(overloads)\n"
+            family("custos_notifier_failures_total", "counter", "Alert deliveries that failed after every retry.")
+            s += "custos_notifier_failures_total \(notifierFailures)\n"
+            return s
+        }
+    }
+}

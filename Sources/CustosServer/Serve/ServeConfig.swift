@@ -1,0 +1,116 @@
+import CustosAlerting
+import CustosCore
+import Foundation
+
+/// Everything `custos serve` needs, with the embedded defaults: a local data directory,
+/// SQLite, keys and API tokens generated on first start, loopback only.
+/// Loaded from YAML (`custos serve --config FILE`; README "custos serve").
+public struct ServeConfig: Sendable, Equatable {
+    public var data = "custos-data"
+    /// Origin for a newly created trail key (default `custos.local/<hostname>`).
+    public var origin: String?
+    public var host = "127.0.0.1"
+    public var port = 8420
+    /// Alerting policy (YAML); none = no detection.
+    public var policy: String?
+    /// Deliver alerts raised by live ingest to their owners.
+    public var notify = false
+    /// API tokens (hashes only): default `<data>/keys/tokens`.
+    public var tokensFile: String?
+    public var limits = Limits()
+    /// `/readyz` fails when events have waited for a durable commit longer than this, or
+    /// the last commit failed.
+    public var maxCommitAge: Int64 = 60
+
+    public struct Limits: Sendable, Equatable {
+        /// Largest request body (after gzip decompression too).
+        public var maxBodyBytes = 16 << 20
+        /// Largest record (one NDJSON line or array element).
+        public var maxLineBytes = VaultAuditDecoder.maxLineBytes
+        /// Events accepted but not yet durable, across all requests; beyond it ingest
+        /// answers 503 with Retry-After.
+        public var maxPendingEvents = 262_144
+        /// Events per durable commit.
+        public var maxBatch = 65_536
+        /// Concurrent connections to the HTTP listener.
+        public var maxConnections = 256
+        public init() {}
+    }
+
+    public init() {}
+
+    public var resolvedTokensFile: String { tokensFile ?? TokenStore.defaultPath(data: data) }
+
+    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness"]
+    static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections"]
+
+    /// Parses a config file's YAML. Relative paths are relative to `baseDirectory`.
+    public static func parse(yaml: String, baseDirectory: String) throws(ConfigProblems) -> ServeConfig {
+        let root = try PolicyLoader.parseYAML(yaml)
+        var r = ConfigReader()
+        var c = ServeConfig()
+        func path(_ p: String) -> String { p.hasPrefix("/") ? p : baseDirectory + "/" + p }
+        for e in r.mapping(root, "", allowed: keys) {
+            switch e.key {
+            case "data": if let v = r.string(e.value, "data") { c.data = path(v) }
+            case "origin": c.origin = r.string(e.value, "origin")
+            case "listen":
+                if let v = r.string(e.value, "listen") {
+                    if let (h, p) = Self.hostPort(v) { c.host = h; c.port = p } else {
+                        r.problem("listen", e.value, "expected HOST:PORT (e.g. 127.0.0.1:8420 or [::1]:8420), port 1...65535")
+                    }
+                }
+            case "policy": if let v = r.string(e.value, "policy") { c.policy = path(v) }
+            case "notify": if let v = r.bool(e.value, "notify") { c.notify = v }
+            case "tokens_file": if let v = r.string(e.value, "tokens_file") { c.tokensFile = path(v) }
+            case "limits":
+                for l in r.mapping(e.value, "limits", allowed: limitKeys) {
+                    let p = "limits." + l.key
+                    switch l.key {
+                    case "max_body_bytes": if let v = r.integer(l.value, p, range: 1024...(1 << 30)) { c.limits.maxBodyBytes = v }
+                    case "max_line_bytes": if let v = r.integer(l.value, p, range: 1024...(16 << 20)) { c.limits.maxLineBytes = v }
+                    case "max_pending_events": if let v = r.integer(l.value, p, range: 1...10_000_000) { c.limits.maxPendingEvents = v }
+                    case "max_batch": if let v = r.integer(l.value, p, range: 1...1_000_000) { c.limits.maxBatch = v }
+                    case "max_connections": if let v = r.integer(l.value, p, range: 1...100_000) { c.limits.maxConnections = v }
+                    default: break
+                    }
+                }
+            case "readiness":
+                for l in r.mapping(e.value, "readiness", allowed: ["max_commit_age"]) {
+                    if let v = r.duration(l.value, "readiness.max_commit_age", range: 1...86_400) { c.maxCommitAge = v }
+                }
+            default: break
+            }
+        }
+        if c.notify && c.policy == nil { r.problem("notify", root["notify"], "notify needs a policy (the policy names the owners)") }
+        if c.limits.maxLineBytes > c.limits.maxBodyBytes {
+            r.problem("limits.max_line_bytes", root["limits"]?["max_line_bytes"], "must not exceed limits.max_body_bytes")
+        }
+        if !r.problems.isEmpty { throw ConfigProblems(r.problems) }
+        return c
+    }
+
+    public static func load(path: String) throws(ConfigProblems) -> ServeConfig {
+        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
+            throw ConfigProblems([ConfigProblem(path: "", message: "cannot read \(path) (or it is larger than 1 MiB)")])
+        }
+        let base = (path as NSString).deletingLastPathComponent
+        return try parse(yaml: String(decoding: data, as: UTF8.self), baseDirectory: base.isEmpty ? "." : base)
+    }
+
+    /// `127.0.0.1:8420`, `localhost:80`, `[::1]:8420`.
+    public static func hostPort(_ s: String) -> (String, Int)? {
+        var host: Substring, port: Substring
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]"), s[s.index(after: close)...].hasPrefix(":") else { return nil }
+            host = s[s.index(after: s.startIndex)..<close]
+            port = s[s.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = s.lastIndex(of: ":") else { return nil }
+            host = s[..<colon]; port = s[s.index(after: colon)...]
+            if host.contains(":") { return nil }
+        }
+        guard !host.isEmpty, let p = Int(port), (1...65535).contains(p) else { return nil }
+        return (String(host), p)
+    }
+}
