@@ -33,6 +33,20 @@ import Testing
         return (ServeState(config: c, store: store, tokens: tokens, detector: detector, beforeCommit: beforeCommit), t)
     }
 
+    static func gzip(_ data: [UInt8]) throws -> [UInt8] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import sys,gzip; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))"]
+        let inp = Pipe(), out = Pipe()
+        p.standardInput = inp; p.standardOutput = out
+        try p.run()
+        inp.fileHandleForWriting.write(Data(data))
+        try inp.fileHandleForWriting.close()
+        let result = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Array(result)
+    }
+
     static func json(_ b: ByteBuffer) -> Any? { try? JSONSerialization.jsonObject(with: Data(String(buffer: b).utf8)) }
 
     static let pairs = vaultPair(id: "r1", path: "secret/data/prod/db", name: "alice")
@@ -110,14 +124,26 @@ import Testing
                 #expect(r.status == .badRequest)
                 #expect(String(buffer: r.body).contains("not a JSON array"))
             }
+            // gzip, as Fluent Bit and Vector send it (compressed by python3's gzip module).
+            let gz = try Self.gzip(Array(Self.pairs.utf8))
+            try await client.execute(uri: "/v1/ingest?format=vault&instance=gz", method: .post,
+                                     headers: [.authorization: "Bearer \(t.ingest)", .contentEncoding: "gzip"], body: ByteBuffer(bytes: gz)) { r in
+                #expect(r.status == .ok, "\(String(buffer: r.body))")
+                #expect((Self.json(r.body) as? [String: Any])?["accepted"] as? Int == 2)
+            }
+            try await client.execute(uri: "/v1/ingest?format=vault", method: .post,
+                                     headers: [.authorization: "Bearer \(t.ingest)", .contentEncoding: "gzip"], body: ByteBuffer(bytes: Array(gz.dropLast(5)))) { r in
+                #expect(r.status == .badRequest)
+                #expect(String(buffer: r.body).contains("gzip"))
+            }
             try await client.execute(uri: "/v1/ingest?format=xml", method: .post, headers: auth, body: ByteBuffer(string: "")) { r in
                 #expect(r.status == .badRequest)
             }
         }
         let reader = try EventReader(directory: dir.path)
         let all = try reader.events(EventQuery())
-        #expect(all.count == 4)
-        #expect(all.last?.event == e)
+        #expect(all.count == 6)
+        #expect(all.contains { $0.event == e })
     }
 
     @Test func limitsAndBackpressure() async throws {
@@ -137,6 +163,13 @@ import Testing
                                      body: ByteBuffer(string: "{\"type\":\"response\",\"x\":\"\(String(repeating: "y", count: 2100))\"}\n")) { r in
                 #expect(r.status == .ok)
                 #expect(String(buffer: r.body).contains("longer than 2048 bytes"))
+            }
+            // A small gzip body that inflates past the limit is refused as too large.
+            let bomb = try Self.gzip(Array(repeating: 0x20, count: 200_000))
+            #expect(bomb.count < 4096)
+            try await client.execute(uri: "/v1/ingest", method: .post, headers: [.authorization: "Bearer \(t.ingest)", .contentEncoding: "gzip"],
+                                     body: ByteBuffer(bytes: bomb)) { r in
+                #expect(r.status == .contentTooLarge, "\(String(buffer: r.body))")
             }
             try await client.execute(uri: "/v1/ingest", method: .post, headers: [.authorization: "Bearer \(t.ingest)", .contentEncoding: "br"], body: ByteBuffer(string: "x")) { r in
                 #expect(r.status == .unsupportedMediaType)

@@ -159,7 +159,11 @@ struct ServeAPI: Sendable {
         switch req.headers[.contentEncoding]?.lowercased() {
         case nil, "identity": return bytes
         case "gzip", "x-gzip":
-            throw APIError(status: .unsupportedMediaType, message: "Content-Encoding gzip is not supported yet; send the body uncompressed")
+            // Decompressed in Swift (no zlib), bounded by the same limit as a plain body.
+            do { return try Gzip.decompress(bytes, maxOutput: limit) } catch {
+                throw APIError(status: error.reason.contains("exceeds") ? .contentTooLarge : .badRequest,
+                               message: "the gzip body cannot be decompressed: \(error.description) (limits.max_body_bytes is \(limit))")
+            }
         case let other?:
             throw APIError(status: .unsupportedMediaType, message: "Content-Encoding \(other.prefix(40)) is not supported (identity or gzip)")
         }
