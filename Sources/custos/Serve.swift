@@ -78,7 +78,29 @@ struct Serve: ParsableCommand {
             detector = d
         }
         fflush(nil)
-        let state = ServeState(config: c, store: store, tokens: tokens, detector: detector)
+        // Delivery (config `notify: true`): off the commit thread, one task per commit's alerts;
+        // each outcome is recorded in the trail like `ingest --notify` does.
+        let stateBox = BlockingBox<ServeState>()
+        var onAlerts: (@Sendable ([Alert]) -> Void)?
+        if c.notify, let loaded {
+            let notifier = AlertNotifier(policy: loaded.policy)
+            onAlerts = { alerts in
+                Task.detached {
+                    let outcomes = await notifier.deliver(alerts)
+                    guard !outcomes.isEmpty, let state = stateBox.value else { return }
+                    let now = EventTime(unixTime: Date().timeIntervalSince1970)
+                    let records = outcomes.map {
+                        TrailEntry.delivery(DeliveryRecord(alertID: $0.alertID, owner: $0.ownerKey, targetKind: $0.target.kind,
+                                                           endpoint: $0.target.endpoint, delivered: $0.delivered, attempts: $0.attempts,
+                                                           error: $0.error, notice: $0.isFailureNotice, time: now))
+                    }
+                    state.metrics.notifierFailed(outcomes.filter { !$0.delivered && !$0.isFailureNotice }.count)
+                    _ = try? await state.committer.appendEntries(records)
+                }
+            }
+        }
+        let state = ServeState(config: c, store: store, tokens: tokens, detector: detector, onAlerts: onAlerts)
+        stateBox.value = state
         var logger = Logger(label: "custos")
         logger.logLevel = .info
         let app = buildApplication(state: state, logger: logger)

@@ -24,15 +24,19 @@ public final class ServeState: @unchecked Sendable {
     public let detector: Detector?
 
     /// `beforeCommit` is a test hook (see `GroupCommitter`).
+    /// `onAlerts` gets the alerts each commit recorded (on the commit thread; hand them off).
     public init(config: ServeConfig, store: DataStore, tokens: TokenStore, detector: Detector? = nil,
-                beforeCommit: (@Sendable (Int) -> Void)? = nil) {
+                beforeCommit: (@Sendable (Int) -> Void)? = nil, onAlerts: (@Sendable ([Alert]) -> Void)? = nil) {
         self.config = config
         self.detector = detector
         self.store = store
         self.tokens = tokens
         let metrics = self.metrics
         self.committer = GroupCommitter(store: store, maxBatch: config.limits.maxBatch, beforeCommit: beforeCommit, detector: detector,
-                                        onAlerts: { alerts in for a in alerts where a.status == .raised { metrics.alert(a.alertClass) } })
+                                        onAlerts: { alerts in
+                                            for a in alerts where a.status == .raised { metrics.alert(a.alertClass) }
+                                            onAlerts?(alerts)
+                                        })
         metrics.setTrailSize(store.trail.size)
     }
 
@@ -408,7 +412,7 @@ public final class ServeMetrics: @unchecked Sendable {
     func committed(trailSize n: UInt64) { lock.withLock { trailSize = n; lastCommit = Date() } }
     func authFailure() { lock.withLock { authFailures += 1 } }
     func overloaded() { lock.withLock { overloads += 1 } }
-    func notifierFailed(_ n: Int) { lock.withLock { notifierFailures += n } }
+    public func notifierFailed(_ n: Int) { lock.withLock { notifierFailures += n } }
 
     public func exposition() -> String {
         lock.withLock {
