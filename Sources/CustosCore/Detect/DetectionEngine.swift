@@ -73,7 +73,7 @@ public struct DetectionEngine: Sendable {
     let volumeSettings: (minCount: Int, warmup: Int64, deviations: Double)
 
     // State.
-    var identities: Generations<String, IdentityState>
+    var identities: Generations<IdentityKey, IdentityState>
     var failures: Generations<SecretKey, FailureState>
     var open: [FoldKey: OpenAlert] = [:]
     var nextFoldExpiry = Int64.max
@@ -143,21 +143,38 @@ public struct DetectionEngine: Sendable {
 
     // MARK: - State types
 
+    /// 56 bytes inline (the last geolocated access is boxed: only a GeoIP database gives one).
     struct IdentityState: Sendable {
-        var isNew = true
         var ruleName: String? = nil
-        var rule: Int32 = -2          // -2 unresolved, -1 no rule
         var firstSeen = Int64.max
-        // impossible_travel: the last geolocated access
-        var hasGeo = false
-        var lat = 0.0, lon = 0.0
-        var radius = 0.0
-        var geoTime: Int64 = 0
-        var geoIP = ""
-        var geoPlace = ""
         // volume_anomaly: read counts per UTC hour, sparse: (hour << 24) | count
         var hours: [UInt64] = []
         var alertedHour: Int64 = -1
+        var rule: Int32 = -2          // -2 unresolved, -1 no rule
+        var isNew = true
+        // impossible_travel: the last geolocated access
+        var geo: GeoMark? = nil
+    }
+
+    final class GeoMark: Sendable {
+        let lat: Double, lon: Double, radius: Double
+        let time: Int64
+        let ip: String
+        let place: String
+        init(lat: Double, lon: Double, radius: Double, time: Int64, ip: String, place: String) {
+            self.lat = lat; self.lon = lon; self.radius = radius; self.time = time; self.ip = ip; self.place = place
+        }
+    }
+
+    /// An identity's key (id, else name) with its hash computed once: a dictionary probe
+    /// that passes other identities' entries compares the stored hashes and does not read
+    /// their text.
+    struct IdentityKey: Hashable, Sendable {
+        let hash: Int
+        let text: String
+        init(_ text: String) { self.text = text; self.hash = text.hashValue }
+        static func == (a: Self, b: Self) -> Bool { a.hash == b.hash && a.text == b.text }
+        func hash(into h: inout Hasher) { h.combine(hash) }
     }
 
     struct SecretKey: Hashable, Sendable {
@@ -261,7 +278,7 @@ public struct DetectionEngine: Sendable {
             let name = e.identity.name, id = e.identity.id
             let volumeOn = hasKey && isRead && isOn(.volume_anomaly)
             let ts = travelSettings, vs = volumeSettings
-            identities.modify(identityKey) { s in
+            identities.modify(IdentityKey(identityKey)) { s in
                 if hasRules {
                     if s.rule != -2 && s.ruleName == name {
                         ruleIndex = s.rule
@@ -277,16 +294,15 @@ public struct DetectionEngine: Sendable {
                 if t < s.firstSeen { s.firstSeen = t }
                 if let loc, let lat = loc.latitude, let lon = loc.longitude {
                     let r = Double(loc.accuracyRadiusKm ?? 0)
-                    if s.hasGeo {
-                        let d = Self.haversineKm(s.lat, s.lon, lat, lon) - s.radius - r
+                    if let g = s.geo {
+                        let d = Self.haversineKm(g.lat, g.lon, lat, lon) - g.radius - r
                         if d > ts.minKm {
-                            let hours = Double(abs(t - s.geoTime)) / 3600
+                            let hours = Double(abs(t - g.time)) / 3600
                             let speed = hours > 0 ? d / hours : .infinity
-                            if speed > ts.speedKmh { travel = (d, hours, speed, "\(s.geoIP) (\(s.geoPlace))") }
+                            if speed > ts.speedKmh { travel = (d, hours, speed, "\(g.ip) (\(g.place))") }
                         }
                     }
-                    s.hasGeo = true; s.lat = lat; s.lon = lon; s.radius = r; s.geoTime = t
-                    s.geoIP = e.origin?.ip ?? ""; s.geoPlace = Self.place(loc)
+                    s.geo = GeoMark(lat: lat, lon: lon, radius: r, time: t, ip: e.origin?.ip ?? "", place: Self.place(loc))
                 }
                 if volumeOn {
                     let hour = Self.floorDiv(t, 3600)
