@@ -33,7 +33,10 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 
-let args = CommandLine.arguments
+// `--geo` (detect-digest only is meaningful): a made-up, deterministic GeoIP locator, so that
+// impossible_travel and the geolocated origins of alerts are part of the digest.
+let geoMode = CommandLine.arguments.contains("--geo")
+let args = CommandLine.arguments.filter { $0 != "--geo" }
 guard args.count >= 2, args[1] == "detect" || args[1] == "detect-digest" else {
     print("usage: custos-bench detect|detect-digest [EVENTS (default 10000000)] [IDENTITIES (default 100000)]")
     exit(2)
@@ -160,13 +163,23 @@ func run(_ pool: inout [AccessEvent], offHours: [Bool], total: Int, now: EventTi
 
 let before = rss("VmHWM:")
 var rates: [Double] = [], cpuRates: [Double] = []
-var engine = DetectionEngine(policy: policy, geo: nil)
+let fakeGeo: GeoLocator = { ip in
+    let v = UInt32(truncatingIfNeeded: ip.low)
+    let c = (v >> 8) & 0xFF, d = v & 0xFF
+    if v >> 24 == 192 {   // the "unknown" addresses: all over the world
+        return GeoLocation(countryISO: ["US", "BR", "JP", "ZA", "AU"][Int(d % 5)], city: "City \(d)",
+                           latitude: Double(d % 160) - 80 + 0.25, longitude: Double((d * 37) % 360) - 180 + 0.5,
+                           accuracyRadiusKm: Int(d % 3) * 50)
+    }
+    return GeoLocation(countryISO: "GB", city: "London", latitude: 51.5 + Double(c) / 1000, longitude: -0.12, accuracyRadiusKm: 20)
+}
+var engine = DetectionEngine(policy: policy, geo: geoMode ? fakeGeo : nil)
 var digest: AlertDigest? = digestMode ? AlertDigest() : nil
 let t0 = DispatchTime.now().uptimeNanoseconds, cpu0 = threadCPU()
 let alertsRaised = run(&pool, offHours: offHours, total: total, now: now, monday: monday,
                        engine: &engine, digest: &digest, rates: &rates, cpuRates: &cpuRates)
 if var d = digest {
-    print("detect-digest: \(total) events, \(identityCount) identities, \(d.alerts) alert entries")
+    print("detect-digest: \(total) events, \(identityCount) identities\(geoMode ? ", made-up GeoIP" : ""), \(d.alerts) alert entries; raised by class: \(engine.raised.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
     print("detect-digest: sha256 \(d.finish(engine))")
     exit(0)
 }
