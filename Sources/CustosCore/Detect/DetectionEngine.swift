@@ -175,6 +175,9 @@ public struct DetectionEngine: Sendable {
         init(_ text: String) { self.text = text; self.hash = text.hashValue }
         static func == (a: Self, b: Self) -> Bool { a.hash == b.hash && a.text == b.text }
         func hash(into h: inout Hasher) { h.combine(hash) }
+        /// The dictionary's bucket hash: the text's hash (already seeded SipHash, computed
+        /// once) mixed with the table's seed, without hashing it a second time.
+        func _rawHashValue(seed: Int) -> Int { hash ^ seed }
     }
 
     struct SecretKey: Hashable, Sendable {
