@@ -143,12 +143,16 @@ public struct DetectionEngine: Sendable {
 
     // MARK: - State types
 
-    /// 56 bytes inline (the last geolocated access is boxed: only a GeoIP database gives one).
+    /// 64 bytes inline (the last geolocated access is boxed: only a GeoIP database gives one).
     struct IdentityState: Sendable {
         var ruleName: String? = nil
         var firstSeen = Int64.max
         // volume_anomaly: read counts per UTC hour, sparse: (hour << 24) | count
         var hours: [UInt64] = []
+        /// The newest entry of `hours`, kept here so that another read in the same hour does
+        /// not touch the array: while it is nonzero it is authoritative (the array's last
+        /// element may lag behind it until the next change of hour); 0 when `hours` is empty.
+        var newestHour: UInt64 = 0
         var alertedHour: Int64 = -1
         var rule: Int32 = -2          // -2 unresolved, -1 no rule
         var isNew = true
@@ -309,11 +313,13 @@ public struct DetectionEngine: Sendable {
                 }
                 if volumeOn {
                     let hour = Self.floorDiv(t, 3600)
-                    let c = Self.countRead(&s.hours, hour: hour)
-                    if c >= vs.minCount, s.alertedHour != hour, t - s.firstSeen >= vs.warmup,
-                       let b = Self.baseline(s.hours, hour: hour, firstSeen: s.firstSeen) {
-                        let threshold = b.median + vs.deviations * max(1.4826 * b.mad, 1)
-                        if Double(c) > threshold { volume = (c, b.median, b.mad); s.alertedHour = hour }
+                    let c = Self.countRead(&s.hours, newest: &s.newestHour, hour: hour)
+                    if c >= vs.minCount, s.alertedHour != hour, t - s.firstSeen >= vs.warmup {
+                        if s.newestHour != 0 { s.hours[s.hours.count - 1] = s.newestHour }
+                        if let b = Self.baseline(s.hours, hour: hour, firstSeen: s.firstSeen) {
+                            let threshold = b.median + vs.deviations * max(1.4826 * b.mad, 1)
+                            if Double(c) > threshold { volume = (c, b.median, b.mad); s.alertedHour = hour }
+                        }
                     }
                 }
             }
@@ -488,6 +494,22 @@ public struct DetectionEngine: Sendable {
 
     /// Weeks of history kept per identity for the volume baseline.
     public static let volumeWeeks: Int64 = 4
+
+    /// `countRead(_:hour:)` with the newest entry held in `newest` (see
+    /// `IdentityState.newestHour`): a read in the newest hour only updates `newest`.
+    @inline(__always)
+    static func countRead(_ hours: inout [UInt64], newest: inout UInt64, hour: Int64) -> Int {
+        let h = UInt64(bitPattern: hour)
+        if newest != 0, newest >> 24 == h {
+            let c = min((newest & 0xFF_FFFF) + 1, 0xFF_FFFF)
+            newest = (h << 24) | c
+            return Int(c)
+        }
+        if newest != 0 { hours[hours.count - 1] = newest }
+        let c = countRead(&hours, hour: hour)
+        newest = hours.last ?? 0
+        return c
+    }
 
     static func countRead(_ hours: inout [UInt64], hour: Int64) -> Int {
         let h = UInt64(bitPattern: hour)
