@@ -46,22 +46,34 @@ public struct DetectionEngine: Sendable {
     public var silences: [Silence] = []
 
     // Compiled policy.
-    struct Rule: Sendable {
-        var glob: CompiledGlob
-        var rule: Policy.IdentityRule
-        var scope: [CompiledGlob]
-        var cidrs: [CIDR]
-        var schedule: Int?   // index into schedules
+    /// A class: the per-event path holds one reference to it instead of copying its fields.
+    final class Rule: Sendable {
+        let glob: CompiledGlob
+        let rule: Policy.IdentityRule
+        let scope: [CompiledGlob]
+        let cidrs: [CIDR]
+        let schedule: Int?   // index into schedules
+        let kind: IdentityKind?
+        let breakGlass: Bool
+        init(glob: CompiledGlob, rule: Policy.IdentityRule, scope: [CompiledGlob], cidrs: [CIDR], schedule: Int?) {
+            self.glob = glob; self.rule = rule; self.scope = scope; self.cidrs = cidrs; self.schedule = schedule
+            self.kind = rule.kind; self.breakGlass = rule.breakGlass
+        }
     }
     let rules: [Rule]
     let secretRules: [(CompiledGlob, String?)]
     let schedules: [Schedule]
+    /// `schedules` as plain numbers (`Schedule.contains(unixSeconds:offsetSeconds:)` without
+    /// the Set lookup), same order.
+    let scheduleRanges: [ScheduleRange]
     let knownNetworks: [CIDR]
     let classSettings: [Policy.ClassSettings]   // by AlertClass index
     let enabled: [Bool]                         // alerting, by AlertClass index
+    let travelSettings: (minKm: Double, speedKmh: Double)
+    let volumeSettings: (minCount: Int, warmup: Int64, deviations: Double)
 
     // State.
-    var identities: Generations<String, IdentityState>
+    var identities: Generations<IdentityKey, IdentityState>
     var failures: Generations<SecretKey, FailureState>
     var open: [FoldKey: OpenAlert] = [:]
     var nextFoldExpiry = Int64.max
@@ -72,16 +84,28 @@ public struct DetectionEngine: Sendable {
     static let geoCacheLimit = 65_536
     var tzCache: [(from: Int64, to: Int64, offset: Int)]
 
+    /// Counters by AlertClass slot (see `slot`).
+    var loggedCounts = [Int](repeating: 0, count: 9)
+    var raisedCounts = [Int](repeating: 0, count: 9)
+    var foldedCounts = [Int](repeating: 0, count: 9)
+
     /// Events seen per class that were logged only (routine or not alerting), and alerts.
-    public private(set) var logged: [AlertClass: Int] = [:]
-    public private(set) var raised: [AlertClass: Int] = [:]
-    public private(set) var folded: [AlertClass: Int] = [:]
+    public var logged: [AlertClass: Int] { Self.byClass(loggedCounts) }
+    public var raised: [AlertClass: Int] { Self.byClass(raisedCounts) }
+    public var folded: [AlertClass: Int] { Self.byClass(foldedCounts) }
     public private(set) var eventsSeen = 0
+
+    static func byClass(_ counts: [Int]) -> [AlertClass: Int] {
+        var d: [AlertClass: Int] = [:]
+        for c in AlertClass.allCases where counts[slot(c)] != 0 { d[c] = counts[slot(c)] }
+        return d
+    }
 
     public init(policy: Policy, geo: GeoLocator? = nil, maxIdentities: Int = 250_000, maxSecrets: Int = 250_000) {
         self.policy = policy
         self.geo = geo
         self.schedules = policy.schedules.values.sorted { $0.name < $1.name }
+        self.scheduleRanges = schedules.map(ScheduleRange.init)
         let schedIndex = Dictionary(uniqueKeysWithValues: schedules.enumerated().map { ($1.name, $0) })
         self.rules = policy.identities.map { r in
             Rule(glob: CompiledGlob(r.match), rule: r, scope: r.scope.map(CompiledGlob.init),
@@ -92,6 +116,9 @@ public struct DetectionEngine: Sendable {
         self.knownNetworks = policy.networks.keys.sorted().flatMap { policy.networks[$0]! }
         self.classSettings = AlertClass.allCases.map { policy.settings($0) }
         self.enabled = AlertClass.allCases.map { policy.settings($0).alert }
+        let ts = policy.settings(.impossible_travel), vs = policy.settings(.volume_anomaly)
+        self.travelSettings = (ts.minKm, ts.speedKmh)
+        self.volumeSettings = (vs.minCount, vs.warmup, vs.deviations)
         self.identities = Generations(limit: max(2, maxIdentities))
         self.failures = Generations(limit: max(2, maxSecrets))
         self.tzCache = Array(repeating: (Int64.max, Int64.min, 0), count: schedules.count)
@@ -112,24 +139,49 @@ public struct DetectionEngine: Sendable {
     }
     @inline(__always) func isOn(_ c: AlertClass) -> Bool { enabled[Self.slot(c)] }
     @inline(__always) func settings(_ c: AlertClass) -> Policy.ClassSettings { classSettings[Self.slot(c)] }
+    @inline(__always) mutating func countLogged(_ c: AlertClass) { loggedCounts[Self.slot(c)] += 1 }
 
     // MARK: - State types
 
+    /// 64 bytes inline (the last geolocated access is boxed: only a GeoIP database gives one).
     struct IdentityState: Sendable {
-        var isNew = true
         var ruleName: String? = nil
-        var rule: Int32 = -2          // -2 unresolved, -1 no rule
         var firstSeen = Int64.max
-        // impossible_travel: the last geolocated access
-        var hasGeo = false
-        var lat = 0.0, lon = 0.0
-        var radius = 0.0
-        var geoTime: Int64 = 0
-        var geoIP = ""
-        var geoPlace = ""
         // volume_anomaly: read counts per UTC hour, sparse: (hour << 24) | count
         var hours: [UInt64] = []
+        /// The newest entry of `hours`, kept here so that another read in the same hour does
+        /// not touch the array: while it is nonzero it is authoritative (the array's last
+        /// element may lag behind it until the next change of hour); 0 when `hours` is empty.
+        var newestHour: UInt64 = 0
         var alertedHour: Int64 = -1
+        var rule: Int32 = -2          // -2 unresolved, -1 no rule
+        var isNew = true
+        // impossible_travel: the last geolocated access
+        var geo: GeoMark? = nil
+    }
+
+    final class GeoMark: Sendable {
+        let lat: Double, lon: Double, radius: Double
+        let time: Int64
+        let ip: String
+        let place: String
+        init(lat: Double, lon: Double, radius: Double, time: Int64, ip: String, place: String) {
+            self.lat = lat; self.lon = lon; self.radius = radius; self.time = time; self.ip = ip; self.place = place
+        }
+    }
+
+    /// An identity's key (id, else name) with its hash computed once: a dictionary probe
+    /// that passes other identities' entries compares the stored hashes and does not read
+    /// their text.
+    struct IdentityKey: Hashable, Sendable {
+        let hash: Int
+        let text: String
+        init(_ text: String) { self.text = text; self.hash = text.hashValue }
+        static func == (a: Self, b: Self) -> Bool { a.hash == b.hash && a.text == b.text }
+        func hash(into h: inout Hasher) { h.combine(hash) }
+        /// The dictionary's bucket hash: the text's hash (already seeded SipHash, computed
+        /// once) mixed with the table's seed, without hashing it a second time.
+        func _rawHashValue(seed: Int) -> Int { hash ^ seed }
     }
 
     struct SecretKey: Hashable, Sendable {
@@ -159,190 +211,192 @@ public struct DetectionEngine: Sendable {
         var lastTime: EventTime
     }
 
+    /// A schedule's days, hours and `always`, as `Schedule.contains(unixSeconds:offsetSeconds:)`
+    /// evaluates them (days as a bit mask of weekdays 1...7).
+    struct ScheduleRange: Sendable {
+        var always: Bool
+        var start: Int
+        var end: Int
+        var days: UInt8
+        init(_ s: Schedule) {
+            always = s.always; start = s.start; end = s.end
+            var m: UInt8 = 0
+            for d in 1...7 where s.days.contains(d) { m |= 1 << UInt8(d) }
+            days = m
+        }
+        @inline(__always) func has(_ weekday: Int) -> Bool { days & (1 << UInt8(weekday)) != 0 }
+        func contains(unixSeconds t: Int64, offsetSeconds: Int) -> Bool {
+            if always { return true }
+            let local = t + Int64(offsetSeconds)
+            let days = Schedule.floorDiv(local, 86_400)
+            let minute = Int((local - days * 86_400) / 60)
+            // 1970-01-01 was a Thursday (weekday 4).
+            let weekday = Int(((days + 3) % 7 + 7) % 7) + 1
+            if start <= end { return has(weekday) && minute >= start && minute < end }
+            if minute >= start { return has(weekday) }
+            if minute < end { return has(weekday == 1 ? 7 : weekday - 1) }
+            return false
+        }
+    }
+
     // MARK: - Processing
 
     /// Runs the detectors over one event (at trail index `index`), appending the alerts it
     /// raises and the folded alerts whose window it closes.
+    ///
+    /// The identity's state is looked up once per event: rule resolution and the identity
+    /// detectors (impossible_travel, volume_anomaly) update it together; the alerts of the
+    /// identity detectors are raised last, as before. The address is parsed only when a
+    /// detector needs it, and the secret's environment (secret rules) only for an alert.
     public mutating func process(_ e: AccessEvent, index: UInt64, now: EventTime, into out: inout [Alert]) {
         eventsSeen += 1
         let t = e.time.seconds
         if t > nextFoldExpiry { closeExpired(before: t, into: &out) }
 
         let identityKey = e.identity.id ?? e.identity.name ?? ""
-        let ruleIndex = resolveRule(identityKey: identityKey, name: e.identity.name, id: e.identity.id)
-        let rule: Rule? = ruleIndex >= 0 ? rules[ruleIndex] : nil
-        let kind = rule?.rule.kind ?? e.identity.kind
-        var secret = e.secret
-        if let path = secret?.path {
-            for (g, env) in secretRules where g.matches(path) {
-                if let env { secret?.environment = env }
-                break
+        let hasRules = !rules.isEmpty
+        let hasKey = !identityKey.isEmpty
+        let isRead = e.action == .read
+        let isSecretAccess = isRead || e.action == .list || e.action == .write || e.action == .delete
+
+        // The address: parsed at most once, when a detector needs it.
+        var ip: IPAddress?
+        var ipParsed = false
+
+        // impossible_travel: geolocate only addresses outside every known network.
+        let travelOn = hasKey && isOn(.impossible_travel) && geo != nil
+        var loc: GeoLocation?
+        if travelOn {
+            if let text = e.origin?.ip { ip = Self.parseIP(text) }
+            ipParsed = true
+            if let ip {
+                var known = false
+                for c in knownNetworks where c.contains(ip) { known = true; break }
+                if !known { loc = locate(ip) }
             }
         }
-        let ctx = Context(event: e, index: index, now: now, kind: kind, secret: secret, identityKey: identityKey)
-        let isSecretAccess = e.action == .read || e.action == .list || e.action == .write || e.action == .delete
+
+        // One lookup of the identity's state: its rule, then the identity detectors.
+        var ruleIndex: Int32 = -1
+        var travel: (km: Double, hours: Double, speed: Double, from: String)?
+        var volume: (count: Int, median: Double, mad: Double)?
+        if hasRules || hasKey {
+            let rules = self.rules
+            let name = e.identity.name, id = e.identity.id
+            let volumeOn = hasKey && isRead && isOn(.volume_anomaly)
+            let ts = travelSettings, vs = volumeSettings
+            identities.modify(IdentityKey(identityKey)) { s in
+                if hasRules {
+                    if s.rule != -2 && s.ruleName == name {
+                        ruleIndex = s.rule
+                    } else {
+                        var found: Int32 = -1
+                        for (i, rule) in rules.enumerated() {
+                            if (name.map(rule.glob.matches) ?? false) || (id.map(rule.glob.matches) ?? false) { found = Int32(i); break }
+                        }
+                        s.rule = found; s.ruleName = name; ruleIndex = found
+                    }
+                }
+                guard hasKey else { return }
+                if t < s.firstSeen { s.firstSeen = t }
+                if let loc, let lat = loc.latitude, let lon = loc.longitude {
+                    let r = Double(loc.accuracyRadiusKm ?? 0)
+                    if let g = s.geo {
+                        let d = Self.haversineKm(g.lat, g.lon, lat, lon) - g.radius - r
+                        if d > ts.minKm {
+                            let hours = Double(abs(t - g.time)) / 3600
+                            let speed = hours > 0 ? d / hours : .infinity
+                            if speed > ts.speedKmh { travel = (d, hours, speed, "\(g.ip) (\(g.place))") }
+                        }
+                    }
+                    s.geo = GeoMark(lat: lat, lon: lon, radius: r, time: t, ip: e.origin?.ip ?? "", place: Self.place(loc))
+                }
+                if volumeOn {
+                    let hour = Self.floorDiv(t, 3600)
+                    let c = Self.countRead(&s.hours, newest: &s.newestHour, hour: hour)
+                    if c >= vs.minCount, s.alertedHour != hour, t - s.firstSeen >= vs.warmup {
+                        if s.newestHour != 0 { s.hours[s.hours.count - 1] = s.newestHour }
+                        if let b = Self.baseline(s.hours, hour: hour, firstSeen: s.firstSeen) {
+                            let threshold = b.median + vs.deviations * max(1.4826 * b.mad, 1)
+                            if Double(c) > threshold { volume = (c, b.median, b.mad); s.alertedHour = hour }
+                        }
+                    }
+                }
+            }
+        }
+        let rule: Rule? = ruleIndex >= 0 ? rules[Int(ruleIndex)] : nil
+        let kind = rule?.kind ?? e.identity.kind
+        let ctx = Context(index: index, now: now, time: e.time, kind: kind, identityKey: identityKey)
+        let path = e.secret?.path
 
         // break_glass: any use of a break-glass identity.
-        if (rule?.rule.breakGlass ?? false) || kind == .root {
+        if (rule?.breakGlass ?? false) || kind == .root {
             if isOn(.break_glass) {
-                raise(.break_glass, entity: identityKey, ctx, summary: "break-glass identity \(ctx.who) used: \(e.action) \(secret?.path ?? "")", into: &out)
-            } else { logged[.break_glass, default: 0] += 1 }
+                raise(.break_glass, entity: identityKey, e, ctx, summary: "break-glass identity \(Self.who(e)) used: \(e.action) \(path ?? "")", into: &out)
+            } else { countLogged(.break_glass) }
         }
 
         // out_of_scope: touching a secret outside the identity's scope (allowed or denied).
-        if let rule, !rule.scope.isEmpty, isSecretAccess, let path = secret?.path {
+        if let rule, !rule.scope.isEmpty, isSecretAccess, let path {
             var inScope = false
             for g in rule.scope where g.matches(path) { inScope = true; break }
             if !inScope {
                 if isOn(.out_of_scope) {
-                    raise(.out_of_scope, entity: "\(identityKey)\u{0}\(path)", ctx,
-                          summary: "\(ctx.who) (\(kind)) attempted \(e.action) of \(path) (\(e.outcome)), outside its scope \(rule.rule.scope.joined(separator: ", "))",
-                          details: ["scope": rule.rule.scope.joined(separator: ",")], into: &out)
-                } else { logged[.out_of_scope, default: 0] += 1 }
+                    let scope = rule.rule.scope
+                    raise(.out_of_scope, entity: "\(identityKey)\u{0}\(path)", e, ctx,
+                          summary: "\(Self.who(e)) (\(kind)) attempted \(e.action) of \(path) (\(e.outcome)), outside its scope \(scope.joined(separator: ", "))",
+                          details: ["scope": scope.joined(separator: ",")], into: &out)
+                } else { countLogged(.out_of_scope) }
             }
         }
 
         // failed_single / failed_threshold.
         if e.outcome == .denied {
-            logged[.failed_single, default: 0] += 1
-            if let path = secret?.path { failure(path: path, t: t, ctx, into: &out) }
+            countLogged(.failed_single)
+            if let path { failure(path: path, t: t, e, ctx, into: &out) }
         }
 
-        // unknown_ip / access_known_ip, impossible_travel (need an address).
-        var ip: IPAddress?
-        if let text = e.origin?.ip { ip = IPAddress(text) }
-        if e.outcome == .success, let rule, !rule.cidrs.isEmpty, let ip {
-            var known = false
-            for c in rule.cidrs where c.contains(ip) { known = true; break }
-            if known { logged[.access_known_ip, default: 0] += 1 }
-            else if isOn(.unknown_ip) {
-                let loc = locate(ip)
-                let outside = loc?.countryISO.map { c in policy.geoip.map { g in !g.countries.contains(c) } ?? false }
-                let place = loc.map(Self.place) ?? "unknown location"
-                raise(.unknown_ip, entity: "\(identityKey)\u{0}\(ip)", ctx,
-                      summary: "\(ctx.who) \(e.action) \(secret?.path ?? "") from \(ip) (\(place)), outside its networks \(rule.rule.networks.joined(separator: ", "))\(outside == true ? "; country outside \(policy.geoip!.countries.sorted().joined(separator: ", "))" : "")",
-                      origin: Self.originRef(ip: ip, loc, outside: outside), details: ["networks": rule.rule.networks.joined(separator: ",")], into: &out)
-            } else { logged[.unknown_ip, default: 0] += 1 }
+        // unknown_ip / access_known_ip (need an address).
+        if e.outcome == .success, let rule, !rule.cidrs.isEmpty {
+            if !ipParsed {
+                if let text = e.origin?.ip { ip = Self.parseIP(text) }
+                ipParsed = true
+            }
+            if let ip {
+                var known = false
+                for c in rule.cidrs where c.contains(ip) { known = true; break }
+                if known { countLogged(.access_known_ip) }
+                else if isOn(.unknown_ip) {
+                    let loc = locate(ip)
+                    let geoip = policy.geoip
+                    let outside = loc?.countryISO.map { c in geoip.map { g in !g.countries.contains(c) } ?? false }
+                    let networks = rule.rule.networks
+                    raise(.unknown_ip, entity: "\(identityKey)\u{0}\(ip)", e, ctx,
+                          summary: "\(Self.who(e)) \(e.action) \(path ?? "") from \(ip) (\(loc.map(Self.place) ?? "unknown location")), outside its networks \(networks.joined(separator: ", "))\(outside == true ? "; country outside \(geoip!.countries.sorted().joined(separator: ", "))" : "")",
+                          origin: Self.originRef(ip: ip, loc, outside: outside), details: ["networks": networks.joined(separator: ",")], into: &out)
+                } else { countLogged(.unknown_ip) }
+            }
         }
 
         // off_hours: outside the identity's schedule, in the schedule's time zone.
         if let s = rule?.schedule {
             let offset = utcOffset(schedule: s, t: t)
-            if !schedules[s].contains(unixSeconds: t, offsetSeconds: offset) {
+            if !scheduleRanges[s].contains(unixSeconds: t, offsetSeconds: offset) {
                 if isOn(.off_hours) {
-                    let local = Self.localClock(t, offset)
-                    raise(.off_hours, entity: identityKey, ctx,
-                          summary: "\(ctx.who) \(e.action) \(secret?.path ?? "") at \(local) \(schedules[s].timeZone.identifier), outside schedule \(schedules[s].name)",
-                          details: ["local_time": local, "schedule": schedules[s].name, "timezone": schedules[s].timeZone.identifier], into: &out)
-                } else { logged[.off_hours, default: 0] += 1 }
+                    let schedule = schedules[s]
+                    raise(.off_hours, entity: identityKey, e, ctx,
+                          summary: "\(Self.who(e)) \(e.action) \(path ?? "") at \(Self.localClock(t, offset)) \(schedule.timeZone.identifier), outside schedule \(schedule.name)",
+                          details: ["local_time": Self.localClock(t, offset), "schedule": schedule.name, "timezone": schedule.timeZone.identifier], into: &out)
+                } else { countLogged(.off_hours) }
             }
         }
 
-        if !identityKey.isEmpty {
-            identityDetectors(ctx, ip: ip, isRead: e.action == .read, into: &out)
-        }
-    }
-
-    struct Context {
-        var event: AccessEvent
-        var index: UInt64
-        var now: EventTime
-        var kind: IdentityKind
-        var secret: AccessEvent.Secret?
-        var identityKey: String
-        var who: String { event.identity.name ?? event.identity.id ?? "unauthenticated" }
-    }
-
-    mutating func resolveRule(identityKey: String, name: String?, id: String?) -> Int {
-        if rules.isEmpty { return -1 }
-        var r: Int32 = -2
-        let rules = self.rules
-        identities.modify(identityKey) { s in
-            if s.rule != -2 && s.ruleName == name { r = s.rule; return }
-            var found: Int32 = -1
-            for (i, rule) in rules.enumerated() {
-                if (name.map(rule.glob.matches) ?? false) || (id.map(rule.glob.matches) ?? false) { found = Int32(i); break }
-            }
-            s.rule = found; s.ruleName = name; r = found
-        }
-        return Int(r)
-    }
-
-    mutating func failure(path: String, t: Int64, _ ctx: Context, into out: inout [Alert]) {
-        let s = settings(.failed_threshold)
-        let key = SecretKey(instance: ctx.event.source.instance, path: path)
-        let entity = "\(key.instance)\u{0}\(path)"
-        let fk = FoldKey(alertClass: .failed_threshold, entity: entity)
-        var crossed: [UInt64]?
-        var burst = false
-        let limit = s.count
-        let alerted = open[fk] != nil
-        failures.modify(key) { f in
-            // A failure within `window` of the previous one continues an alerted burst.
-            if alerted, t - f.last <= s.window, t >= f.last - s.window { burst = true }
-            f.last = max(f.last, t)
-            f.times.append(t); f.indexes.append(ctx.index)
-            if f.times.count > limit { f.times.removeFirst(f.times.count - limit); f.indexes.removeFirst(f.indexes.count - limit) }
-            if !burst, f.times.count == limit, let lo = f.times.min(), let hi = f.times.max(), hi - lo <= s.window {
-                crossed = f.indexes
-            }
-        }
-        guard isOn(.failed_threshold) else { if crossed != nil { logged[.failed_threshold, default: 0] += 1 }; return }
-        if burst {
-            fold(fk, ctx, into: &out)
-        } else if let evidence = crossed {
-            if let old = open.removeValue(forKey: fk) { close(old, into: &out) }
-            raise(.failed_threshold, entity: entity, ctx,
-                  summary: "\(limit) denied attempts on \(path) within \(ConfigDuration.format(s.window)) (latest by \(ctx.who)\(ctx.event.origin.map { " from \($0.ip)" } ?? ""))",
-                  evidence: evidence, details: ["window": ConfigDuration.format(s.window), "threshold": String(limit)],
-                  foldFor: s.window, into: &out)
-        }
-    }
-
-    mutating func identityDetectors(_ ctx: Context, ip: IPAddress?, isRead: Bool, into out: inout [Alert]) {
-        let t = ctx.event.time.seconds
-        let travelOn = isOn(.impossible_travel) && geo != nil
-        let volumeOn = isOn(.volume_anomaly)
-        // Geolocate only addresses outside every known network, and only when needed.
-        var loc: GeoLocation?
-        if travelOn, let ip {
-            var known = false
-            for c in knownNetworks where c.contains(ip) { known = true; break }
-            if !known { loc = locate(ip) }
-        }
-        var travel: (km: Double, hours: Double, speed: Double, from: String)?
-        var volume: (count: Int, median: Double, mad: Double)?
-        let ts = settings(.impossible_travel)
-        let vs = settings(.volume_anomaly)
-        identities.modify(ctx.identityKey) { s in
-            if t < s.firstSeen { s.firstSeen = t }
-            if let loc, let lat = loc.latitude, let lon = loc.longitude {
-                let r = Double(loc.accuracyRadiusKm ?? 0)
-                if s.hasGeo {
-                    let d = Self.haversineKm(s.lat, s.lon, lat, lon) - s.radius - r
-                    if d > ts.minKm {
-                        let hours = Double(abs(t - s.geoTime)) / 3600
-                        let speed = hours > 0 ? d / hours : .infinity
-                        if speed > ts.speedKmh { travel = (d, hours, speed, "\(s.geoIP) (\(s.geoPlace))") }
-                    }
-                }
-                s.hasGeo = true; s.lat = lat; s.lon = lon; s.radius = r; s.geoTime = t
-                s.geoIP = ctx.event.origin?.ip ?? ""; s.geoPlace = Self.place(loc)
-            }
-            if volumeOn && isRead {
-                let hour = Self.floorDiv(t, 3600)
-                let c = Self.countRead(&s.hours, hour: hour)
-                if c >= vs.minCount, s.alertedHour != hour, t - s.firstSeen >= vs.warmup,
-                   let b = Self.baseline(s.hours, hour: hour, firstSeen: s.firstSeen) {
-                    let threshold = b.median + vs.deviations * max(1.4826 * b.mad, 1)
-                    if Double(c) > threshold { volume = (c, b.median, b.mad); s.alertedHour = hour }
-                }
-            }
-        }
+        // The identity detectors' alerts.
         if let travel {
             let place = loc.map(Self.place) ?? ""
-            raise(.impossible_travel, entity: ctx.identityKey, ctx,
-                  summary: "\(ctx.who) appeared \(Int(travel.km)) km from their previous access \(travel.from) within \(Self.formatHours(travel.hours)) (\(travel.speed.isFinite ? "\(Int(travel.speed)) km/h" : "at the same instant"), more than \(Int(ts.speedKmh)) km/h), now \(ip.map { "\($0)" } ?? "") (\(place))",
+            let speedKmh = travelSettings.speedKmh
+            raise(.impossible_travel, entity: identityKey, e, ctx,
+                  summary: "\(Self.who(e)) appeared \(Int(travel.km)) km from their previous access \(travel.from) within \(Self.formatHours(travel.hours)) (\(travel.speed.isFinite ? "\(Int(travel.speed)) km/h" : "at the same instant"), more than \(Int(speedKmh)) km/h), now \(ip.map { "\($0)" } ?? "") (\(place))",
                   origin: ip.map { Self.originRef(ip: $0, loc, outside: nil) },
                   details: ["distance_km": String(Int(travel.km)), "hours": String(format: "%.2f", travel.hours),
                             "speed_kmh": travel.speed.isFinite ? String(Int(travel.speed)) : "infinite", "previous": travel.from],
@@ -350,10 +404,89 @@ public struct DetectionEngine: Sendable {
         }
         if let volume {
             let hour = Self.floorDiv(t, 3600)
-            raise(.volume_anomaly, entity: "\(ctx.identityKey)\u{0}\(hour)", ctx,
-                  summary: "\(ctx.who) made \(volume.count) reads in the hour from \(Self.hourLabel(hour)) UTC; usual for that hour of the week: median \(Self.trim(volume.median)), MAD \(Self.trim(volume.mad))",
+            raise(.volume_anomaly, entity: "\(identityKey)\u{0}\(hour)", e, ctx,
+                  summary: "\(Self.who(e)) made \(volume.count) reads in the hour from \(Self.hourLabel(hour)) UTC; usual for that hour of the week: median \(Self.trim(volume.median)), MAD \(Self.trim(volume.mad))",
                   details: ["reads": String(volume.count), "baseline_median": Self.trim(volume.median), "baseline_mad": Self.trim(volume.mad)],
                   into: &out)
+        }
+    }
+
+    /// What the detectors keep of an event besides the event itself (which they borrow).
+    struct Context {
+        var index: UInt64
+        var now: EventTime
+        var time: EventTime
+        var kind: IdentityKind
+        var identityKey: String
+    }
+
+    static func who(_ e: AccessEvent) -> String { e.identity.name ?? e.identity.id ?? "unauthenticated" }
+
+    /// The event's secret with the environment of the first secret rule matching its path.
+    func alertSecret(_ e: AccessEvent) -> AccessEvent.Secret? {
+        var secret = e.secret
+        if let path = secret?.path {
+            for (g, env) in secretRules where g.matches(path) {
+                if let env { secret?.environment = env }
+                break
+            }
+        }
+        return secret
+    }
+
+    /// `IPAddress(text)`; a dotted quad is parsed here without the copy `IPAddress.init?`
+    /// makes (same rules: four parts of 1–3 digits, no leading zero, at most 255).
+    static func parseIP(_ text: String) -> IPAddress? {
+        var value: UInt32 = 0
+        var parts = 0, octet = 0, digits = 0
+        var leadingZero = false
+        for c in text.utf8 {
+            if c == UInt8(ascii: ".") {
+                guard parts < 3, digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return IPAddress(text) }
+                value = value << 8 | UInt32(octet); parts += 1
+                octet = 0; digits = 0; leadingZero = false
+            } else if c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") {
+                guard digits < 3 else { return IPAddress(text) }
+                if digits == 0 { leadingZero = c == UInt8(ascii: "0") }
+                octet = octet * 10 + Int(c - UInt8(ascii: "0"))
+                digits += 1
+            } else {
+                return IPAddress(text)
+            }
+        }
+        guard parts == 3, digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return IPAddress(text) }
+        return IPAddress(ipv4: value << 8 | UInt32(octet))
+    }
+
+    mutating func failure(path: String, t: Int64, _ e: AccessEvent, _ ctx: Context, into out: inout [Alert]) {
+        let s = settings(.failed_threshold)
+        let key = SecretKey(instance: e.source.instance, path: path)
+        let entity = "\(key.instance)\u{0}\(path)"
+        let fk = FoldKey(alertClass: .failed_threshold, entity: entity)
+        var crossed: [UInt64]?
+        var burst = false
+        let limit = s.count
+        let alerted = open[fk] != nil
+        let index = ctx.index
+        failures.modify(key) { f in
+            // A failure within `window` of the previous one continues an alerted burst.
+            if alerted, t - f.last <= s.window, t >= f.last - s.window { burst = true }
+            f.last = max(f.last, t)
+            f.times.append(t); f.indexes.append(index)
+            if f.times.count > limit { f.times.removeFirst(f.times.count - limit); f.indexes.removeFirst(f.indexes.count - limit) }
+            if !burst, f.times.count == limit, let lo = f.times.min(), let hi = f.times.max(), hi - lo <= s.window {
+                crossed = f.indexes
+            }
+        }
+        guard isOn(.failed_threshold) else { if crossed != nil { countLogged(.failed_threshold) }; return }
+        if burst {
+            fold(fk, ctx, into: &out)
+        } else if let evidence = crossed {
+            if let old = open.removeValue(forKey: fk) { close(old, into: &out) }
+            raise(.failed_threshold, entity: entity, e, ctx,
+                  summary: "\(limit) denied attempts on \(path) within \(ConfigDuration.format(s.window)) (latest by \(Self.who(e))\(e.origin.map { " from \($0.ip)" } ?? ""))",
+                  evidence: evidence, details: ["window": ConfigDuration.format(s.window), "threshold": String(limit)],
+                  foldFor: s.window, into: &out)
         }
     }
 
@@ -361,6 +494,22 @@ public struct DetectionEngine: Sendable {
 
     /// Weeks of history kept per identity for the volume baseline.
     public static let volumeWeeks: Int64 = 4
+
+    /// `countRead(_:hour:)` with the newest entry held in `newest` (see
+    /// `IdentityState.newestHour`): a read in the newest hour only updates `newest`.
+    @inline(__always)
+    static func countRead(_ hours: inout [UInt64], newest: inout UInt64, hour: Int64) -> Int {
+        let h = UInt64(bitPattern: hour)
+        if newest != 0, newest >> 24 == h {
+            let c = min((newest & 0xFF_FFFF) + 1, 0xFF_FFFF)
+            newest = (h << 24) | c
+            return Int(c)
+        }
+        if newest != 0 { hours[hours.count - 1] = newest }
+        let c = countRead(&hours, hour: hour)
+        newest = hours.last ?? 0
+        return c
+    }
 
     static func countRead(_ hours: inout [UInt64], hour: Int64) -> Int {
         let h = UInt64(bitPattern: hour)
@@ -375,14 +524,16 @@ public struct DetectionEngine: Sendable {
         while drop < hours.count, Int64(bitPattern: hours[drop] >> 24) < oldest { drop += 1 }
         if drop > 0 { hours.removeFirst(drop) }
         if let last = hours.last, Int64(bitPattern: last >> 24) > hour {
-            // Out of order: find or insert the hour (rare: merged sources).
-            if let i = hours.firstIndex(where: { $0 >> 24 == h }) {
+            // Out of order: find or insert the hour (hours are kept ascending and distinct,
+            // and a late event is usually about a recent hour, so search from the end).
+            var i = hours.count - 1
+            while i >= 0, hours[i] >> 24 > h { i -= 1 }
+            if i >= 0, hours[i] >> 24 == h {
                 let c = min((hours[i] & 0xFF_FFFF) + 1, 0xFF_FFFF)
                 hours[i] = (h << 24) | c
                 return Int(c)
             }
-            let i = hours.firstIndex(where: { $0 >> 24 > h }) ?? hours.count
-            hours.insert((h << 24) | 1, at: i)
+            hours.insert((h << 24) | 1, at: i + 1)
             return 1
         }
         hours.append((h << 24) | 1)
@@ -413,40 +564,43 @@ public struct DetectionEngine: Sendable {
 
     // MARK: - Raising and folding
 
-    mutating func raise(_ c: AlertClass, entity: String, _ ctx: Context, summary: String,
-                        evidence: [UInt64]? = nil, origin: Alert.OriginRef? = nil, details: [String: String] = [:],
+    /// Raises an alert of class `c` about `entity`, or folds the event into the open alert
+    /// of that class and entity. The summary, details and origin are only built for a new
+    /// alert.
+    mutating func raise(_ c: AlertClass, entity: String, _ e: AccessEvent, _ ctx: Context, summary: @autoclosure () -> String,
+                        evidence: [UInt64]? = nil, origin: @autoclosure () -> Alert.OriginRef? = nil,
+                        details: @autoclosure () -> [String: String] = [:],
                         foldFor: Int64? = nil, into out: inout [Alert]) {
         let fk = FoldKey(alertClass: c, entity: entity)
-        let s = settings(c)
-        let t = ctx.event.time.seconds
-        if let o = open[fk], t <= o.expires, c != .failed_threshold {
-            fold(fk, ctx, into: &out)
+        let t = ctx.time.seconds
+        if c != .failed_threshold, let i = open.index(forKey: fk), t <= open.values[i].expires {
+            fold(at: i, fk, ctx, into: &out)
             return
         }
+        let s = settings(c)
         if let old = open.removeValue(forKey: fk) { close(old, into: &out) }
         let ev = evidence ?? [ctx.index]
         let owner = s.owner.flatMap { policy.owners[$0] }.map { Alert.OwnerRef(key: $0.key, name: $0.name) }
-        let e = ctx.event
-        var originRef = origin
+        var originRef = origin()
         if originRef == nil, let o = e.origin {
             originRef = Alert.OriginRef(ip: o.ip)
-            if let ip = IPAddress(o.ip), geo != nil, let loc = locate(ip) {
+            if geo != nil, let ip = IPAddress(o.ip), let loc = locate(ip) {
                 let outside = loc.countryISO.map { c in policy.geoip.map { !$0.countries.contains(c) } ?? false }
                 originRef = Self.originRef(ip: ip, loc, outside: outside)
                 originRef?.ip = o.ip
             }
         }
-        let dedup = "\(c.rawValue):\(entity.replacingOccurrences(of: "\u{0}", with: "|"))"
+        let dedup = "\(c.rawValue):\(Self.dedupEntity(entity))"
         var a = Alert(
             id: Alert.makeID(c, dedupKey: dedup, firstEvidence: ev.first ?? ctx.index),
             status: .raised, alertClass: c, severity: s.severity, owner: owner, raisedAt: ctx.now,
             slaDeadline: s.sla.map { EventTime(seconds: ctx.now.seconds + $0, nanos: ctx.now.nanos, digits: ctx.now.digits) },
-            playbook: s.playbook, time: e.time, lastTime: e.time, secret: ctx.secret,
+            playbook: s.playbook, time: e.time, lastTime: e.time, secret: alertSecret(e),
             identity: .init(id: e.identity.id, name: e.identity.name, kind: ctx.kind),
             action: e.action, outcome: e.outcome, origin: originRef, count: ev.count, dedupKey: dedup,
-            evidence: Array(ev.prefix(Alert.maxEvidence)), summary: summary, details: details, silencedBy: nil)
+            evidence: Array(ev.prefix(Alert.maxEvidence)), summary: summary(), details: details(), silencedBy: nil)
         if let silence = silences.first(where: { $0.matches(a, at: ctx.now) }) { a.silencedBy = silence.id }
-        raised[c, default: 0] += 1
+        raisedCounts[Self.slot(c)] += 1
         out.append(a)
         let window = foldFor ?? s.fold
         if window > 0 {
@@ -456,24 +610,49 @@ public struct DetectionEngine: Sendable {
         }
     }
 
+    /// The entity with NUL separators shown as `|` (the dedup key). ASCII text is rewritten
+    /// byte for byte; anything else goes through Foundation as before.
+    static func dedupEntity(_ entity: String) -> String {
+        var ascii = true, nul = false
+        for b in entity.utf8 {
+            if b >= 0x80 { ascii = false; break }
+            if b == 0 { nul = true }
+        }
+        if !ascii { return entity.replacingOccurrences(of: "\u{0}", with: "|") }
+        if !nul { return entity }
+        return String(decoding: entity.utf8.map { $0 == 0 ? UInt8(ascii: "|") : $0 }, as: UTF8.self)
+    }
+
     mutating func fold(_ fk: FoldKey, _ ctx: Context, into out: inout [Alert]) {
-        guard var o = open[fk] else { return }
+        guard let i = open.index(forKey: fk) else { return }
+        fold(at: i, fk, ctx, into: &out)
+    }
+
+    /// Counts the event on the open alert at `i` (updated in place).
+    mutating func fold(at i: Dictionary<FoldKey, OpenAlert>.Index, _ fk: FoldKey, _ ctx: Context, into out: inout [Alert]) {
         let s = settings(fk.alertClass)
         let window = fk.alertClass == .failed_threshold ? s.window : s.fold
+        let (extended, full) = Self.count(&open.values[i], ctx, window: window)
+        if let extended { expiries.push(extended, fk) }
+        foldedCounts[Self.slot(fk.alertClass)] += 1
+        // Keep each update entry bounded: flush when its evidence list is full.
+        if full { flushUpdate(fk, into: &out) }
+    }
+
+    /// One more occurrence on an open alert: (its new expiry if extended, evidence full).
+    @inline(__always)
+    static func count(_ o: inout OpenAlert, _ ctx: Context, window: Int64) -> (Int64?, Bool) {
         o.total += 1
         o.pendingCount += 1
         if o.pendingEvidence.count < Alert.maxEvidence { o.pendingEvidence.append(ctx.index) }
-        if ctx.event.time > o.lastTime { o.lastTime = ctx.event.time }
-        if ctx.event.time.seconds + window > o.expires {
-            o.expires = ctx.event.time.seconds + window
-            expiries.push(o.expires, fk)
+        if ctx.time > o.lastTime { o.lastTime = ctx.time }
+        var extended: Int64?
+        if ctx.time.seconds + window > o.expires {
+            o.expires = ctx.time.seconds + window
+            extended = o.expires
         }
-        folded[fk.alertClass, default: 0] += 1
-        open[fk] = o
-        // Keep each update entry bounded: flush when its evidence list is full.
-        if o.pendingEvidence.count >= Alert.maxEvidence { flushUpdate(fk, into: &out) }
+        return (extended, o.pendingEvidence.count >= Alert.maxEvidence)
     }
-
     mutating func flushUpdate(_ fk: FoldKey, into out: inout [Alert]) {
         guard var o = open[fk], o.pendingCount > 0 else { return }
         out.append(update(o))
@@ -558,8 +737,9 @@ public struct DetectionEngine: Sendable {
 
     static func localClock(_ t: Int64, _ offset: Int) -> String {
         let local = t + Int64(offset)
-        let m = (local - floorDiv(local, 86_400) * 86_400) / 60
-        return String(format: "%02d:%02d", Int(m / 60), Int(m % 60))
+        let m = Int((local - floorDiv(local, 86_400) * 86_400) / 60)   // 0..<1440
+        let h = m / 60, mm = m % 60
+        return "\(h < 10 ? "0" : "")\(h):\(mm < 10 ? "0" : "")\(mm)"
     }
 
     static func hourLabel(_ hour: Int64) -> String {
