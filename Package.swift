@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
@@ -55,7 +57,9 @@ let package = Package(
         .target(
             name: "CustosServer",
             dependencies: ["CustosCore", "CustosTrail", "CustosStore", "CustosAlerting",
-                           .product(name: "Hummingbird", package: "hummingbird")],
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict),
         .executableTarget(
             name: "custos",
@@ -63,6 +67,7 @@ let package = Package(
                 "CustosCore", "CustosTrail", "CustosStore", "CustosServer", "CustosAlerting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
         // Benchmarks/README.md: detection throughput (release build, one core).
@@ -75,7 +80,8 @@ let package = Package(
         .testTarget(name: "CustosAlertingTests", dependencies: ["CustosAlerting", "CustosCore"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosTrail", "CustosStore", "CustosCore", "CustosAlerting",
-                                                          .product(name: "HummingbirdTesting", package: "hummingbird")],
+                                                          .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                                          .product(name: "NIOPosix", package: "swift-nio")],
                     swiftSettings: strict),
         // Starts a real OpenBao (installed by .ci/run) and drives the built `custos` binary.
         .testTarget(name: "CustosIntegrationTests", dependencies: ["CustosCore"], swiftSettings: strict),

@@ -4,6 +4,7 @@ import CustosCore
 import CustosServer
 import Foundation
 import Logging
+import ServiceLifecycle
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -103,7 +104,12 @@ struct Serve: ParsableCommand {
         stateBox.value = state
         var logger = Logger(label: "custos")
         logger.logLevel = .info
-        let app = buildApplication(state: state, logger: logger)
+        var services: [any Service] = []
+        if let a = c.auditSocket {
+            services.append(AuditSocketListener(state: state, host: a.host, port: a.port, format: a.format, instance: a.instance,
+                                                maxConnections: 64, logger: logger))
+        }
+        let app = buildApplication(state: state, services: services, logger: logger)
         stderrPrint("custos: serving \(c.data) on http://\(c.host.contains(":") ? "[\(c.host)]" : c.host):\(c.port)")
         let failure = runBlocking { () async -> String? in
             do { try await app.runService(); return nil } catch { return "\(error)" }

@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// The state `custos serve` shares between requests: the data store behind its group
 /// committer, the API tokens, the metrics and the detector.
@@ -78,7 +79,7 @@ extension DataStore {
 }
 
 /// Builds the HTTP application of `custos serve` (README "custos serve" lists the routes).
-public func buildApplication(state: ServeState, logger: Logger? = nil) -> some ApplicationProtocol {
+public func buildApplication(state: ServeState, services: [any Service] = [], logger: Logger? = nil) -> some ApplicationProtocol {
     let router = Router()
     let api = ServeAPI(state: state)
     router.get("/healthz") { _, _ in Response.text("ok\n") }
@@ -101,6 +102,7 @@ public func buildApplication(state: ServeState, logger: Logger? = nil) -> some A
         router: router,
         configuration: .init(address: .hostname(c.host, port: c.port), serverName: "custos",
                              availableConnectionsDelegate: MaximumAvailableConnections(c.limits.maxConnections)),
+        services: services,
         logger: logger)
 }
 

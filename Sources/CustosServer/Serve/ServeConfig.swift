@@ -21,6 +21,16 @@ public struct ServeConfig: Sendable, Equatable {
     /// `/readyz` fails when events have waited for a durable commit longer than this, or
     /// the last commit failed.
     public var maxCommitAge: Int64 = 60
+    /// A TCP listener for the Vault/OpenBao `socket` audit device (off unless configured).
+    public var auditSocket: AuditSocket?
+
+    public struct AuditSocket: Sendable, Equatable {
+        public var host = "127.0.0.1"
+        public var port = 8421
+        public var format = WireFormat.openbao
+        public var instance = "default"
+        public init() {}
+    }
 
     public struct Limits: Sendable, Equatable {
         /// Largest request body (after gzip decompression too).
@@ -41,7 +51,7 @@ public struct ServeConfig: Sendable, Equatable {
 
     public var resolvedTokensFile: String { tokensFile ?? TokenStore.defaultPath(data: data) }
 
-    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness"]
+    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket"]
     static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections"]
 
     /// Parses a config file's YAML. Relative paths are relative to `baseDirectory`.
@@ -75,6 +85,27 @@ public struct ServeConfig: Sendable, Equatable {
                     default: break
                     }
                 }
+            case "audit_socket":
+                var a = AuditSocket()
+                for l in r.mapping(e.value, "audit_socket", allowed: ["listen", "format", "instance"]) {
+                    let p = "audit_socket." + l.key
+                    switch l.key {
+                    case "listen":
+                        if let v = r.string(l.value, p) {
+                            if let (h, port) = Self.hostPort(v) { a.host = h; a.port = port } else { r.problem(p, l.value, "expected HOST:PORT") }
+                        }
+                    case "format":
+                        if let v = r.string(l.value, p) {
+                            if let f = WireFormat(rawValue: v), f == .vault || f == .openbao { a.format = f } else { r.problem(p, l.value, "expected vault or openbao") }
+                        }
+                    case "instance":
+                        if let v = r.string(l.value, p) {
+                            if v.isEmpty || v.utf8.count > 256 { r.problem(p, l.value, "must be 1...256 bytes") } else { a.instance = v }
+                        }
+                    default: break
+                    }
+                }
+                c.auditSocket = a
             case "readiness":
                 for l in r.mapping(e.value, "readiness", allowed: ["max_commit_age"]) {
                     if let v = r.duration(l.value, "readiness.max_commit_age", range: 1...86_400) { c.maxCommitAge = v }

@@ -1,0 +1,166 @@
+import CustosCore
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// A TCP listener for the Vault/OpenBao `socket` audit device (newline-delimited JSON, one
+/// audit record per line; `socket_type = "tcp"`).
+///
+/// Each connection has its own decoder, so a request and its response (which the device
+/// writes on the same connection) pair up as in a file. What one read from the socket
+/// brings is decoded and committed before the next read: while the trail is catching up the
+/// listener stops reading, TCP's window fills and the sender slows down (backpressure, never
+/// loss). Lines longer than `maxLineBytes` are rejected (counted) and skipped up to their
+/// newline; one bad client affects only its own connection.
+public struct AuditSocketListener: Service {
+    let state: ServeState
+    let host: String
+    let port: Int
+    let format: WireFormat
+    let instance: String
+    let maxConnections: Int
+    let logger: Logger
+    let onBound: (@Sendable (Int) -> Void)?
+
+    public init(state: ServeState, host: String, port: Int, format: WireFormat = .openbao, instance: String = "default",
+                maxConnections: Int = 64, logger: Logger, onBound: (@Sendable (Int) -> Void)? = nil) {
+        self.state = state; self.host = host; self.port = port; self.format = format; self.instance = instance
+        self.maxConnections = maxConnections; self.logger = logger; self.onBound = onBound
+    }
+
+    public func run() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.autoRead, value: true)
+            .bind(host: host, port: port) { child in
+                child.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                        wrappingChannelSynchronously: child,
+                        configuration: .init(inboundType: ByteBuffer.self, outboundType: ByteBuffer.self))
+                }
+            }
+        let bound = server.channel.localAddress?.port ?? port
+        onBound?(bound)
+        logger.info("audit socket listener on \(host):\(bound) (format \(format.rawValue), instance \(instance))")
+        let active = ManagedCounter()
+        try await withGracefulShutdownHandler {
+            try await server.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in inbound {
+                        guard active.increment(limit: maxConnections) else {
+                            logger.warning("audit socket: more than \(maxConnections) connections; refusing one")
+                            try? await connection.executeThenClose { _, _ in }
+                            continue
+                        }
+                        group.addTask {
+                            defer { active.decrement() }
+                            await handle(connection)
+                        }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        let peer = connection.channel.remoteAddress?.description ?? "?"
+        var framer = LineFramer(maxLine: state.config.limits.maxLineBytes)
+        var decoder = VaultAuditDecoder(sourceKind: format == .vault ? "vault" : "openbao", instance: instance)
+        var lineNumber = 0
+        var outputs: [DecodeOutput] = []
+        do {
+            try await connection.executeThenClose { inbound, _ in
+                for try await var chunk in inbound {
+                    var events: [AccessEvent] = []
+                    var rejected = 0
+                    framer.feed(&chunk) { line in
+                        lineNumber += 1
+                        guard let line else { rejected += 1; return }
+                        line.withUnsafeBytes { decoder.decode(line: $0, lineNumber: lineNumber, into: &outputs) }
+                        for o in outputs {
+                            switch o {
+                            case .event(let e, _): events.append(e)
+                            case .ignored: break
+                            case .rejected: rejected += 1
+                            }
+                        }
+                        outputs.removeAll(keepingCapacity: true)
+                    }
+                    state.metrics.rejected(format.rawValue, rejected)
+                    if !events.isEmpty { try await commit(events) }
+                }
+            }
+            // The connection ended: requests still waiting for a response are recorded as
+            // such (outcome error, "no response logged"), as at the end of a file.
+            decoder.finish(into: &outputs)
+            let rest = outputs.compactMap { if case .event(let e, _) = $0 { return e } else { return nil } }
+            if !rest.isEmpty { try await commit(rest) }
+        } catch {
+            logger.warning("audit socket connection from \(peer) ended: \(error)")
+        }
+    }
+
+    /// Waits (reading nothing more) until there is room in the commit queue, then commits.
+    func commit(_ events: [AccessEvent]) async throws {
+        while !state.reserve(events.count) { try await Task.sleep(for: .milliseconds(20)) }
+        do {
+            let r = try await state.committer.append(events)
+            state.release(events.count, failure: nil)
+            state.metrics.accepted(format.rawValue, r.accepted, duplicates: r.duplicates)
+        } catch {
+            state.release(events.count, failure: "\(error)")
+            throw error
+        }
+    }
+}
+
+/// Splits a byte stream into lines of at most `maxLine` bytes. A longer line is reported as
+/// `nil` (once, when its newline arrives) and its bytes are dropped as they come, so memory
+/// stays bounded by `maxLine`.
+struct LineFramer {
+    let maxLine: Int
+    private var partial: [UInt8] = []
+    private var skipping = false
+
+    init(maxLine: Int) { self.maxLine = maxLine }
+
+    mutating func feed(_ buffer: inout ByteBuffer, _ line: ([UInt8]?) -> Void) {
+        buffer.withUnsafeReadableBytes { raw in
+            var start = 0
+            while start < raw.count {
+                guard let nl = raw[start...].firstIndex(of: 0x0A) else {
+                    if !skipping {
+                        partial.append(contentsOf: raw[start...])
+                        if partial.count > maxLine { partial = []; skipping = true }
+                    }
+                    return
+                }
+                if skipping {
+                    skipping = false
+                    line(nil)
+                } else if partial.count + (nl - start) > maxLine {
+                    partial = []
+                    line(nil)
+                } else {
+                    partial.append(contentsOf: raw[start..<nl])
+                    line(partial)
+                    partial.removeAll(keepingCapacity: true)
+                }
+                start = nl + 1
+            }
+        }
+        buffer.moveReaderIndex(to: buffer.writerIndex)
+    }
+}
+
+final class ManagedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func increment(limit: Int) -> Bool { lock.withLock { guard n < limit else { return false }; n += 1; return true } }
+    func decrement() { lock.withLock { n -= 1 } }
+}
