@@ -15,8 +15,9 @@ struct Serve: ParsableCommand {
             key (the verifier key is printed once) and, when no API token exists yet, one token \
             per role (ingest, auditor, admin), printed once: only their hashes are kept, in \
             DIR/keys/tokens. More tokens: `custos token add`. --config FILE reads a YAML file \
-            (README "custos serve"); --data, --listen and --policy override it. Ingest is \
-            acknowledged only once the events are durable in the trail. SIGTERM or SIGINT stop \
+            (README "custos serve"); --data, --listen and --policy override it. Its \
+            `audit_socket:` section adds a TCP listener for the OpenBao/Vault socket audit \
+            device. Ingest is acknowledged only once the events are durable in the trail. SIGTERM or SIGINT stop \
             it gracefully: requests in flight finish, their events committed.
             Exit 0 after a graceful stop; 2 for a bad configuration; 3 when it cannot start.
             """)
