@@ -78,9 +78,10 @@ public struct TrailVerifier: Sendable {
                 let lo = w * perWorker, hi = min(bundleCount, lo + perWorker)
                 guard lo < hi else { return }
                 var local = [Problem]()
+                let buffer = FileIO.ReadBuffer()
                 for b in lo..<hi {
                     let width = (UInt64(b) + 1) * 256 <= size ? 256 : Int(size & 255)
-                    checkBundle(index: UInt64(b), width: width, into: out, problems: &local)
+                    checkBundle(index: UInt64(b), width: width, buffer: buffer, into: out, problems: &local)
                     if local.count > 100 { break }
                 }
                 problemsBox.set(w, local)
@@ -144,20 +145,20 @@ public struct TrailVerifier: Sendable {
         return report
     }
 
-    func checkBundle(index: UInt64, width: Int, into leaves: UnsafeMutableBufferPointer<MerkleHash>, problems: inout [Problem]) {
+    func checkBundle(index: UInt64, width: Int, buffer: FileIO.ReadBuffer, into leaves: UnsafeMutableBufferPointer<MerkleHash>, problems: inout [Problem]) {
         let path = layout.bundlePath(index: index, width: width)
-        let bytes: [UInt8]
+        let raw: UnsafeRawBufferPointer
         do {
-            guard let b = try FileIO.readFile(path) else {
+            guard let b = try buffer.read(path) else {
                 problems.append(.init(location: rel(path), message: "missing (entries \(index * 256)..<\(index * 256 + UInt64(width)))"))
                 return
             }
-            bytes = b
+            raw = b
         } catch {
             problems.append(.init(location: rel(path), message: "\(error)"))
             return
         }
-        bytes.withUnsafeBytes { raw in
+        do {
             var pos = 0
             var n = 0
             while pos < raw.count && n < width {
