@@ -226,22 +226,10 @@ public enum CanonicalValidator {
             guard i < n, p[i] == 0x22 else { throw fail("expected a string", field) }
             i += 1
             while true {
-                // Skip plain bytes sixteen at a time: a byte is special when it is `"`, `\`, or
-                // outside 0x20...0x7F (then `byte &- 0x20` wraps to 0x60 or more).
-                var found = false
-                while i &+ 16 <= n {
-                    let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<UInt8>.self)
-                    let special = ((v &- 0x20) .>= 0x60) .| (v .== 0x22) .| (v .== 0x5C)
-                    let lanes = unsafeBitCast(special, to: SIMD2<UInt64>.self)
-                    let lo = UInt64(littleEndian: lanes[0]), hi = UInt64(littleEndian: lanes[1])
-                    if lo != 0 { i &+= lo.trailingZeroBitCount &>> 3; found = true; break }
-                    if hi != 0 { i &+= 8 &+ hi.trailingZeroBitCount &>> 3; found = true; break }
-                    i &+= 16
-                }
-                // Then eight at a time (near the end of the entry). The
+                // Skip plain bytes (printable ASCII other than `"` and `\`) eight at a time. The
                 // lowest flagged byte of `special` is exactly the first byte that is not plain
                 // (borrows in the zero-byte tests only spill into higher bytes).
-                while !found && i &+ 8 <= n {
+                while i &+ 8 <= n {
                     let x = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
                     let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
                     let q = x ^ (ones &* 0x22), b = x ^ (ones &* 0x5C)
