@@ -1,4 +1,7 @@
 import Crypto
+#if canImport(CCryptoBoringSSL)
+import CCryptoBoringSSL
+#endif
 
 /// Why a Merkle proof was rejected, or why a proof could not be built.
 public struct MerkleError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -50,11 +53,26 @@ public enum Merkle {
 
     /// SHA-256(0x00 || entry). Two hasher updates, no intermediate buffer.
     public static func leafHash(_ entry: UnsafeRawBufferPointer) -> MerkleHash {
+        #if canImport(CCryptoBoringSSL)
+        // BoringSSL (swift-crypto's backend here) on a stack context: `SHA256()` allocates a
+        // context object per hash, which cost more than hashing a typical entry.
+        var ctx = SHA256_CTX()
+        var out = MerkleHash(storage: .init())
+        var prefix: UInt8 = 0
+        _ = CCryptoBoringSSL_SHA256_Init(&ctx)
+        _ = CCryptoBoringSSL_SHA256_Update(&ctx, &prefix, 1)
+        if let base = entry.baseAddress { _ = CCryptoBoringSSL_SHA256_Update(&ctx, base, entry.count) }
+        Swift.withUnsafeMutableBytes(of: &out.storage) {
+            _ = CCryptoBoringSSL_SHA256_Final($0.baseAddress!.assumingMemoryBound(to: UInt8.self), &ctx)
+        }
+        return out
+        #else
         var hasher = SHA256()
         var prefix: UInt8 = 0
         withUnsafeBytes(of: &prefix) { hasher.update(bufferPointer: $0) }
         hasher.update(bufferPointer: entry)
         return MerkleHash(digest: hasher.finalize())
+        #endif
     }
 
     /// SHA-256(0x00 || entry).
@@ -64,7 +82,33 @@ public enum Merkle {
 
     /// SHA-256(0x01 || left || right).
     public static func nodeHash(_ left: MerkleHash, _ right: MerkleHash) -> MerkleHash {
-        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 1) { buf in
+        #if canImport(CCryptoBoringSSL)
+        // 0x01 || left || right is 65 bytes: two SHA-256 blocks, padded here and compressed
+        // from the initial state, without a hashing context.
+        var blocks = (SIMD64<UInt8>(), SIMD64<UInt8>())
+        var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
+            0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19)
+        Swift.withUnsafeMutableBytes(of: &blocks) { b in
+            b[0] = 1
+            Swift.withUnsafeBytes(of: left.storage) { UnsafeMutableRawBufferPointer(rebasing: b[1..<33]).copyMemory(from: $0) }
+            Swift.withUnsafeBytes(of: right.storage) { UnsafeMutableRawBufferPointer(rebasing: b[33..<65]).copyMemory(from: $0) }
+            b[65] = 0x80
+            b[126] = 0x02  // message length: 65 * 8 = 520 bits, big-endian in the last 8 bytes
+            b[127] = 0x08
+            Swift.withUnsafeMutableBytes(of: &state) { s in
+                CCryptoBoringSSL_SHA256_TransformBlocks(s.baseAddress!.assumingMemoryBound(to: UInt32.self),
+                                                        b.baseAddress!.assumingMemoryBound(to: UInt8.self), 2)
+            }
+        }
+        var out = SIMD32<UInt8>()
+        Swift.withUnsafeMutableBytes(of: &out) { o in
+            Swift.withUnsafeBytes(of: state) { s in
+                for k in 0..<8 { o.storeBytes(of: s.load(fromByteOffset: k * 4, as: UInt32.self).bigEndian, toByteOffset: k * 4, as: UInt32.self) }
+            }
+        }
+        return MerkleHash(storage: out)
+        #else
+        return withUnsafeTemporaryAllocation(byteCount: 65, alignment: 1) { buf in
             buf[0] = 1
             left.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buf[1..<33]).copyMemory(from: $0) }
             right.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buf[33..<65]).copyMemory(from: $0) }
@@ -72,6 +116,7 @@ public enum Merkle {
             hasher.update(bufferPointer: UnsafeRawBufferPointer(buf))
             return MerkleHash(digest: hasher.finalize())
         }
+        #endif
     }
 
     // MARK: Proof-size arithmetic

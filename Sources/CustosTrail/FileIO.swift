@@ -43,6 +43,8 @@ enum FileIO {
         }
     }
 
+    static func sysRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { read(fd, p, n) }
+
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     static func readFile(_ path: String, limit: Int = 64 << 20) throws -> [UInt8]? {
@@ -66,6 +68,44 @@ enum FileIO {
         }
         if done < size { out.removeLast(size - done) }
         return out
+    }
+
+    /// A read buffer kept across files (one per thread), so that reading many files of about
+    /// the same size allocates and clears no memory per file.
+    final class ReadBuffer {
+        private var base: UnsafeMutableRawPointer?
+        private var capacity = 0
+        init() {}
+        deinit { base?.deallocate() }
+
+        /// The bytes of `path` (valid until the next call), or nil when it does not exist.
+        /// Same errors and `limit` as `FileIO.readFile`.
+        func read(_ path: String, limit: Int = 64 << 20) throws -> UnsafeRawBufferPointer? {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 {
+                if errno == ENOENT { return nil }
+                throw TrailError(.io, "cannot open \(path): \(errnoText())")
+            }
+            defer { close(fd) }
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw TrailError(.io, "cannot stat \(path): \(errnoText())") }
+            let size = Int(st.st_size)
+            guard size <= limit else { throw TrailError(.damaged, "\(path) is \(size) bytes, more than the \(limit) allowed") }
+            if size > capacity || base == nil {
+                base?.deallocate()
+                capacity = max(size, 1)
+                base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+            }
+            let p = base!
+            var done = 0
+            while done < size {
+                let n = FileIO.sysRead(fd, p + done, size - done)
+                if n < 0 { if errno == EINTR { continue }; throw TrailError(.io, "cannot read \(path): \(errnoText())") }
+                if n == 0 { break }
+                done += n
+            }
+            return UnsafeRawBufferPointer(start: p, count: done)
+        }
     }
 
     /// Writes (truncating) without syncing; the caller makes the batch durable.

@@ -72,18 +72,30 @@ public struct TrailVerifier: Sendable {
         let workers = min(parallelism, max(1, bundleCount))
         let perWorker = (bundleCount + workers - 1) / max(1, workers)
         let problemsBox = ProblemsBox(workers: workers)
+        // The level-0 tile over each bundle's entries is checked by the same thread right after
+        // the bundle (its leaf hashes are those entries'); step 3 reports these results in
+        // tile order and checks whatever a thread did not get to.
+        var tile0 = [TileCheck](repeating: .notChecked, count: bundleCount)
         leaves.withUnsafeMutableBufferPointer { buf in
-            nonisolated(unsafe) let out = buf
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let lo = w * perWorker, hi = min(bundleCount, lo + perWorker)
-                guard lo < hi else { return }
-                var local = [Problem]()
-                for b in lo..<hi {
-                    let width = (UInt64(b) + 1) * 256 <= size ? 256 : Int(size & 255)
-                    checkBundle(index: UInt64(b), width: width, into: out, problems: &local)
-                    if local.count > 100 { break }
+            tile0.withUnsafeMutableBufferPointer { t0 in
+                nonisolated(unsafe) let out = buf
+                nonisolated(unsafe) let tileOut = t0
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    let lo = w * perWorker, hi = min(bundleCount, lo + perWorker)
+                    guard lo < hi else { return }
+                    var local = [Problem]()
+                    let buffer = FileIO.ReadBuffer()
+                    for b in lo..<hi {
+                        let width = (UInt64(b) + 1) * 256 <= size ? 256 : Int(size & 255)
+                        checkBundle(index: UInt64(b), width: width, buffer: buffer, into: out, problems: &local)
+                        if local.count > 100 { break }
+                        let path = layout.tilePath(level: 0, index: UInt64(b), width: width)
+                        let expected = UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: out[(b * 256)..<(b * 256 + width)]))
+                        let bytes = try? buffer.read(path)
+                        tileOut[b] = TileCheck(tileProblem(path: path, width: width, bytes: bytes, expected: expected))
+                    }
+                    problemsBox.set(w, local)
                 }
-                problemsBox.set(w, local)
             }
         }
         report.problems += problemsBox.all()
@@ -93,22 +105,21 @@ public struct TrailVerifier: Sendable {
         let levels = TreeLevels(leaves: leaves, parallelism: parallelism)
         for ref in TileMath.tiles(forTreeSize: size) {
             let path = layout.tilePath(level: ref.level, index: ref.index, width: ref.width)
-            let expected = levels.tile(level: ref.level, index: ref.index, size: size)
             report.tilesChecked += 1
-            guard let bytes = try? FileIO.readFile(path) else {
-                report.problems.append(.init(location: rel(path), message: "missing"))
-                continue
+            if ref.level == 0, ref.index < UInt64(bundleCount),
+               ref.width == ((ref.index + 1) * 256 <= size ? 256 : Int(size & 255)) {
+                switch tile0[Int(ref.index)] {
+                case .ok: continue
+                case .problem(let p): report.problems.append(p); continue
+                case .notChecked: break
+                }
             }
-            guard bytes.count == ref.width * 32 else {
-                report.problems.append(.init(location: rel(path), message: "is \(bytes.count) bytes; a tile of width \(ref.width) is \(ref.width * 32)"))
-                continue
+            let expected = levels.tile(level: ref.level, index: ref.index, size: size)
+            let bytes = try? FileIO.readFile(path)
+            let problem = expected.withUnsafeBytes { e in
+                bytes.withUnsafeBytes_ { tileProblem(path: path, width: ref.width, bytes: $0, expected: e) }
             }
-            let computed = TrailWriter.tileBytes(expected)
-            if computed != bytes {
-                var k = 0
-                while k < ref.width && computed[(k * 32)..<(k * 32 + 32)] == bytes[(k * 32)..<(k * 32 + 32)] { k += 1 }
-                report.problems.append(.init(location: rel(path), message: "hash \(k) does not match the entries it covers"))
-            }
+            if let problem { report.problems.append(problem) }
         }
         let root = levels.root(size: size)
         if root != cp.checkpoint.rootHash {
@@ -144,20 +155,39 @@ public struct TrailVerifier: Sendable {
         return report
     }
 
-    func checkBundle(index: UInt64, width: Int, into leaves: UnsafeMutableBufferPointer<MerkleHash>, problems: inout [Problem]) {
+    enum TileCheck {
+        case notChecked, ok, problem(Problem)
+        init(_ p: Problem?) { self = p.map { .problem($0) } ?? .ok }
+    }
+
+    /// Why the tile file at `path` (`bytes`, nil when it cannot be read) does not hold the
+    /// `width` hashes `expected` (32 bytes each, in order), or nil when it does.
+    func tileProblem(path: String, width: Int, bytes: UnsafeRawBufferPointer?, expected: UnsafeRawBufferPointer) -> Problem? {
+        guard let bytes else { return .init(location: rel(path), message: "missing") }
+        guard bytes.count == width * 32 else {
+            return .init(location: rel(path), message: "is \(bytes.count) bytes; a tile of width \(width) is \(width * 32)")
+        }
+        precondition(expected.count == width * 32)
+        if width == 0 || memcmp(bytes.baseAddress!, expected.baseAddress!, width * 32) == 0 { return nil }
+        var k = 0
+        while k < width && memcmp(bytes.baseAddress! + k * 32, expected.baseAddress! + k * 32, 32) == 0 { k += 1 }
+        return .init(location: rel(path), message: "hash \(k) does not match the entries it covers")
+    }
+
+    func checkBundle(index: UInt64, width: Int, buffer: FileIO.ReadBuffer, into leaves: UnsafeMutableBufferPointer<MerkleHash>, problems: inout [Problem]) {
         let path = layout.bundlePath(index: index, width: width)
-        let bytes: [UInt8]
+        let raw: UnsafeRawBufferPointer
         do {
-            guard let b = try FileIO.readFile(path) else {
+            guard let b = try buffer.read(path) else {
                 problems.append(.init(location: rel(path), message: "missing (entries \(index * 256)..<\(index * 256 + UInt64(width)))"))
                 return
             }
-            bytes = b
+            raw = b
         } catch {
             problems.append(.init(location: rel(path), message: "\(error)"))
             return
         }
-        bytes.withUnsafeBytes { raw in
+        do {
             var pos = 0
             var n = 0
             while pos < raw.count && n < width {
@@ -181,6 +211,16 @@ public struct TrailVerifier: Sendable {
             } else if pos != raw.count {
                 problems.append(.init(location: rel(path), message: "\(raw.count - pos) trailing bytes after entry \(index * 256 + UInt64(width) - 1)"))
             }
+        }
+    }
+}
+
+extension Optional where Wrapped == [UInt8] {
+    /// `body` with the bytes, or with nil.
+    fileprivate func withUnsafeBytes_<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        switch self {
+        case .some(let a): return a.withUnsafeBytes { body($0) }
+        case .none: return body(nil)
         }
     }
 }
