@@ -34,23 +34,35 @@ public enum Glob {
     }
 
     /// (matched, index after the class), or nil when the class is unterminated.
+    /// A `[...]` class at `start`, exactly as SQLite's GLOB reads it (func.c,
+    /// patternCompare): a leading `^` negates; a `]` right after `[` (or `[^`) is a
+    /// literal; `x-y` is a range when something other than a finished range precedes the
+    /// `-` and `]` does not follow it; every character is first compared as a literal, so
+    /// a range's start always matches even when the range is reversed (`[c-[]` matches
+    /// `c`). Nil when the class is not terminated.
     static func matchClass(_ p: [Unicode.Scalar], _ start: Int, _ c: Unicode.Scalar) -> (Bool, Int)? {
         var i = start + 1
         var negate = false
         if i < p.count && p[i] == "^" { negate = true; i += 1 }
-        var matched = false
-        var first = true
-        while i < p.count && (p[i] != "]" || first) {
-            first = false
-            if i + 2 < p.count && p[i + 1] == "-" && p[i + 2] != "]" {
-                if p[i] <= c && c <= p[i + 2] { matched = true }
-                i += 3
+        var seen = false
+        var prior: Unicode.Scalar? = nil
+        if i < p.count && p[i] == "]" {
+            if c == "]" { seen = true }
+            i += 1
+        }
+        while i < p.count && p[i] != "]" {
+            if p[i] == "-", i + 1 < p.count, p[i + 1] != "]", let lo = prior {
+                let hi = p[i + 1]
+                if c >= lo && c <= hi { seen = true }
+                prior = nil
+                i += 2
             } else {
-                if p[i] == c { matched = true }
+                if p[i] == c { seen = true }
+                prior = p[i]
                 i += 1
             }
         }
         guard i < p.count else { return nil }
-        return (matched != negate, i + 1)
+        return (seen != negate, i + 1)
     }
 }

@@ -125,12 +125,17 @@ let corpus: [AccessEvent] = [
         var rng = SystemRandomNumberGenerator()
         var paths: [AccessEvent] = []
         for i in 0..<60 {
-            let p = String((0..<Int.random(in: 0...6, using: &rng)).map { _ in ["a", "b", "/", "c", "-", "]"].randomElement(using: &rng)! })
+            let p = i < 6 ? ["c", "b", "]", "-", "a", "c]"][i]
+                : String((0..<Int.random(in: 0...6, using: &rng)).map { _ in ["a", "b", "/", "c", "-", "]"].randomElement(using: &rng)! })
             paths.append(event(100 + i, path: p, name: "n", kind: .human, outcome: .success, env: nil, action: .read, second: Int64(i)))
         }
         try idx.append(paths, firstIndex: 0, origin: "g.example/t")
-        for _ in 0..<200 {
-            let pattern = String((0..<Int.random(in: 1...5, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
+        // Fixed cases first (a reversed range still matches its start, as in SQLite; found by
+        // this test in CI), then random ones.
+        let fixed = ["[c-[]", "[c-a]", "[]-a]", "[^]]", "[a-]", "[-a]", "[a-c-b]", "[^c-[]", "[]]", "[b-b]"]
+        for i in 0..<2000 {
+            let pattern = i < fixed.count ? fixed[i]
+                : String((0..<Int.random(in: 1...5, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
             var q = EventQuery(); q.secret = pattern
             let fromSQLite = Set(try idx.query(q))
             let fromSwift = Set(paths.enumerated().filter { Glob.matches(pattern, $0.element.secret!.path) }.map { UInt64($0.offset) })
