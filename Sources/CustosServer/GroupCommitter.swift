@@ -39,17 +39,7 @@ public final class GroupCommitter: @unchecked Sendable {
 
     public func append(_ events: [AccessEvent]) async throws -> Result {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
-            let start: Bool = lock.withLock {
-                pending.append((events, c))
-                if running { return false }
-                running = true
-                return true
-            }
-            if start {
-                let t = Thread { [self] in self.drain() }
-                t.name = "custos-commit"
-                t.start()
-            }
+            enqueue { pending.append((events, c)) }
         }
     }
 
@@ -57,17 +47,22 @@ public final class GroupCommitter: @unchecked Sendable {
     /// order with the events; returns their trail indices once durable and indexed.
     public func appendEntries(_ entries: [TrailEntry]) async throws -> Range<UInt64> {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Range<UInt64>, any Error>) in
-            let start: Bool = lock.withLock {
-                pendingEntries.append((entries, c))
-                if running { return false }
-                running = true
-                return true
-            }
-            if start {
-                let t = Thread { [self] in self.drain() }
-                t.name = "custos-commit"
-                t.start()
-            }
+            enqueue { pendingEntries.append((entries, c)) }
+        }
+    }
+
+    /// Adds work under the lock and starts the commit thread unless it is running.
+    private func enqueue(_ add: () -> Void) {
+        let start: Bool = lock.withLock {
+            add()
+            if running { return false }
+            running = true
+            return true
+        }
+        if start {
+            let t = Thread { [self] in self.drain() }
+            t.name = "custos-commit"
+            t.start()
         }
     }
 
