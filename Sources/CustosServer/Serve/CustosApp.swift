@@ -405,6 +405,12 @@ public final class ServeMetrics: @unchecked Sendable {
     private var authFailures = 0
     private var overloads = 0
     public private(set) var notifierFailures = 0
+    /// Listener errors (framing, limits, overload) by source and reason.
+    private var inputErrors: [String: Int] = [:]
+    /// Sources of the listeners besides the HTTP input formats, and their error reasons (fixed label sets).
+    static let listenerSources: [(source: String, reasons: [String])] = [
+        (SyslogInput.tcpSource, SyslogInput.errorReasons), (SyslogInput.udpSource, SyslogInput.errorReasons),
+    ]
 
     func accepted(_ source: String, _ n: Int, duplicates d: Int) { lock.withLock { acceptedBySource[source, default: 0] += n; duplicates += d } }
     func rejected(_ source: String, _ n: Int) { guard n > 0 else { return }; lock.withLock { rejectedBySource[source, default: 0] += n } }
@@ -415,15 +421,20 @@ public final class ServeMetrics: @unchecked Sendable {
     func authFailure() { lock.withLock { authFailures += 1 } }
     func overloaded() { lock.withLock { overloads += 1 } }
     public func notifierFailed(_ n: Int) { lock.withLock { notifierFailures += n } }
+    func inputError(_ source: String, _ reason: String, _ n: Int = 1) { lock.withLock { inputErrors[source + " " + reason, default: 0] += n } }
 
     public func exposition() -> String {
         lock.withLock {
             var s = ""
             func family(_ name: String, _ type: String, _ help: String) { s += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
             family("custos_events_accepted_total", "counter", "Events made durable in the trail, by input format.")
-            for f in WireFormat.allCases.map(\.rawValue) { s += "custos_events_accepted_total{source=\"\(f)\"} \(acceptedBySource[f] ?? 0)\n" }
+            for f in WireFormat.allCases.map(\.rawValue) + Self.listenerSources.map(\.source) { s += "custos_events_accepted_total{source=\"\(f)\"} \(acceptedBySource[f] ?? 0)\n" }
             family("custos_events_rejected_total", "counter", "Records rejected, by input format.")
-            for f in WireFormat.allCases.map(\.rawValue) { s += "custos_events_rejected_total{source=\"\(f)\"} \(rejectedBySource[f] ?? 0)\n" }
+            for f in WireFormat.allCases.map(\.rawValue) + Self.listenerSources.map(\.source) { s += "custos_events_rejected_total{source=\"\(f)\"} \(rejectedBySource[f] ?? 0)\n" }
+            family("custos_input_errors_total", "counter", "Listener errors (oversized, malformed or unfinished frames, refused connections, drops), by source and reason.")
+            for (src, reasons) in Self.listenerSources {
+                for r in reasons { s += "custos_input_errors_total{source=\"\(src)\",reason=\"\(r)\"} \(inputErrors[src + " " + r] ?? 0)\n" }
+            }
             family("custos_events_duplicate_total", "counter", "Events already in the trail (same id), not added again.")
             s += "custos_events_duplicate_total \(duplicates)\n"
             family("custos_alerts_total", "counter", "Alerts raised, by class.")

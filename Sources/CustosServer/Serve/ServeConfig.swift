@@ -23,6 +23,8 @@ public struct ServeConfig: Sendable, Equatable {
     public var maxCommitAge: Int64 = 60
     /// A TCP listener for the Vault/OpenBao `socket` audit device (off unless configured).
     public var auditSocket: AuditSocket?
+    /// Syslog listeners over TCP and/or UDP (off unless configured; README "Syslog input").
+    public var syslog: Syslog?
 
     public struct AuditSocket: Sendable, Equatable {
         public var host = "127.0.0.1"
@@ -30,6 +32,27 @@ public struct ServeConfig: Sendable, Equatable {
         public var format = WireFormat.openbao
         public var instance = "default"
         public init() {}
+    }
+
+    public struct Syslog: Sendable, Equatable {
+        public static let defaultMaxMessageBytes = 256 << 10
+        public struct Endpoint: Sendable, Equatable {
+            public var host: String
+            public var port: Int
+            public init(host: String, port: Int) { self.host = host; self.port = port }
+        }
+        public var tcp: Endpoint?
+        public var udp: Endpoint?
+        public var format = WireFormat.auto
+        public var instance = "default"
+        /// Largest frame (TCP) or datagram (UDP), header included.
+        public var maxMessageBytes = defaultMaxMessageBytes
+        /// TCP connections at once.
+        public var maxConnections = 64
+        /// Seconds a TCP frame may stay unfinished while Custos waits for its bytes.
+        public var frameTimeout: Int64 = 60
+        public init() {}
+        static let keys: Set<String> = ["tcp", "udp", "format", "instance", "max_message_bytes", "max_connections", "frame_timeout"]
     }
 
     public struct Limits: Sendable, Equatable {
@@ -51,7 +74,7 @@ public struct ServeConfig: Sendable, Equatable {
 
     public var resolvedTokensFile: String { tokensFile ?? TokenStore.defaultPath(data: data) }
 
-    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket"]
+    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket", "syslog"]
     static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections"]
 
     /// Parses a config file's YAML. Relative paths are relative to `baseDirectory`.
@@ -106,6 +129,7 @@ public struct ServeConfig: Sendable, Equatable {
                     }
                 }
                 c.auditSocket = a
+            case "syslog": c.syslog = Self.parseSyslog(e.value, &r)
             case "readiness":
                 for l in r.mapping(e.value, "readiness", allowed: ["max_commit_age"]) {
                     if let v = r.duration(l.value, "readiness.max_commit_age", range: 1...86_400) { c.maxCommitAge = v }
@@ -143,5 +167,44 @@ public struct ServeConfig: Sendable, Equatable {
         }
         guard !host.isEmpty, let p = Int(port), (1...65535).contains(p) else { return nil }
         return (String(host), p)
+    }
+}
+
+extension ServeConfig {
+    /// `syslog: { tcp: HOST:PORT, udp: HOST:PORT, format: auto, instance: NAME,
+    /// max_message_bytes: N, max_connections: N, frame_timeout: 60s }` (tcp and/or udp).
+    static func parseSyslog(_ node: ConfigNode?, _ r: inout ConfigReader) -> Syslog {
+        var s = Syslog()
+        for l in r.mapping(node, "syslog", allowed: Syslog.keys) {
+            let p = "syslog." + l.key
+            switch l.key {
+            case "tcp", "udp":
+                if let v = r.string(l.value, p) {
+                    if let (h, port) = hostPort(v) {
+                        if l.key == "tcp" { s.tcp = .init(host: h, port: port) } else { s.udp = .init(host: h, port: port) }
+                    } else {
+                        r.problem(p, l.value, "expected HOST:PORT (e.g. 127.0.0.1:6514 or [::1]:6514), port 1...65535")
+                    }
+                }
+            case "format":
+                if let v = r.string(l.value, p) {
+                    if let f = WireFormat(rawValue: v) { s.format = f } else {
+                        r.problem(p, l.value, "expected \(WireFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                }
+            case "instance":
+                if let v = r.string(l.value, p) {
+                    if v.isEmpty || v.utf8.count > 256 { r.problem(p, l.value, "must be 1...256 bytes") } else { s.instance = v }
+                }
+            case "max_message_bytes": if let v = r.integer(l.value, p, range: 480...(16 << 20)) { s.maxMessageBytes = v }
+            case "max_connections": if let v = r.integer(l.value, p, range: 1...10_000) { s.maxConnections = v }
+            case "frame_timeout": if let v = r.duration(l.value, p, range: 1...3600) { s.frameTimeout = v }
+            default: break
+            }
+        }
+        if s.tcp == nil && s.udp == nil && node?["tcp"] == nil && node?["udp"] == nil {
+            r.problem("syslog", node, "needs tcp: HOST:PORT and/or udp: HOST:PORT")
+        }
+        return s
     }
 }
