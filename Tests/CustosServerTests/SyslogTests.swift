@@ -485,3 +485,27 @@ extension Array {
         #expect(state.store.trail.size == 2)
     }
 }
+
+@Suite struct SyslogConfigTests {
+    @Test func parsesTheSectionAndNamesProblemsByKeyPath() throws {
+        let c = try ServeConfig.parse(yaml: """
+            syslog: { tcp: "127.0.0.1:6514", udp: "[::1]:6515", format: openbao, instance: bao-1, max_message_bytes: 65536, max_connections: 8, frame_timeout: 2m }
+            """, baseDirectory: ".")
+        let s = try #require(c.syslog)
+        #expect(s.tcp == .init(host: "127.0.0.1", port: 6514) && s.udp == .init(host: "::1", port: 6515))
+        #expect(s.format == .openbao && s.instance == "bao-1" && s.maxMessageBytes == 65536 && s.maxConnections == 8 && s.frameTimeout == 120)
+        let d = try #require(try ServeConfig.parse(yaml: "syslog: { udp: 0.0.0.0:514 }", baseDirectory: ".").syslog)
+        #expect(d.tcp == nil && d.format == .auto && d.instance == "default" && d.maxMessageBytes == ServeConfig.Syslog.defaultMaxMessageBytes)
+        #expect(try ServeConfig.parse(yaml: "data: x", baseDirectory: ".").syslog == nil)
+
+        func problems(_ yaml: String) -> [String] {
+            do { _ = try ServeConfig.parse(yaml: yaml, baseDirectory: "."); return [] } catch { return error.problems.map { "\($0.path): \($0.message)" } }
+        }
+        let p = problems("syslog: { tcp: nowhere, udp: \"1.2.3.4:0\", format: xml, instance: \"\", max_message_bytes: 10, max_connections: 0, frame_timeout: 5, colour: red }")
+        for key in ["syslog.tcp", "syslog.udp", "syslog.format", "syslog.instance", "syslog.max_message_bytes", "syslog.max_connections", "syslog.frame_timeout", "syslog.colour"] {
+            #expect(p.contains { $0.hasPrefix(key + ":") }, "\(key) in \(p)")
+        }
+        #expect(p.first { $0.hasPrefix("syslog.format:") }?.contains("openbao") == true)
+        #expect(problems("syslog: { format: auto }") == ["syslog: needs tcp: HOST:PORT and/or udp: HOST:PORT"])
+    }
+}
