@@ -441,6 +441,45 @@ extension Array {
         #expect(state.store.trail.size == 1)
     }
 
+    /// While a commit is pending the connection is not read: the sender's writes stall (TCP
+    /// flow control) until the commit completes, then everything is read and nothing is lost.
+    @Test(.timeLimit(.minutes(2))) func tcpStopsReadingWhileTheCommitIsPending() async throws {
+        let dir = TempDir()
+        let gate = DispatchSemaphore(value: 0)
+        let (state, _) = try ServeTests.make(dir, beforeCommit: { _ in gate.wait() })
+        try await Self.withListeners(state, maxMessageBytes: 8192) { port, _ in
+            let p = try #require(port)
+            let c = try await Self.connect(p)
+            let pair = vaultPair(id: "w1", path: "secret/data/w", name: "wes").split(separator: "\n")
+            try await c.writeAndFlush(ByteBuffer(bytes: pair.flatMap { Self.octets("<13>1 - - - - - - \($0)\n") })).get()
+            for _ in 0..<500 where !state.metrics.exposition().contains("custos_queue_events 1") { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(state.metrics.exposition().contains("custos_queue_events 1"), "the first event waits for its commit")
+            // 48 MiB of (rejected) frames: far more than the socket buffers hold.
+            let junk = Self.octets("<13>1 - - - - - - " + String(repeating: "x", count: 4000))
+            let frames = 48 << 20 / junk.count
+            let block = Array((0..<256).map { _ in junk }.joined())
+            let written = Box<Bool>()
+            let writer = Task {
+                var sent = 0
+                while sent < frames {
+                    let n = min(256, frames - sent)
+                    try await c.writeAndFlush(ByteBuffer(bytes: n == 256 ? block : Array(block.prefix(n * junk.count)))).get()
+                    sent += n
+                }
+                written.set(true)
+            }
+            try await Task.sleep(for: .seconds(1))
+            #expect(written.get() == nil, "all writes completed while the listener should not be reading")
+            #expect(state.metrics.exposition().contains("custos_events_rejected_total{source=\"syslog_tcp\"} 0"))
+            for _ in 0..<1000 { gate.signal() }  // this commit and any later one
+            try await writer.value
+            #expect(written.get() == true)
+            try await c.close().get()
+            #expect(try await Self.waitFor(state, "custos_events_rejected_total{source=\"syslog_tcp\"} \(frames)", 6000))
+            #expect(state.metrics.exposition().contains("custos_events_accepted_total{source=\"syslog_tcp\"} 1"))
+        }
+    }
+
     /// A slow trail (every commit takes 50 ms more): the listener stops reading while a commit is
     /// pending, the sender's writes back up, and every event still arrives exactly once.
     @Test func slowTrailAppliesBackpressureWithoutLoss() async throws {
