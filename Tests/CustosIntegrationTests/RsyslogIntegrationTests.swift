@@ -62,9 +62,9 @@ struct RsyslogIntegrationTests {
             err = dir.path("\(name).err")
             _ = FileManager.default.createFile(atPath: err, contents: nil)
             // Check the config first (-N1): a syntax error should fail the test with rsyslog's message.
-            // Started through python3 (which CI has) to clear the signal mask: the test runner's
-            // threads block signals, a spawned child inherits that, and rsyslogd (plain signal
-            // handlers) would then never see the SIGTERM that stops it.
+            // Started through python3 (which CI has) to clear the signal mask: spawned directly
+            // from the test process, rsyslogd ignored SIGTERM here (a child inherits blocked
+            // signals, and rsyslogd uses plain signal handlers).
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = ["python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])",
                                  binary, "-n", "-f", conf, "-i", dir.path("\(name).pid")]

@@ -500,6 +500,34 @@ extension Array {
         #expect(state.committer.commits > 1)
     }
 
+    /// UDP cannot slow a sender down: when `limits.max_pending_events` events wait for a
+    /// commit, further datagrams are dropped and counted.
+    @Test(.timeLimit(.minutes(1))) func udpDropsAndCountsWhenTheQueueIsFull() async throws {
+        let dir = TempDir()
+        let gate = DispatchSemaphore(value: 0)
+        let (state, _) = try ServeTests.make(dir, configure: { $0.limits.maxPendingEvents = 2 }, beforeCommit: { _ in gate.wait() })
+        try await Self.withListeners(state, tcp: false, udp: true) { _, port in
+            let p = try #require(port)
+            let client = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+            let to = try SocketAddress(ipAddress: "127.0.0.1", port: p)
+            func send(_ i: Int) async throws {
+                let response = vaultPair(id: "q\(i)", path: "secret/data/q", name: "q\(i)").split(separator: "\n")[1]
+                try await client.writeAndFlush(AddressedEnvelope(remoteAddress: to, data: ByteBuffer(string: "<13>1 - - - - - - \(response)"))).get()
+            }
+            try await send(1)
+            #expect(try await Self.waitFor(state, "custos_queue_events 1"))  // its commit is pending
+            try await send(2)
+            try await Task.sleep(for: .milliseconds(200))
+            try await send(3)
+            #expect(try await Self.waitFor(state, "custos_input_errors_total{source=\"syslog_udp\",reason=\"overloaded\"} 1"))
+            for _ in 0..<1000 { gate.signal() }
+            #expect(try await Self.waitFor(state, "custos_events_accepted_total{source=\"syslog_udp\"} 2"))
+            #expect(state.metrics.exposition().contains("custos_events_rejected_total{source=\"syslog_udp\"} 1"))
+            try await client.close().get()
+        }
+        #expect(state.store.trail.size == 2)
+    }
+
     @Test func udpDatagrams() async throws {
         let dir = TempDir()
         let (state, _) = try ServeTests.make(dir)
