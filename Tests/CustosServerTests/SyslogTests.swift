@@ -395,6 +395,17 @@ extension Array {
             try await slow.writeAndFlush(ByteBuffer(string: "<13>1 - - - - - - {\"partial\":")).get()
             try await slow.closeFuture.get()
             #expect(try await Self.waitFor(state, "reason=\"frame_timeout\"} 1"))
+            // A client trickling one byte every 100 ms never finishes its frame: closed too.
+            let trickle = try await Self.connect(p)
+            let start = ContinuousClock.now
+            for b in Array("<13>1 - - - - - - {\"a\":\"0123456789abcdefghijklmnopqrstuvwxyz\"}".utf8) {
+                guard trickle.isActive else { break }
+                try? await trickle.writeAndFlush(ByteBuffer(bytes: [b])).get()
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await trickle.closeFuture.get()
+            #expect(ContinuousClock.now - start < .seconds(3))
+            #expect(try await Self.waitFor(state, "reason=\"frame_timeout\"} 2"))
             // An idle connection between frames stays open; a good message still arrives.
             let idle = try await Self.connect(p)
             try await Task.sleep(for: .milliseconds(600))

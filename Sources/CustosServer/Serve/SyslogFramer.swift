@@ -38,6 +38,8 @@ struct SyslogFramer {
 
     /// True while a frame has started but not ended (used for the slow-client timeout).
     var inFrame: Bool { state != .between }
+    /// Frames started so far (tells the current frame from an earlier one).
+    private(set) var framesStarted = 0
 
     mutating func feed(_ raw: UnsafeRawBufferPointer, _ emit: (Frame) -> Void) throws(Failure) {
         var i = 0
@@ -49,9 +51,11 @@ struct SyslogFramer {
                 if b == 0x0A || b == 0x0D || b == 0x00 { i += 1; continue }
                 if b >= 0x30 && b <= 0x39 {
                     guard b != 0x30 else { throw Failure(reason: "octet count starts with 0") }
+                    framesStarted += 1
                     state = .count(Int(b - 0x30), digits: 1)
                     i += 1
                 } else {
+                    framesStarted += 1
                     state = .line
                 }
             case .count(let v, let digits):

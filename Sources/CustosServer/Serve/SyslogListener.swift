@@ -215,7 +215,7 @@ public struct SyslogTCPListener: Service {
         var framer = SyslogFramer(maxMessage: maxMessageBytes)
         var decoder = SyslogPayloadDecoder(format: format, instance: instance, maxRecordBytes: state.config.limits.maxLineBytes)
         var rejectionLog = RejectionLog()
-        let timer = FrameTimer(channel: connection.channel, timeout: frameTimeout)
+        let timer = FrameTimer(channel: connection.channel)
         var events: [AccessEvent] = []
         var rejections: [SyslogPayloadDecoder.Rejection] = []
         var frames: [SyslogFramer.Frame] = []
@@ -247,8 +247,14 @@ public struct SyslogTCPListener: Service {
 
         do {
             try await connection.executeThenClose { inbound, _ in
+                // frame_timeout counts the time spent waiting for the bytes of one frame (not
+                // the time this listener spends committing), however they trickle in.
+                var budget = frameTimeout
+                var budgetFrame = -1
+                var armedAt: NIODeadline?
                 for try await chunk in inbound {
                     timer.disarm()
+                    if let t = armedAt { budget = budget - (NIODeadline.now() - t); armedAt = nil }
                     var failure: SyslogFramer.Failure?
                     chunk.withUnsafeReadableBytes { raw in
                         do throws(SyslogFramer.Failure) { try framer.feed(raw) { frames.append($0) } } catch { failure = error }
@@ -265,7 +271,11 @@ public struct SyslogTCPListener: Service {
                         state.metrics.rejected(Self.source, 1)
                         break
                     }
-                    if framer.inFrame { timer.arm() }
+                    if framer.inFrame {
+                        if framer.framesStarted != budgetFrame { budgetFrame = framer.framesStarted; budget = frameTimeout }
+                        timer.arm(in: max(budget, .zero))
+                        armedAt = .now()
+                    }
                 }
             }
             if timer.fired {
@@ -311,21 +321,20 @@ final class EventCounter: @unchecked Sendable {
     func next() -> Int { lock.withLock { n += 1; return n } }
 }
 
-/// Closes a connection whose frame has not been finished within `timeout` of the listener
-/// last waiting for its bytes. Armed only while the listener waits for the client (never
-/// while it is itself waiting for a commit), so backpressure never closes a connection.
+/// Closes a connection when the time it was given runs out. The TCP listener arms it with
+/// what is left of the current frame's `frame_timeout` only while it waits for the client
+/// (never while it is itself waiting for a commit), so backpressure never closes a connection.
 final class FrameTimer: @unchecked Sendable {
     private let lock = NSLock()
     private let channel: any Channel
-    private let timeout: TimeAmount
     private var task: Scheduled<Void>?
     private var didFire = false
 
-    init(channel: any Channel, timeout: TimeAmount) { self.channel = channel; self.timeout = timeout }
+    init(channel: any Channel) { self.channel = channel }
 
     var fired: Bool { lock.withLock { didFire } }
 
-    func arm() {
+    func arm(in timeout: TimeAmount) {
         lock.withLock {
             guard task == nil else { return }
             task = channel.eventLoop.scheduleTask(in: timeout) { [self] in
