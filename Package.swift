@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Pure: event model, canonical JSON, decoders, Merkle math, signed notes. No files, no DB.
@@ -57,7 +58,8 @@ let package = Package(
         .target(
             name: "CustosServer",
             dependencies: ["CustosCore", "CustosTrail", "CustosStore", "CustosAlerting",
-                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict),
@@ -68,6 +70,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict),
         // Benchmarks/README.md: detection throughput (release build, one core).
@@ -81,7 +85,7 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosTrail", "CustosStore", "CustosCore", "CustosAlerting",
                                                           .product(name: "HummingbirdTesting", package: "hummingbird"),
-                                                          .product(name: "NIOPosix", package: "swift-nio")],
+                                                          .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Yams", package: "Yams")],
                     swiftSettings: strict),
         // Starts a real OpenBao (installed by .ci/run) and drives the built `custos` binary.
         .testTarget(name: "CustosIntegrationTests", dependencies: ["CustosCore"], swiftSettings: strict),

@@ -3,6 +3,7 @@ import CustosAlerting
 import CustosCore
 import CustosServer
 import Foundation
+import NIOSSL
 import Logging
 import ServiceLifecycle
 
@@ -17,8 +18,9 @@ struct Serve: ParsableCommand {
             DIR/keys/tokens. More tokens: `custos token add`. --config FILE reads a YAML file \
             (README "custos serve"); --data, --listen and --policy override it. Its \
             `audit_socket:` section adds a TCP listener for the OpenBao/Vault socket audit \
-            device; its `syslog:` section adds syslog listeners (TCP and/or UDP; RFC 5424/3164, \
-            octet-counted or newline framing). Ingest is acknowledged only once the events are durable in the trail. SIGTERM or SIGINT stop \
+            device; `tls: {cert, key}` (PEM files) serves HTTPS, and a listener's own `tls:` \
+            turns it on there. Its `syslog:` section adds syslog listeners (TCP and/or UDP; \
+            RFC 5424/3164, octet-counted or newline framing). Ingest is acknowledged only once the events are durable in the trail. SIGTERM or SIGINT stop \
             it gracefully: requests in flight finish, their events committed.
             Exit 0 after a graceful stop; 2 for a bad configuration; 3 when it cannot start.
             """)
@@ -51,6 +53,9 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let c = try loadConfig()
+        // TLS files are checked before anything is created or printed.
+        let httpTLS = try c.tls.map { try tlsConfiguration($0, "tls") }
+        let socketTLS = try c.auditSocket?.tls.map { try tlsContext($0, "audit_socket.tls") }
         var loaded: LoadedPolicy?
         if let p = c.policy {
             do { loaded = try PolicyLoader.load(path: p) } catch {
@@ -109,7 +114,7 @@ struct Serve: ParsableCommand {
         var services: [any Service] = []
         if let a = c.auditSocket {
             services.append(AuditSocketListener(state: state, host: a.host, port: a.port, format: a.format, instance: a.instance,
-                                                maxConnections: 64, logger: logger))
+                                                maxConnections: 64, tls: socketTLS, logger: logger))
         }
         if let s = c.syslog {
             if let t = s.tcp {
@@ -122,8 +127,8 @@ struct Serve: ParsableCommand {
                                                   maxMessageBytes: s.maxMessageBytes, logger: logger))
             }
         }
-        let app = buildApplication(state: state, services: services, logger: logger)
-        stderrPrint("custos: serving \(c.data) on http://\(c.host.contains(":") ? "[\(c.host)]" : c.host):\(c.port)")
+        let app = try buildApplication(state: state, services: services, logger: logger, tls: httpTLS)
+        stderrPrint("custos: serving \(c.data) on \(c.tls == nil ? "http" : "https")://\(c.host.contains(":") ? "[\(c.host)]" : c.host):\(c.port)")
         let failure = runBlocking { () async -> String? in
             do { try await app.runService(); return nil } catch { return "\(error)" }
         }
@@ -180,4 +185,12 @@ struct TokenList: ParsableCommand {
         let s = try TokenStore.load(path: TokenStore.defaultPath(data: data.data))
         printTextTable(header: ["NAME", "ROLE"], rows: s.entries.map { [$0.name, $0.role.rawValue] })
     }
+}
+
+func tlsConfiguration(_ files: TLSFiles, _ label: String) throws -> TLSConfiguration {
+    do { return try files.serverConfiguration(label: label) } catch { throw CLIError.usage("\(error)") }
+}
+
+func tlsContext(_ files: TLSFiles, _ label: String) throws -> NIOSSLContext {
+    do { return try files.serverContext(label: label) } catch { throw CLIError.usage("\(error)") }
 }

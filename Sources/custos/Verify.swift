@@ -10,20 +10,43 @@ struct Verify: ParsableCommand {
             Trusts nothing in the data directory but checks it against VKEY (the verifier key \
             printed by keygen, as text or a file holding it). Exit 0 when the trail is intact; \
             1 when anything was altered (each problem printed with the file and what is wrong); \
-            2 for usage errors.
+            2 for usage errors; 3 when a server could not be read.
+
+            With --url it audits a running `custos serve` over HTTP instead: it downloads the \
+            checkpoint, every tile and every entry bundle from /trail/ (an auditor token from \
+            --token-file FILE or the CUSTOS_TOKEN environment variable) and checks them the same \
+            way. --state FILE keeps the last checkpoint that verified; the next run then also \
+            proves the server's tree still extends it, so a rolled-back or forked trail fails.
             """)
 
     @OptionGroup var data: DataOptions
     @Option(help: ArgumentHelp("Verifier key (name+id+key) or a file holding it.", valueName: "VKEY"))
     var vkey: String
+    @Option(help: ArgumentHelp("Audit a running server at URL (http or https) instead of --data.", valueName: "URL"))
+    var url: String?
+    @Option(help: ArgumentHelp("With --url: a file whose first line is an auditor token (else CUSTOS_TOKEN).", valueName: "FILE"))
+    var tokenFile: String?
+    @Option(help: ArgumentHelp("With --url: remember the verified checkpoint in FILE and require the next tree to extend it.", valueName: "FILE"))
+    var state: String?
+    @Option(help: ArgumentHelp("With an https --url: trust the CA certificate(s) in FILE (PEM) instead of the system's.", valueName: "FILE"))
+    var caFile: String?
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    func validate() throws {
+        if url == nil && (tokenFile != nil || state != nil || caFile != nil) { throw ValidationError("--token-file, --state and --ca-file go with --url") }
+    }
+
     func run() throws {
-        try requireDataDirectory(data.data)
         let verifier = try loadVerifierKey(vkey)
         let started = Date()
-        let report = TrailVerifier(layout: TrailLayout(dataDirectory: data.data), verifier: verifier).verify()
+        let report: TrailVerifier.Report
+        if let url {
+            report = try verifyRemote(url: url, verifier: verifier)
+        } else {
+            try requireDataDirectory(data.data)
+            report = TrailVerifier(layout: TrailLayout(dataDirectory: data.data), verifier: verifier).verify()
+        }
         let elapsed = Date().timeIntervalSince(started)
         if json {
             var o: [String: Any] = [
@@ -44,6 +67,50 @@ struct Verify: ParsableCommand {
             if report.problems.count > 50 { print("  ... and \(report.problems.count - 50) more") }
         }
         if !report.isValid { throw ExitCode(1) }
+    }
+
+    func verifyRemote(url: String, verifier: NoteVerifier) throws -> TrailVerifier.Report {
+        let (client, owned) = try verifyHTTPClient(caFile: caFile)
+        defer { if owned { try? client.syncShutdown() } }
+        let remote = try RemoteTrail(url: url, token: try remoteToken(file: tokenFile), verifier: verifier, client: client)
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("custos-verify-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let layout = TrailLayout(dataDirectory: tmp)
+        do { try FileManager.default.createDirectory(atPath: layout.historyDirectory, withIntermediateDirectories: true) } catch {
+            throw CLIError.operational("cannot create a temporary directory: \(error)")
+        }
+        // The remembered checkpoint becomes a kept checkpoint of the copy: the verifier then
+        // checks the server's tree against it (rollback, fork).
+        if let state, FileManager.default.fileExists(atPath: state) {
+            guard let bytes = FileManager.default.contents(atPath: state), bytes.count <= 1 << 20,
+                  let old = try? SignedCheckpoint.open([UInt8](bytes), verifier: verifier) else {
+                throw CLIError.usage("--state: \(state) is not a checkpoint signed by \(verifier.name)")
+            }
+            _ = FileManager.default.createFile(atPath: layout.historyPath(size: old.checkpoint.size), contents: bytes)
+        }
+        let result = runBlocking { () -> Result<(UInt64, [UInt8]), RemoteTrail.Failure> in
+            do throws(RemoteTrail.Failure) { return .success(try await remote.mirror(into: layout)) } catch { return .failure(error) }
+        }
+        let note: [UInt8]
+        switch result {
+        case .success(let r): note = r.1
+        case .failure(.refused(let m)): throw CLIError.usage(m)
+        case .failure(let f): throw CLIError.operational("cannot read the trail from \(remote.base): \(f)")
+        }
+        var report = TrailVerifier(layout: layout, verifier: verifier).verify()
+        report.problems = report.problems.map { p in
+            var p = p
+            if p.location.hasPrefix("checkpoints/") { p.location = "--state \(state ?? "")" }
+            else { p.location = remote.base + "/" + p.location }
+            return p
+        }
+        if report.isValid, let state {
+            let t = state + ".tmp"
+            guard FileManager.default.createFile(atPath: t, contents: Data(note)), rename(t, state) == 0 else {
+                throw CLIError.operational("the trail verified but --state \(state) cannot be written")
+            }
+        }
+        return report
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// A TCP listener for the Vault/OpenBao `socket` audit device (newline-delimited JSON, one
@@ -23,11 +24,13 @@ public struct AuditSocketListener: Service {
     let maxConnections: Int
     let logger: Logger
     let onBound: (@Sendable (Int) -> Void)?
+    let tls: NIOSSLContext?
 
+    /// `tls`: serve TLS on this port (for forwarders that speak it; OpenBao's socket device does not).
     public init(state: ServeState, host: String, port: Int, format: WireFormat = .openbao, instance: String = "default",
-                maxConnections: Int = 64, logger: Logger, onBound: (@Sendable (Int) -> Void)? = nil) {
+                maxConnections: Int = 64, tls: NIOSSLContext? = nil, logger: Logger, onBound: (@Sendable (Int) -> Void)? = nil) {
         self.state = state; self.host = host; self.port = port; self.format = format; self.instance = instance
-        self.maxConnections = maxConnections; self.logger = logger; self.onBound = onBound
+        self.maxConnections = maxConnections; self.tls = tls; self.logger = logger; self.onBound = onBound
     }
 
     public func run() async throws {
@@ -35,16 +38,17 @@ public struct AuditSocketListener: Service {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: true)
-            .bind(host: host, port: port) { child in
+            .bind(host: host, port: port) { [tls] child in
                 child.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                    if let tls { try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
                         wrappingChannelSynchronously: child,
                         configuration: .init(inboundType: ByteBuffer.self, outboundType: ByteBuffer.self))
                 }
             }
         let bound = server.channel.localAddress?.port ?? port
         onBound?(bound)
-        logger.info("audit socket listener on \(host):\(bound) (format \(format.rawValue), instance \(instance))")
+        logger.info("audit socket listener on \(host):\(bound)\(tls == nil ? "" : " (TLS)") (format \(format.rawValue), instance \(instance))")
         let active = ManagedCounter()
         try await withGracefulShutdownHandler {
             try await server.executeThenClose { inbound in

@@ -5,8 +5,10 @@ import CustosTrail
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOSSL
 import ServiceLifecycle
 
 /// The state `custos serve` shares between requests: the data store behind its group
@@ -79,9 +81,29 @@ extension DataStore {
 }
 
 /// Builds the HTTP application of `custos serve` (README "custos serve" lists the routes).
-public func buildApplication(state: ServeState, services: [any Service] = [], logger: Logger? = nil) -> some ApplicationProtocol {
+/// `tls` (from `TLSFiles.serverConfiguration`) serves HTTPS instead of HTTP.
+public func buildApplication(state: ServeState, services: [any Service] = [], logger: Logger? = nil,
+                             tls: TLSConfiguration? = nil) throws -> some ApplicationProtocol {
+    let router = buildRouter(state: state)
+    let c = state.config
+    // Header limits well above what any client of this API sends (a token is < 100 bytes).
+    let http1 = HTTPServerBuilder.http1(configuration: .init(
+        idleTimeout: .seconds(c.limits.idleTimeout),
+        httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)))
+    return Application(
+        router: router,
+        server: try tls.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0) } ?? http1,
+        configuration: .init(address: .hostname(c.host, port: c.port), serverName: "custos",
+                             availableConnectionsDelegate: MaximumAvailableConnections(c.limits.maxConnections)),
+        services: services,
+        logger: logger)
+}
+
+/// The routes of `custos serve`; openapi.yaml documents each (OpenAPITests checks both ways).
+public func buildRouter(state: ServeState) -> Router<BasicRequestContext> {
     let router = Router()
     let api = ServeAPI(state: state)
+    router.get("/openapi.yaml") { _, _ in Response.text(OpenAPIDocument.yaml + "\n", contentType: "application/yaml") }
     router.get("/healthz") { _, _ in Response.text("ok\n") }
     router.get("/readyz") { _, _ in
         if let why = state.notReady() { return Response.text("not ready: \(why)\n", status: .serviceUnavailable) }
@@ -97,13 +119,7 @@ public func buildApplication(state: ServeState, services: [any Service] = [], lo
     router.post("/v1/silences") { req, _ in try await api.silence(req) }
     router.get("/trail/checkpoint") { req, _ in try api.trailFile(req, ["checkpoint"]) }
     router.get("/trail/tile/**") { req, ctx in try api.trailFile(req, ["tile"] + ctx.parameters.getCatchAll().map(String.init)) }
-    let c = state.config
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(c.host, port: c.port), serverName: "custos",
-                             availableConnectionsDelegate: MaximumAvailableConnections(c.limits.maxConnections)),
-        services: services,
-        logger: logger)
+    return router
 }
 
 extension Response {

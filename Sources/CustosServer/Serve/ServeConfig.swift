@@ -23,6 +23,8 @@ public struct ServeConfig: Sendable, Equatable {
     public var maxCommitAge: Int64 = 60
     /// A TCP listener for the Vault/OpenBao `socket` audit device (off unless configured).
     public var auditSocket: AuditSocket?
+    /// TLS for the HTTP listener (off unless configured).
+    public var tls: TLSFiles?
     /// Syslog listeners over TCP and/or UDP (off unless configured; README "Syslog input").
     public var syslog: Syslog?
 
@@ -31,6 +33,8 @@ public struct ServeConfig: Sendable, Equatable {
         public var port = 8421
         public var format = WireFormat.openbao
         public var instance = "default"
+        /// TLS on this listener (OpenBao's socket device speaks plain TCP: leave it off for that).
+        public var tls: TLSFiles?
         public init() {}
     }
 
@@ -67,6 +71,9 @@ public struct ServeConfig: Sendable, Equatable {
         public var maxBatch = 65_536
         /// Concurrent connections to the HTTP listener.
         public var maxConnections = 256
+        /// An HTTP connection that sends nothing for this long (seconds) is closed: a slow or
+        /// stalled client cannot hold a connection slot for ever.
+        public var idleTimeout: Int64 = 30
         public init() {}
     }
 
@@ -74,8 +81,8 @@ public struct ServeConfig: Sendable, Equatable {
 
     public var resolvedTokensFile: String { tokensFile ?? TokenStore.defaultPath(data: data) }
 
-    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket", "syslog"]
-    static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections"]
+    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket", "tls", "syslog"]
+    static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections", "idle_timeout"]
 
     /// Parses a config file's YAML. Relative paths are relative to `baseDirectory`.
     public static func parse(yaml: String, baseDirectory: String) throws(ConfigProblems) -> ServeConfig {
@@ -105,12 +112,13 @@ public struct ServeConfig: Sendable, Equatable {
                     case "max_pending_events": if let v = r.integer(l.value, p, range: 1...10_000_000) { c.limits.maxPendingEvents = v }
                     case "max_batch": if let v = r.integer(l.value, p, range: 1...1_000_000) { c.limits.maxBatch = v }
                     case "max_connections": if let v = r.integer(l.value, p, range: 1...100_000) { c.limits.maxConnections = v }
+                    case "idle_timeout": if let v = r.duration(l.value, p, range: 1...3600) { c.limits.idleTimeout = v }
                     default: break
                     }
                 }
             case "audit_socket":
                 var a = AuditSocket()
-                for l in r.mapping(e.value, "audit_socket", allowed: ["listen", "format", "instance"]) {
+                for l in r.mapping(e.value, "audit_socket", allowed: ["listen", "format", "instance", "tls"]) {
                     let p = "audit_socket." + l.key
                     switch l.key {
                     case "listen":
@@ -125,10 +133,12 @@ public struct ServeConfig: Sendable, Equatable {
                         if let v = r.string(l.value, p) {
                             if v.isEmpty || v.utf8.count > 256 { r.problem(p, l.value, "must be 1...256 bytes") } else { a.instance = v }
                         }
+                    case "tls": a.tls = TLSFiles.parse(l.value, p, &r, resolve: path)
                     default: break
                     }
                 }
                 c.auditSocket = a
+            case "tls": c.tls = TLSFiles.parse(e.value, "tls", &r, resolve: path)
             case "syslog": c.syslog = Self.parseSyslog(e.value, &r)
             case "readiness":
                 for l in r.mapping(e.value, "readiness", allowed: ["max_commit_age"]) {
