@@ -231,12 +231,29 @@ struct RsyslogIntegrationTests {
         #expect(!server.isRunning, "custos serve did not stop within 10 s of SIGTERM")
         if !server.isRunning { #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: err, encoding: .utf8)) ?? "")") }
 
-        // Every record exactly once: the same event ids as `custos ingest` of the file, no more.
+        // Every record exactly once: the same events as `custos ingest` of the file (ids and
+        // every field but the trail index), no more.
         let got = try await Self.ids(custos, data)
         #expect(got.count == expected, "\(got.count) events in the trail, \(expected) in the reference")
         #expect(Set(got) == Set(reference))
+        #expect(try await Self.events(custos, data) == (try await Self.events(custos, refData)))
         let verify = try await run(custos, ["verify", "--data", data, "--vkey", data + "/keys/trail.vkey"], timeout: 120).expect(0, "verify")
         #expect(verify.stdout.contains("size \(expected) "), "\(verify.stdout)")
+    }
+
+    /// The events of a data directory without their trail index, as sorted-key JSON, by id.
+    static func events(_ custos: URL, _ data: String) async throws -> [String: String] {
+        let r = try await run(custos, ["query", "--data", data, "--format", "json", "--limit", "100000"], timeout: 120).expect(0, "query")
+        guard let arr = try JSONSerialization.jsonObject(with: r.stdoutData) as? [[String: Any]] else {
+            throw Failure("query json is not an array of objects: \(r.stdout)")
+        }
+        var out: [String: String] = [:]
+        for var o in arr {
+            o["index"] = nil
+            let id = o["id"] as? String ?? ""
+            out[id] = String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
+        }
+        return out
     }
 
     /// The event ids in a data directory, in trail order (`custos query --format json`).
