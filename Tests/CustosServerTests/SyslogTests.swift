@@ -380,7 +380,7 @@ extension Array {
     @Test func badFramesCloseOnlyTheirConnection() async throws {
         let dir = TempDir()
         let (state, _) = try ServeTests.make(dir)
-        try await Self.withListeners(state, frameTimeout: .milliseconds(300)) { port, _ in
+        try await Self.withListeners(state, frameTimeout: .seconds(1)) { port, _ in
             let p = try #require(port)
             // A malformed octet count: the connection is closed by the server.
             let bad = try await Self.connect(p)
@@ -395,7 +395,7 @@ extension Array {
             try await slow.writeAndFlush(ByteBuffer(string: "<13>1 - - - - - - {\"partial\":")).get()
             try await slow.closeFuture.get()
             #expect(try await Self.waitFor(state, "reason=\"frame_timeout\"} 1"))
-            // A client trickling one byte every 100 ms never finishes its frame: closed too.
+            // A client trickling one byte every 100 ms would take 6 s for its frame: closed after 1 s.
             let trickle = try await Self.connect(p)
             let start = ContinuousClock.now
             for b in Array("<13>1 - - - - - - {\"a\":\"0123456789abcdefghijklmnopqrstuvwxyz\"}".utf8) {
@@ -404,11 +404,11 @@ extension Array {
                 try await Task.sleep(for: .milliseconds(100))
             }
             try await trickle.closeFuture.get()
-            #expect(ContinuousClock.now - start < .seconds(3))
+            #expect(ContinuousClock.now - start < .seconds(5))  // the whole frame would take 6 s
             #expect(try await Self.waitFor(state, "reason=\"frame_timeout\"} 2"))
             // An idle connection between frames stays open; a good message still arrives.
             let idle = try await Self.connect(p)
-            try await Task.sleep(for: .milliseconds(600))
+            try await Task.sleep(for: .milliseconds(1500))
             #expect(idle.isActive)
             let pair = vaultPair(id: "g1", path: "secret/data/g", name: "gina").split(separator: "\n")
             try await idle.writeAndFlush(ByteBuffer(bytes: pair.flatMap { Self.octets("<13>1 - - - - - - \($0)") })).get()
@@ -416,6 +416,48 @@ extension Array {
             #expect(try await Self.waitFor(state, "custos_events_accepted_total{source=\"syslog_tcp\"} 1"))
         }
         #expect(state.store.trail.size == 1)
+    }
+
+    /// Random and mutated byte streams on many connections at once: every connection's
+    /// trouble stays its own, and a good message afterwards is accepted.
+    @Test(.timeLimit(.minutes(2))) func randomStreamsLeaveTheServerWorking() async throws {
+        let dir = TempDir()
+        let (state, _) = try ServeTests.make(dir)
+        try await Self.withListeners(state, frameTimeout: .seconds(2)) { port, _ in
+            let p = try #require(port)
+            var rng = SeededRandom(state: 0xBAD_5EED)
+            var streams: [[UInt8]] = []
+            for i in 0..<24 {
+                var b: [UInt8] = []
+                while b.count < Int.random(in: 0...20_000, using: &rng) {
+                    if i % 2 == 0 {
+                        b += (0..<Int.random(in: 1...500, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                    } else {
+                        var s = SyslogParserTests.samples.randomElement(using: &rng)!
+                        if !s.isEmpty { s[Int.random(in: 0..<s.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+                        b += Bool.random(using: &rng) ? Self.octets(String(decoding: s, as: UTF8.self)) : s + [0x0A]
+                    }
+                }
+                streams.append(b)
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for s in streams {
+                    group.addTask { try? await Self.send(p, s.chunks(1000)) }
+                }
+                try await group.waitForAll()
+            }
+            let pair = vaultPair(id: "ok1", path: "secret/data/ok", name: "olga").split(separator: "\n")
+            try await Self.send(p, [pair.flatMap { Self.octets("<13>1 - - - - - - \($0)\n") }])
+            var found = false
+            for _ in 0..<300 where !found {
+                found = try EventReader(directory: dir.path).events(EventQuery()).contains { $0.event.identity.name == "olga" }
+                if !found { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(found, "the good message after the random streams was not accepted")
+        }
+        // Some mutated samples are still valid records (the sample set includes a bare Vault
+        // response line), so more than the good message may have been stored.
+        #expect(state.store.trail.size >= 1)
     }
 
     @Test func connectionLimitRefusesExtraConnections() async throws {

@@ -278,6 +278,7 @@ public struct SyslogTCPListener: Service {
                     }
                 }
             }
+            timer.disarm()  // fired stays true only if it fired before the connection ended
             if timer.fired {
                 state.metrics.inputError(Self.source, "frame_timeout")
                 state.metrics.rejected(Self.source, 1)
