@@ -17,7 +17,8 @@ struct Serve: ParsableCommand {
             DIR/keys/tokens. More tokens: `custos token add`. --config FILE reads a YAML file \
             (README "custos serve"); --data, --listen and --policy override it. Its \
             `audit_socket:` section adds a TCP listener for the OpenBao/Vault socket audit \
-            device. Ingest is acknowledged only once the events are durable in the trail. SIGTERM or SIGINT stop \
+            device; `file_tail:` follows the files of its file device (offsets kept in \
+            DIR/tail). Ingest is acknowledged only once the events are durable in the trail. SIGTERM or SIGINT stop \
             it gracefully: requests in flight finish, their events committed.
             Exit 0 after a graceful stop; 2 for a bad configuration; 3 when it cannot start.
             """)
@@ -109,6 +110,9 @@ struct Serve: ParsableCommand {
         if let a = c.auditSocket {
             services.append(AuditSocketListener(state: state, host: a.host, port: a.port, format: a.format, instance: a.instance,
                                                 maxConnections: 64, logger: logger))
+        }
+        if !c.fileTail.isEmpty {
+            services.append(FileTailer(state: state, sources: c.fileTail, logger: logger))
         }
         let app = buildApplication(state: state, services: services, logger: logger)
         stderrPrint("custos: serving \(c.data) on http://\(c.host.contains(":") ? "[\(c.host)]" : c.host):\(c.port)")

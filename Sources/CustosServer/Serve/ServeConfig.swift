@@ -23,6 +23,8 @@ public struct ServeConfig: Sendable, Equatable {
     public var maxCommitAge: Int64 = 60
     /// A TCP listener for the Vault/OpenBao `socket` audit device (off unless configured).
     public var auditSocket: AuditSocket?
+    /// Files followed by the file tail (off unless configured; `FileTailer`).
+    public var fileTail: [FileTailer.Source] = []
 
     public struct AuditSocket: Sendable, Equatable {
         public var host = "127.0.0.1"
@@ -51,7 +53,8 @@ public struct ServeConfig: Sendable, Equatable {
 
     public var resolvedTokensFile: String { tokensFile ?? TokenStore.defaultPath(data: data) }
 
-    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket"]
+    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket",
+                                       "file_tail"]
     static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections"]
 
     /// Parses a config file's YAML. Relative paths are relative to `baseDirectory`.
@@ -106,6 +109,7 @@ public struct ServeConfig: Sendable, Equatable {
                     }
                 }
                 c.auditSocket = a
+            case "file_tail": c.fileTail = Self.parseFileTail(e.value, &r, path)
             case "readiness":
                 for l in r.mapping(e.value, "readiness", allowed: ["max_commit_age"]) {
                     if let v = r.duration(l.value, "readiness.max_commit_age", range: 1...86_400) { c.maxCommitAge = v }
