@@ -145,16 +145,6 @@ public struct VaultAuditDecoder: Sendable {
 
     public var pendingCount: Int { pending.count }
 
-    /// The smallest `lineNumber` (as given to `decode`) of the requests still waiting for
-    /// their response that were read while `input` had this value; nil when there is none.
-    /// A file tailer passes byte offsets as line numbers and keeps its resume point at or
-    /// before this one, so that a restart reads such a request again.
-    public func oldestWaitingLine(input: Int) -> Int? {
-        var m: Int?
-        for p in pending.values where p.input == input { m = Swift.min(m ?? p.line, p.line) }
-        return m
-    }
-
     // MARK: - Records as read from a line: byte ranges of the fields Custos keeps
 
     typealias Text = JSONScanner.Span

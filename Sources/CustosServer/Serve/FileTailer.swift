@@ -22,9 +22,10 @@ import Darwin
 /// again and their events are recognised as duplicates (same id), so nothing is lost and
 /// nothing is stored twice.
 ///
-/// The offset is that of the first line not yet committed, or earlier: a request line
-/// whose response line has not been read yet holds it back (the decoder pairs the two), so
-/// that a restart reads that request again instead of forgetting it.
+/// The offset is that of the first line not yet read whole. A request line whose response
+/// line is still to come is not needed (the response repeats it, and alone makes the
+/// event), so it does not hold the offset back: the file device's own `sys/audit/test`
+/// record, for one, never gets a response.
 ///
 /// - Rotation by rename (`create` in logrotate, or moving the file and sending OpenBao
 ///   SIGHUP): when the path names another file (device and inode), the old file is read to
@@ -495,11 +496,9 @@ final class TailFollower {
         }
     }
 
-    /// Saves how far `h` is durable: the start of its first incomplete line, or of the
-    /// oldest request in it still waiting for its response.
+    /// Saves how far `h` is durable: the start of its first incomplete line.
     func persist(_ h: Handle) async throws {
-        var offset = h.lineStart
-        if let w = decoder.oldestWaitingLine(input: h.generation) { offset = min(offset, Int64(w)) }
+        let offset = h.lineStart
         let want = Int(min(Int64(Self.headBytes), offset))
         if h.head.count < want { h.head = try pread(h, want, at: 0) }
         let head = Array(h.head.prefix(want))
