@@ -1,7 +1,8 @@
 // The file tail with a real OpenBao: one OpenBao writes every audit record both to a socket
 // device pointed at `custos serve` and to a file device that the same server tails. Under a
 // few hundred KV writes and reads, with Custos stopped (SIGTERM) and started again in the
-// middle, every OpenBao request is in the trail exactly once, and the trail verifies.
+// middle and the file rotated (rename + SIGHUP) later, every OpenBao request is in the trail
+// exactly once, and the trail verifies.
 
 import Foundation
 #if canImport(FoundationNetworking)
@@ -159,6 +160,7 @@ struct FileTailIntegrationTests {
 
         // Load: KV v2 writes and reads. Custos is stopped after 120 of them and started
         // again after 180: meanwhile the socket device cannot deliver, the file has everything.
+        // After 280 the file is rotated (renamed, OpenBao reopens it on SIGHUP).
         let total = 400
         var failed = 0
         let base = "http://127.0.0.1:\(baoPort)/v1/secret/data/load"
@@ -168,6 +170,11 @@ struct FileTailIntegrationTests {
                 #expect(status == 0, "custos serve exit status after SIGTERM")
             }
             if i == 180 { server = try await startCustos(2) }
+            if i == 280 {
+                // Rotation by rename: OpenBao reopens its file on SIGHUP.
+                try FileManager.default.moveItem(atPath: auditLog, toPath: auditLog + ".1")
+                kill(openbao.processIdentifier, SIGHUP)
+            }
             let (code, _) = i % 2 == 0
                 ? try await Self.http("POST", "\(base)/k\(i % 50)", token: "root", json: #"{"data":{"n":"\#(i)"}}"#)
                 : try await Self.http("GET", "\(base)/k\((i - 1) % 50)", token: "root")
@@ -199,6 +206,7 @@ struct FileTailIntegrationTests {
         #expect(mcode == 200)
         let fromFile = String(decoding: mbody, as: UTF8.self).split(separator: "\n")
             .first { $0.hasPrefix("custos_file_tail_events_accepted_total{") }.flatMap { Int($0.split(separator: " ").last ?? "") } ?? -1
+        #expect(String(decoding: mbody, as: UTF8.self).contains("custos_file_tail_rotations_total{path=\"\(auditLog)\"} 1"))
         #expect(fromFile >= 60, "after the restart the file tail added \(fromFile) events (the 60 requests made while Custos was down, at least)")
         #expect(try await Self.stop(server, SIGTERM) == 0)
         let second = (try? String(contentsOfFile: dir.path("serve-2.out"), encoding: .utf8)) ?? ""
@@ -206,7 +214,9 @@ struct FileTailIntegrationTests {
 
         // What the file device logged.
         var loadIDs = Set<String>(), fileIDs = Set<String>(), idless = 0
-        for line in try String(contentsOfFile: auditLog, encoding: .utf8).split(separator: "\n") {
+        let logs = [auditLog + ".1", auditLog]
+        #expect(FileManager.default.fileExists(atPath: auditLog), "OpenBao did not reopen its audit file after SIGHUP")
+        for line in try logs.map({ try String(contentsOfFile: $0, encoding: .utf8) }).joined().split(separator: "\n") {
             guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["type"] as? String == "response" else { continue }
             let req = o["request"] as? [String: Any] ?? [:]
             guard let id = req["id"] as? String, !id.isEmpty else { idless += 1; continue }
@@ -216,7 +226,7 @@ struct FileTailIntegrationTests {
         #expect(loadIDs.count == total, "\(loadIDs.count) load requests in the file device's log")
         // The same file ingested alone (`custos ingest`) gives the reference set of events.
         let ref = dir.path("ref")
-        try await run(URL(fileURLWithPath: custos), ["ingest", "--data", ref, "--format", "openbao", "--instance", "bao", auditLog], timeout: 120)
+        try await run(URL(fileURLWithPath: custos), ["ingest", "--data", ref, "--format", "openbao", "--instance", "bao"] + logs, timeout: 120)
             .expect(0, "ingest the file device's log alone")
         func query(_ d: String) async throws -> [[String: Any]] {
             let q = try await run(URL(fileURLWithPath: custos), ["query", "--data", d, "--format", "json"], timeout: 120)
