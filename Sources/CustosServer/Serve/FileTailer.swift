@@ -195,6 +195,14 @@ final class TailFollower {
     var outputs: [DecodeOutput] = []
     var chunk = [UInt8](repeating: 0, count: 64 << 10)
     var rejectedLogged = 0
+    var lastProblem: String?
+
+    /// Logs why a file cannot be followed, once until it changes (it is retried every poll).
+    func problem(_ what: String) {
+        guard what != lastProblem else { return }
+        lastProblem = what
+        logger.warning("file tail \(source.path): \(what); retrying")
+    }
 
     init(source: FileTailer.Source, tailer: FileTailer) {
         self.source = source
@@ -250,14 +258,16 @@ final class TailFollower {
     func open(_ name: String) -> Handle? {
         let fd = Glibc_open(name)
         guard fd >= 0 else {
-            if errno != ENOENT { logger.warning("file tail \(source.path): cannot open \(name): \(String(cString: strerror(errno)))") }
+            let e = errno
+            if e != ENOENT { problem("cannot open \(name): \(String(cString: strerror(e)))") }
             return nil
         }
         guard let id = Self.identity(fd: fd), id.regular else {
-            logger.warning("file tail \(source.path): \(name) is not a regular file")
+            problem("\(name) is not a regular file")
             close(fd)
             return nil
         }
+        lastProblem = nil
         generation += 1
         return Handle(fd: fd, device: id.device, inode: id.inode, name: name, generation: generation)
     }
@@ -297,6 +307,7 @@ final class TailFollower {
         stats.setOffset(source.path, saved?.offset ?? 0)
         guard let saved else {
             cur = open(source.path)
+            if cur == nil { logger.info("file tail \(source.path): not there yet; waiting for it") }
             return
         }
         if let h = open(source.path) {
