@@ -54,7 +54,7 @@ public struct ServeConfig: Sendable, Equatable {
     public var resolvedTokensFile: String { tokensFile ?? TokenStore.defaultPath(data: data) }
 
     static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket",
-                                       "file_tail"]
+                                    "file_tail"]
     static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections"]
 
     /// Parses a config file's YAML. Relative paths are relative to `baseDirectory`.
