@@ -18,6 +18,13 @@ import Darwin
 @Suite struct FileTailerTests {
     struct Crash: Error {}
 
+    final class Once: @unchecked Sendable {
+        private let lock = NSLock()
+        private var done = false
+        /// True the first time only.
+        func first() -> Bool { lock.withLock { defer { done = true }; return !done } }
+    }
+
     /// A log directory beside a data directory.
     final class Setup {
         let data = TempDir()
@@ -166,6 +173,31 @@ import Darwin
             try await Self.until("r3") { state.store.trail.size == 3 }
             #expect(Self.metric(state, "custos_file_tail_truncations_total") == 2)
             try await Self.until("offset") { s.saved()?.offset == Self.size(s.log) }
+        }
+    }
+
+    /// Truncated and rewritten (longer) right after a commit, before the offset is saved:
+    /// the first bytes kept are those that were read, so the change is still noticed.
+    @Test func truncationBetweenCommitAndOffsetWriteIsNoticed() async throws {
+        let s = Setup()
+        let state = try s.state()
+        try Self.append(s.log, vaultPair(id: "r1", path: "secret/data/a", name: "alice"))
+        let log = s.log
+        let once = Once()
+        let tailer = FileTailer(state: state, sources: [s.source()], logger: Logger(label: "test"), afterCommit: { _ in
+            guard once.first() else { return }
+            let fd = open(log, O_WRONLY | O_TRUNC)
+            close(fd)
+            try Self.append(log, vaultPair(id: "r2", path: "secret/data/a-much-longer-path/to/be/sure", name: "bob"))
+        })
+        let group = ServiceGroup(services: [tailer], gracefulShutdownSignals: [], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await Self.until("r1, r2") { state.store.trail.size == 2 }
+            try await Self.until("offset") { s.saved()?.offset == Self.size(s.log) }
+            #expect(Self.metric(state, "custos_file_tail_truncations_total") == 1)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
         }
     }
 

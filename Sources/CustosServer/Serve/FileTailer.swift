@@ -167,7 +167,7 @@ final class TailFollower {
         var lineStart: Int64 = 0
         var partial: [UInt8] = []
         var skipping = false
-        /// The file's first bytes (up to 256, all before `lineStart`): a change means truncation.
+        /// The file's first bytes (up to 256) as they were read: a change means truncation.
         var head: [UInt8] = []
         var idlePolls = 0
 
@@ -402,6 +402,11 @@ final class TailFollower {
             if n < 0 && errno == EINTR { continue }
             if n < 0 { throw TailError("cannot read \(h.name): \(String(cString: strerror(errno)))") }
             if n == 0 { break }
+            // The first bytes as read (not read again later: the file may have changed by then).
+            if h.head.count < Self.headBytes && base <= Int64(h.head.count) && base + Int64(n) > Int64(h.head.count) {
+                let from = Int(Int64(h.head.count) - base)
+                h.head.append(contentsOf: chunk[from..<min(n, from + Self.headBytes - h.head.count)])
+            }
             chunk.withUnsafeBytes { raw in
                 split(h, UnsafeRawBufferPointer(rebasing: raw[0..<n]), base: base) { line, offset in
                     guard let line else {
@@ -511,7 +516,7 @@ final class TailFollower {
     func persist(_ h: Handle) async throws {
         let offset = h.lineStart
         let want = Int(min(Int64(Self.headBytes), offset))
-        if h.head.count < want { h.head = try pread(h, want, at: 0) }
+        guard h.head.count >= want else { throw TailError("internal: \(h.head.count) first bytes of \(h.name) known, \(want) needed") }
         let head = Array(h.head.prefix(want))
         let o = TailOffset(path: source.path, device: h.device, inode: h.inode, offset: offset, headLength: head.count, headHash: TailOffset.hash(head))
         guard o != persisted else { return }
