@@ -85,7 +85,9 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosTrail", "CustosStore", "CustosCore", "CustosAlerting",
                                                           .product(name: "HummingbirdTesting", package: "hummingbird"),
-                                                          .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Yams", package: "Yams")],
+                                                          .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Yams", package: "Yams"),
+                                                          .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                     swiftSettings: strict),
         // Starts a real OpenBao (installed by .ci/run) and drives the built `custos` binary.
         .testTarget(name: "CustosIntegrationTests", dependencies: ["CustosCore"], swiftSettings: strict),

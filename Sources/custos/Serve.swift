@@ -20,7 +20,9 @@ struct Serve: ParsableCommand {
             `audit_socket:` section adds a TCP listener for the OpenBao/Vault socket audit \
             device; `tls: {cert, key}` (PEM files) serves HTTPS, and a listener's own `tls:` \
             turns it on there. Its `syslog:` section adds syslog listeners (TCP and/or UDP; \
-            RFC 5424/3164, octet-counted or newline framing). Ingest is acknowledged only once the events are durable in the trail. SIGTERM or SIGINT stop \
+            RFC 5424/3164, octet-counted or newline framing); `file_tail:` follows the files \
+            of its file device (offsets kept in DIR/tail). Ingest is acknowledged only once \
+            the events are durable in the trail. SIGTERM or SIGINT stop \
             it gracefully: requests in flight finish, their events committed.
             Exit 0 after a graceful stop; 2 for a bad configuration; 3 when it cannot start.
             """)
@@ -56,6 +58,7 @@ struct Serve: ParsableCommand {
         // TLS files are checked before anything is created or printed.
         let httpTLS = try c.tls.map { try tlsConfiguration($0, "tls") }
         let socketTLS = try c.auditSocket?.tls.map { try tlsContext($0, "audit_socket.tls") }
+        let syslogTLS = try c.syslog?.tls.map { try tlsContext($0, "syslog.tls") }
         var loaded: LoadedPolicy?
         if let p = c.policy {
             do { loaded = try PolicyLoader.load(path: p) } catch {
@@ -120,12 +123,15 @@ struct Serve: ParsableCommand {
             if let t = s.tcp {
                 services.append(SyslogTCPListener(state: state, host: t.host, port: t.port, format: s.format, instance: s.instance,
                                                   maxMessageBytes: s.maxMessageBytes, maxConnections: s.maxConnections,
-                                                  frameTimeout: .seconds(s.frameTimeout), logger: logger))
+                                                  frameTimeout: .seconds(s.frameTimeout), tls: syslogTLS, logger: logger))
             }
             if let u = s.udp {
                 services.append(SyslogUDPListener(state: state, host: u.host, port: u.port, format: s.format, instance: s.instance,
                                                   maxMessageBytes: s.maxMessageBytes, logger: logger))
             }
+        }
+        if !c.fileTail.isEmpty {
+            services.append(FileTailer(state: state, sources: c.fileTail, logger: logger))
         }
         let app = try buildApplication(state: state, services: services, logger: logger, tls: httpTLS)
         stderrPrint("custos: serving \(c.data) on \(c.tls == nil ? "http" : "https")://\(c.host.contains(":") ? "[\(c.host)]" : c.host):\(c.port)")

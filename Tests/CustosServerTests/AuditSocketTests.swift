@@ -75,4 +75,35 @@ import Testing
         }
         #expect(got == ["abc", "def", nil, "ok", "12345678", nil])
     }
+    /// A socket device keeps its connection open: a graceful shutdown must still end (what
+    /// was received is committed), and a request still waiting for its response is not
+    /// recorded as "no response logged" (its response comes later, on the next connection
+    /// or from the file device).
+    @Test func gracefulShutdownWithAnOpenDeviceConnection() async throws {
+        let dir = TempDir()
+        let (state, _) = try ServeTests.make(dir)
+        let port = Port()
+        let listener = AuditSocketListener(state: state, host: "127.0.0.1", port: 0, format: .openbao, instance: "sock",
+                                           logger: Logger(label: "test"), onBound: { port.set($0) })
+        let group = ServiceGroup(services: [listener], gracefulShutdownSignals: [], logger: Logger(label: "test"))
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var waited = 0
+            while port.get() == nil && waited < 500 { try await Task.sleep(for: .milliseconds(10)); waited += 1 }
+            let p = try #require(port.get())
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: p).get()
+            let r2 = vaultPair(id: "r2", path: "secret/data/y", name: "bob")
+            try await channel.writeAndFlush(ByteBuffer(string: vaultPair(id: "r1", path: "secret/data/x", name: "alice")
+                                                       + String(r2.prefix(through: r2.firstIndex(of: "\n")!)))).get()
+            var tries = 0
+            while state.store.trail.size < 1 && tries < 500 { try await Task.sleep(for: .milliseconds(10)); tries += 1 }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            try? await channel.close().get()
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        let events = try EventReader(directory: dir.path).events(EventQuery())
+        #expect(events.map { $0.event.identity.name ?? "" } == ["alice"])
+    }
 }

@@ -4,7 +4,11 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
 import Testing
 
 /// TLS on the HTTP listener: certificates from PEM files (made here with the openssl CLI),
@@ -86,6 +90,58 @@ import Testing
                     if r.status == .ok { Issue.record("plaintext HTTP was served on the TLS port") }
                 }
             }
+        }
+    }
+
+    /// Writes `bytes` over TLS (trusting only `files.cert`) to 127.0.0.1:`port`.
+    static func sendTLS(_ bytes: [UInt8], port: Int, trusting files: TLSFiles) async throws {
+        var cfg = TLSConfiguration.makeClientConfiguration()
+        cfg.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(files.cert))
+        let ctx = try NIOSSLContext(configuration: cfg)
+        let ch = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: ctx, serverHostname: "localhost")) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await ch.writeAndFlush(ByteBuffer(bytes: bytes)).get()
+        try await Task.sleep(for: .milliseconds(300))
+        try await ch.close().get()
+    }
+
+    @Test func syslogAndAuditSocketListenersSpeakTLS() async throws {
+        let dir = TempDir()
+        let files = try Self.makeCert(dir)
+        let (state, _) = try ServeTests.make(dir)
+        let ctx = try files.serverContext(label: "tls")
+        final class Ports: @unchecked Sendable { let lock = NSLock(); var syslog: Int?; var socket: Int? }
+        let ports = Ports()
+        let logger = Logger(label: "test")
+        let group = ServiceGroup(services: [
+            SyslogTCPListener(state: state, host: "127.0.0.1", port: 0, instance: "sys", tls: ctx, logger: logger,
+                              onBound: { p in ports.lock.withLock { ports.syslog = p } }),
+            AuditSocketListener(state: state, host: "127.0.0.1", port: 0, format: .vault, instance: "sock", tls: ctx, logger: logger,
+                                onBound: { p in ports.lock.withLock { ports.socket = p } }),
+        ], gracefulShutdownSignals: [], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            for _ in 0..<500 where ports.lock.withLock({ ports.syslog == nil || ports.socket == nil }) { try await Task.sleep(for: .milliseconds(10)) }
+            let (syslogPort, socketPort) = ports.lock.withLock { (ports.syslog!, ports.socket!) }
+            // Syslog over TLS (RFC 5425: octet-counted RFC 5424 frames).
+            let record = vaultPair(id: "tls1", path: "secret/data/a", name: "alice").split(separator: "\n").last!
+            let msg = "<134>1 2026-01-02T03:04:05Z bao openbao - - - " + record
+            try await Self.sendTLS(Array("\(msg.utf8.count) \(msg)".utf8), port: syslogPort, trusting: files)
+            // The socket device's newline-delimited records over TLS.
+            try await Self.sendTLS(Array(vaultPair(id: "tls2", path: "secret/data/b", name: "bob").utf8), port: socketPort, trusting: files)
+            for _ in 0..<300 where state.store.trail.size < 2 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(state.store.trail.size == 2)
+            // Plaintext on a TLS port is not read as records.
+            let plain = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: socketPort).get()
+            try await plain.writeAndFlush(ByteBuffer(string: vaultPair(id: "tls3", path: "secret/data/c", name: "carol"))).get()
+            try await Task.sleep(for: .milliseconds(300))
+            try? await plain.close().get()
+            #expect(state.store.trail.size == 2)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
         }
     }
 }

@@ -77,28 +77,40 @@ public struct AuditSocketListener: Service {
         var decoder = VaultAuditDecoder(sourceKind: format == .vault ? "vault" : "openbao", instance: instance)
         var lineNumber = 0
         var outputs: [DecodeOutput] = []
+        // On graceful shutdown the device keeps its connection open: stop reading (what was
+        // already received is still committed), so that the server can stop.
+        let stopping = ManagedFlag()
         do {
-            try await connection.executeThenClose { inbound, _ in
-                for try await var chunk in inbound {
-                    var events: [AccessEvent] = []
-                    var rejected = 0
-                    framer.feed(&chunk) { line in
-                        lineNumber += 1
-                        guard let line else { rejected += 1; return }
-                        line.withUnsafeBytes { decoder.decode(line: $0, lineNumber: lineNumber, into: &outputs) }
-                        for o in outputs {
-                            switch o {
-                            case .event(let e, _): events.append(e)
-                            case .ignored: break
-                            case .rejected: rejected += 1
+            try await withGracefulShutdownHandler {
+                try await connection.executeThenClose { inbound, _ in
+                    for try await var chunk in inbound {
+                        var events: [AccessEvent] = []
+                        var rejected = 0
+                        framer.feed(&chunk) { line in
+                            lineNumber += 1
+                            guard let line else { rejected += 1; return }
+                            line.withUnsafeBytes { decoder.decode(line: $0, lineNumber: lineNumber, into: &outputs) }
+                            for o in outputs {
+                                switch o {
+                                case .event(let e, _): events.append(e)
+                                case .ignored: break
+                                case .rejected: rejected += 1
+                                }
                             }
+                            outputs.removeAll(keepingCapacity: true)
                         }
-                        outputs.removeAll(keepingCapacity: true)
+                        state.metrics.rejected(format.rawValue, rejected)
+                        if !events.isEmpty { try await commit(events) }
                     }
-                    state.metrics.rejected(format.rawValue, rejected)
-                    if !events.isEmpty { try await commit(events) }
                 }
+            } onGracefulShutdown: {
+                stopping.set()
+                let channel = connection.channel
+                channel.close(mode: .input).whenFailure { _ in channel.close(promise: nil) }
             }
+            // Our own shutdown: requests still waiting for their response are not recorded
+            // (their response comes on the device's next connection, or from the file device).
+            if stopping.value { return }
             // The connection ended: requests still waiting for a response are recorded as
             // such (outcome error, "no response logged"), as at the end of a file.
             decoder.finish(into: &outputs)
@@ -160,6 +172,13 @@ struct LineFramer {
         }
         buffer.moveReaderIndex(to: buffer.writerIndex)
     }
+}
+
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var on = false
+    func set() { lock.withLock { on = true } }
+    var value: Bool { lock.withLock { on } }
 }
 
 final class ManagedCounter: @unchecked Sendable {

@@ -427,6 +427,8 @@ public final class ServeMetrics: @unchecked Sendable {
     static let listenerSources: [(source: String, reasons: [String])] = [
         (SyslogInput.tcpSource, SyslogInput.errorReasons), (SyslogInput.udpSource, SyslogInput.errorReasons),
     ]
+    /// The file tail's own families (per followed path).
+    public let fileTail = FileTailStats()
 
     func accepted(_ source: String, _ n: Int, duplicates d: Int) { lock.withLock { acceptedBySource[source, default: 0] += n; duplicates += d } }
     func rejected(_ source: String, _ n: Int) { guard n > 0 else { return }; lock.withLock { rejectedBySource[source, default: 0] += n } }
@@ -467,6 +469,7 @@ public final class ServeMetrics: @unchecked Sendable {
             s += "custos_ingest_overloaded_total \(overloads)\n"
             family("custos_notifier_failures_total", "counter", "Alert deliveries that failed after every retry.")
             s += "custos_notifier_failures_total \(notifierFailures)\n"
+            s += fileTail.exposition()
             return s
         }
     }

@@ -27,6 +27,8 @@ public struct ServeConfig: Sendable, Equatable {
     public var tls: TLSFiles?
     /// Syslog listeners over TCP and/or UDP (off unless configured; README "Syslog input").
     public var syslog: Syslog?
+    /// Files followed by the file tail (off unless configured; `FileTailer`).
+    public var fileTail: [FileTailer.Source] = []
 
     public struct AuditSocket: Sendable, Equatable {
         public var host = "127.0.0.1"
@@ -55,8 +57,10 @@ public struct ServeConfig: Sendable, Equatable {
         public var maxConnections = 64
         /// Seconds a TCP frame may stay unfinished while Custos waits for its bytes.
         public var frameTimeout: Int64 = 60
+        /// TLS on the TCP listener (RFC 5425; rsyslog's gtls/ossl stream drivers).
+        public var tls: TLSFiles?
         public init() {}
-        static let keys: Set<String> = ["tcp", "udp", "format", "instance", "max_message_bytes", "max_connections", "frame_timeout"]
+        static let keys: Set<String> = ["tcp", "udp", "format", "instance", "max_message_bytes", "max_connections", "frame_timeout", "tls"]
     }
 
     public struct Limits: Sendable, Equatable {
@@ -81,7 +85,8 @@ public struct ServeConfig: Sendable, Equatable {
 
     public var resolvedTokensFile: String { tokensFile ?? TokenStore.defaultPath(data: data) }
 
-    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket", "tls", "syslog"]
+    static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket", "tls", "syslog",
+                                     "file_tail"]
     static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections", "idle_timeout"]
 
     /// Parses a config file's YAML. Relative paths are relative to `baseDirectory`.
@@ -139,7 +144,8 @@ public struct ServeConfig: Sendable, Equatable {
                 }
                 c.auditSocket = a
             case "tls": c.tls = TLSFiles.parse(e.value, "tls", &r, resolve: path)
-            case "syslog": c.syslog = Self.parseSyslog(e.value, &r)
+            case "syslog": c.syslog = Self.parseSyslog(e.value, &r, resolve: path)
+            case "file_tail": c.fileTail = Self.parseFileTail(e.value, &r, path)
             case "readiness":
                 for l in r.mapping(e.value, "readiness", allowed: ["max_commit_age"]) {
                     if let v = r.duration(l.value, "readiness.max_commit_age", range: 1...86_400) { c.maxCommitAge = v }
@@ -183,7 +189,7 @@ public struct ServeConfig: Sendable, Equatable {
 extension ServeConfig {
     /// `syslog: { tcp: HOST:PORT, udp: HOST:PORT, format: auto, instance: NAME,
     /// max_message_bytes: N, max_connections: N, frame_timeout: 60s }` (tcp and/or udp).
-    static func parseSyslog(_ node: ConfigNode?, _ r: inout ConfigReader) -> Syslog {
+    static func parseSyslog(_ node: ConfigNode?, _ r: inout ConfigReader, resolve: (String) -> String = { $0 }) -> Syslog {
         var s = Syslog()
         for l in r.mapping(node, "syslog", allowed: Syslog.keys) {
             let p = "syslog." + l.key
@@ -209,12 +215,14 @@ extension ServeConfig {
             case "max_message_bytes": if let v = r.integer(l.value, p, range: 480...(16 << 20)) { s.maxMessageBytes = v }
             case "max_connections": if let v = r.integer(l.value, p, range: 1...10_000) { s.maxConnections = v }
             case "frame_timeout": if let v = r.duration(l.value, p, range: 1...3600) { s.frameTimeout = v }
+            case "tls": s.tls = TLSFiles.parse(l.value, p, &r, resolve: resolve)
             default: break
             }
         }
         if s.tcp == nil && s.udp == nil && node?["tcp"] == nil && node?["udp"] == nil {
             r.problem("syslog", node, "needs tcp: HOST:PORT and/or udp: HOST:PORT")
         }
+        if s.tls != nil && s.tcp == nil && node?["tcp"] == nil { r.problem("syslog.tls", node?["tls"], "TLS applies to the TCP listener: give syslog.tcp too") }
         return s
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// Names shared by the syslog listeners: metric sources and the fixed set of error reasons
@@ -148,13 +149,16 @@ public struct SyslogTCPListener: Service {
     let maxMessageBytes: Int
     let maxConnections: Int
     let frameTimeout: TimeAmount
+    let tls: NIOSSLContext?
     let logger: Logger
     let onBound: (@Sendable (Int) -> Void)?
     static let source = SyslogInput.tcpSource
 
+    /// `tls`: syslog over TLS (RFC 5425) on this port.
     public init(state: ServeState, host: String, port: Int, format: WireFormat = .auto, instance: String = "default",
                 maxMessageBytes: Int = ServeConfig.Syslog.defaultMaxMessageBytes, maxConnections: Int = 64,
-                frameTimeout: Duration = .seconds(60), logger: Logger, onBound: (@Sendable (Int) -> Void)? = nil) {
+                frameTimeout: Duration = .seconds(60), tls: NIOSSLContext? = nil, logger: Logger, onBound: (@Sendable (Int) -> Void)? = nil) {
+        self.tls = tls
         self.state = state; self.host = host; self.port = port; self.format = format; self.instance = instance
         self.maxMessageBytes = maxMessageBytes; self.maxConnections = maxConnections; self.frameTimeout = .nanoseconds(frameTimeout.components.seconds * 1_000_000_000 + frameTimeout.components.attoseconds / 1_000_000_000)
         self.logger = logger; self.onBound = onBound
@@ -165,16 +169,17 @@ public struct SyslogTCPListener: Service {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: true)
-            .bind(host: host, port: port) { child in
+            .bind(host: host, port: port) { [tls] child in
                 child.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                    if let tls { try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
                         wrappingChannelSynchronously: child,
                         configuration: .init(inboundType: ByteBuffer.self, outboundType: ByteBuffer.self))
                 }
             }
         let bound = server.channel.localAddress?.port ?? port
         onBound?(bound)
-        logger.info("syslog TCP listener on \(host):\(bound) (format \(format.rawValue), instance \(instance))")
+        logger.info("syslog TCP listener on \(host):\(bound)\(tls == nil ? "" : " (TLS)") (format \(format.rawValue), instance \(instance))")
         let active = ManagedCounter()
         let refused = EventCounter()
         let open = OpenChannels()
