@@ -460,6 +460,24 @@ extension Array {
         #expect(state.store.trail.size >= 1)
     }
 
+    /// A connection reset by the sender (RST): its request still waiting for a response is
+    /// recorded (outcome error), as after a clean close.
+    @Test func resetConnectionStillEndsCleanly() async throws {
+        let dir = TempDir()
+        let (state, _) = try ServeTests.make(dir)
+        try await Self.withListeners(state) { port, _ in
+            let c = try await Self.connect(try #require(port))
+            let request = vaultPair(id: "rst1", path: "secret/data/r", name: "rita").split(separator: "\n")[0]
+            try await c.writeAndFlush(ByteBuffer(bytes: Self.octets("<13>1 - - - - - - \(request)"))).get()
+            try await Task.sleep(for: .milliseconds(200))
+            try await (c as! any SocketOptionProvider).setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+            try await c.close().get()
+            #expect(try await Self.waitFor(state, "custos_events_accepted_total{source=\"syslog_tcp\"} 1"))
+        }
+        let events = try EventReader(directory: dir.path).events(EventQuery())
+        #expect(events.count == 1 && events.first?.event.outcome == .error && events.first?.event.identity.name == "rita")
+    }
+
     @Test func connectionLimitRefusesExtraConnections() async throws {
         let dir = TempDir()
         let (state, _) = try ServeTests.make(dir)

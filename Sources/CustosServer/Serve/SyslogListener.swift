@@ -283,6 +283,12 @@ public struct SyslogTCPListener: Service {
                     }
                 }
             }
+        } catch {
+            // A reset connection or a failed commit. The end of the connection is still handled
+            // below: requests waiting for their response are recorded, as after a clean close.
+            log.warning("syslog TCP connection ended: \(error)")
+        }
+        do {
             timer.disarm()  // fired stays true only if it fired before the connection ended
             if timer.fired {
                 state.metrics.inputError(Self.source, "frame_timeout")
@@ -302,7 +308,7 @@ public struct SyslogTCPListener: Service {
             account()
             if !events.isEmpty { try await commitListenerEvents(state, source: Self.source, events) }
         } catch {
-            log.warning("syslog TCP connection ended: \(error)")
+            log.warning("syslog TCP: the events at the end of the connection could not be committed: \(error)")
         }
         timer.disarm()
     }
