@@ -116,8 +116,9 @@ struct Demo: ParsableCommand {
         print("with varied addresses, identities and paths), posted to POST \(base)/v1/ingest?format=custos")
         print("")
 
-        var logger = Logger(label: "custos-demo")
-        logger.logLevel = .warning
+        var quiet = Logger(label: "custos-demo")
+        quiet.logLevel = .warning
+        let logger = quiet
         let steps = scenario.steps
         let posted = runBlocking { () async -> DemoRun in
             await DemoServer.run(state: state, base: base, logger: logger, steps: steps, ingestToken: ingestToken, auditorToken: auditorToken)
@@ -498,7 +499,10 @@ enum DemoScenario {
                 e.identity.name = name
                 e.identity.id = "demo-entity-" + name   // a distinct identity needs its own id
             }
-            if let path { e.secret?.path = path }
+            if let path {
+                e.secret?.path = path
+                e.secret?.environment = EnvironmentGuess.from(path: path)   // as the decoder infers it
+            }
             let rid = UUID().uuidString.lowercased()
             e.requestID = rid
             e.id = Array(rid.utf8).withUnsafeBytes { EventID.make(instance: instance, key: $0) }
@@ -541,7 +545,7 @@ enum DemoScenario {
         steps.append(DemoStep(title: "three denials on the prod payments DB in 3 min",
                               source: src(deniedRead, "token-payment-processor denied secret/data/prod/payments/db") + ", 3 times",
                               expect: [.failed_threshold],
-                              events: ["11:02:10", "11:03:41", "11:05:05"].map { at(deniedRead, 0, $0, ip: office) }))
+                              events: ["11:02:10", "11:03:41", "11:05:05"].map { at(deniedRead, 0, $0, ip: "203.0.113.40") }))
         // 6. out_of_scope: the pod (scope secret/data/payments/*) reads the prod payments DB.
         steps.append(DemoStep(title: "the pod reads the prod payments DB (out of scope)",
                               source: src(serviceRead, "token-payment-processor reads secret/data/dev/app/config") + ", as \(pod), path secret/data/prod/payments/db",
