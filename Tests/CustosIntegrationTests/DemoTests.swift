@@ -71,4 +71,24 @@ struct DemoTests {
         try busy.expect(2, "demo --data on a non-empty directory")
         #expect(busy.stderr.contains("new or empty"))
     }
+
+    @Test("a class that does not fire fails the demo loudly (exit 1)")
+    func aMissingClassFailsTheDemo() async throws {
+        let custos = try locateCustos()
+        let dir = try TempDir("demo-missing")
+        defer { dir.remove() }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let examples = dir.path("examples")
+        try FileManager.default.copyItem(atPath: root.appendingPathComponent("examples").path, toPath: examples)
+        // The same policy with off_hours only logged: the demo must notice the class never fired.
+        let policy = examples + "/policy.yaml"
+        let text = try String(contentsOfFile: policy, encoding: .utf8)
+        let edited = text.replacingOccurrences(of: "off_hours:         { action: alert, severity: medium,   owner: security,      sla: 4h }",
+                                               with: "off_hours:         { action: log }")
+        #expect(edited != text, "examples/policy.yaml changed; update this test")
+        try edited.write(toFile: policy, atomically: true, encoding: .utf8)
+        let r = try await run(custos, ["demo", "--examples", examples, "--data", dir.path("data")], timeout: 180)
+        try r.expect(1, "demo with off_hours only logged")
+        #expect(r.stdout.contains("DEMO FAILED: off_hours"), "\(r.stdout)")
+    }
 }
