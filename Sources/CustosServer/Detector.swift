@@ -30,6 +30,9 @@ public final class Detector: @unchecked Sendable {
 
     public var policy: Policy { engine.policy }
 
+    /// Events per class that were logged only (routine, or a class the policy does not alert on).
+    public var logged: [AlertClass: Int] { engine.logged }
+
     /// Loads the silences recorded in `store`'s trail and replays its last `limit` entries
     /// (events only) without raising anything. Returns the number of events replayed.
     @discardableResult
