@@ -38,6 +38,14 @@ import Testing
         #expect(!NotificationPayload.webhookHeaders(alertID: alert.id, body: body, signingKey: nil).contains { $0.name == "X-Custos-Signature" })
     }
 
+    @Test func emailTextKeepsLongDetailNamesWhole() {
+        var a = NotifierSamples.alert(alertClass: .volume_anomaly)
+        a.details = ["baseline_median": "5.5", "reads": "20"]
+        let text = NotificationPayload.emailText(a)
+        #expect(text.contains("\nbaseline_median: 5.5\n"), "\(text)")
+        #expect(text.contains("\nreads:        20\n"), "\(text)")
+    }
+
     @Test func slackTextIsOneReadableParagraph() throws {
         let alert = NotifierSamples.alert(summary: "3 denied reads <of> secret & more\nsecond line")
         let o = try object(NotificationPayload.slack(alert))

@@ -284,7 +284,8 @@ public enum NotificationPayload {
     /// The plain-text body of an alert email.
     public static func emailText(_ alert: Alert) -> String {
         var s = "Custos raised a \(alert.severity.rawValue) \(alert.alertClass.rawValue) alert.\n\n\(alert.summary)\n\n"
-        func row(_ k: String, _ v: String?) { if let v { s += k.padding(toLength: 14, withPad: " ", startingAt: 0) + v + "\n" } }
+        // Labels pad to 14 columns; a longer one (an extra such as baseline_median) keeps its whole name.
+        func row(_ k: String, _ v: String?) { if let v { s += (k.count >= 14 ? k + " " : k.padding(toLength: 14, withPad: " ", startingAt: 0)) + v + "\n" } }
         row("Severity:", alert.severity.rawValue)
         row("Class:", alert.alertClass.rawValue)
         row("Owner:", ownerText(alert))
