@@ -73,7 +73,7 @@ public struct DetectionEngine: Sendable {
     let volumeSettings: (minCount: Int, warmup: Int64, deviations: Double)
 
     // State.
-    var identities: Generations<IdentityKey, IdentityState>
+    var identities: IdentityTable
     var failures: Generations<SecretKey, FailureState>
     var open: [FoldKey: OpenAlert] = [:]
     var nextFoldExpiry = Int64.max
@@ -119,7 +119,7 @@ public struct DetectionEngine: Sendable {
         let ts = policy.settings(.impossible_travel), vs = policy.settings(.volume_anomaly)
         self.travelSettings = (ts.minKm, ts.speedKmh)
         self.volumeSettings = (vs.minCount, vs.warmup, vs.deviations)
-        self.identities = Generations(limit: max(2, maxIdentities))
+        self.identities = IdentityTable(limit: max(2, maxIdentities))
         self.failures = Generations(limit: max(2, maxSecrets))
         self.tzCache = Array(repeating: (Int64.max, Int64.min, 0), count: schedules.count)
     }
@@ -143,23 +143,8 @@ public struct DetectionEngine: Sendable {
 
     // MARK: - State types
 
-    /// 64 bytes inline (the last geolocated access is boxed: only a GeoIP database gives one).
-    struct IdentityState: Sendable {
-        var ruleName: String? = nil
-        var firstSeen = Int64.max
-        // volume_anomaly: read counts per UTC hour, sparse: (hour << 24) | count
-        var hours: [UInt64] = []
-        /// The newest entry of `hours`, kept here so that another read in the same hour does
-        /// not touch the array: while it is nonzero it is authoritative (the array's last
-        /// element may lag behind it until the next change of hour); 0 when `hours` is empty.
-        var newestHour: UInt64 = 0
-        var alertedHour: Int64 = -1
-        var rule: Int32 = -2          // -2 unresolved, -1 no rule
-        var isNew = true
-        // impossible_travel: the last geolocated access
-        var geo: GeoMark? = nil
-    }
-
+    /// The last geolocated access of an identity (impossible_travel), in its side entry
+    /// (`IdentityTable.Extra`): only a GeoIP database gives one.
     final class GeoMark: Sendable {
         let lat: Double, lon: Double, radius: Double
         let time: Int64
@@ -168,20 +153,6 @@ public struct DetectionEngine: Sendable {
         init(lat: Double, lon: Double, radius: Double, time: Int64, ip: String, place: String) {
             self.lat = lat; self.lon = lon; self.radius = radius; self.time = time; self.ip = ip; self.place = place
         }
-    }
-
-    /// An identity's key (id, else name) with its hash computed once: a dictionary probe
-    /// that passes other identities' entries compares the stored hashes and does not read
-    /// their text.
-    struct IdentityKey: Hashable, Sendable {
-        let hash: Int
-        let text: String
-        init(_ text: String) { self.text = text; self.hash = text.hashValue }
-        static func == (a: Self, b: Self) -> Bool { a.hash == b.hash && a.text == b.text }
-        func hash(into h: inout Hasher) { h.combine(hash) }
-        /// The dictionary's bucket hash: the text's hash (already seeded SipHash, computed
-        /// once) mixed with the table's seed, without hashing it a second time.
-        func _rawHashValue(seed: Int) -> Int { hash ^ seed }
     }
 
     struct SecretKey: Hashable, Sendable {
@@ -276,49 +247,59 @@ public struct DetectionEngine: Sendable {
             }
         }
 
-        // One lookup of the identity's state: its rule, then the identity detectors.
+        // One lookup of the identity's record: its rule, then the identity detectors.
         var ruleIndex: Int32 = -1
         var travel: (km: Double, hours: Double, speed: Double, from: String)?
         var volume: (count: Int, median: Double, mad: Double)?
         if hasRules || hasKey {
-            let rules = self.rules
-            let name = e.identity.name, id = e.identity.id
-            let volumeOn = hasKey && isRead && isOn(.volume_anomaly)
-            let ts = travelSettings, vs = volumeSettings
-            identities.modify(IdentityKey(identityKey)) { s in
-                if hasRules {
-                    if s.rule != -2 && s.ruleName == name {
-                        ruleIndex = s.rule
-                    } else {
-                        var found: Int32 = -1
-                        for (i, rule) in rules.enumerated() {
-                            if (name.map(rule.glob.matches) ?? false) || (id.map(rule.glob.matches) ?? false) { found = Int32(i); break }
-                        }
-                        s.rule = found; s.ruleName = name; ruleIndex = found
+            let r = identities.record(identityKey)
+            if hasRules {
+                let name = e.identity.name
+                if r.pointee.rule != -2 && r.pointee.ruleName == name {
+                    ruleIndex = Int32(r.pointee.rule)
+                } else {
+                    let id = e.identity.id
+                    var found: Int32 = -1
+                    for (i, rule) in rules.enumerated() {
+                        if (name.map(rule.glob.matches) ?? false) || (id.map(rule.glob.matches) ?? false) { found = Int32(i); break }
                     }
+                    r.pointee.rule = found < Int32(Int16.max) ? Int16(found) : -2
+                    r.pointee.ruleName = name
+                    ruleIndex = found
                 }
-                guard hasKey else { return }
-                if t < s.firstSeen { s.firstSeen = t }
+            }
+            if hasKey {
+                if t < r.pointee.firstSeen { r.pointee.firstSeen = t }
                 if let loc, let lat = loc.latitude, let lon = loc.longitude {
-                    let r = Double(loc.accuracyRadiusKm ?? 0)
-                    if let g = s.geo {
-                        let d = Self.haversineKm(g.lat, g.lon, lat, lon) - g.radius - r
+                    let ts = travelSettings
+                    let rad = Double(loc.accuracyRadiusKm ?? 0)
+                    let x = identities.extra(r)
+                    if let g = identities.storage.extras[x].geo {
+                        let d = Self.haversineKm(g.lat, g.lon, lat, lon) - g.radius - rad
                         if d > ts.minKm {
                             let hours = Double(abs(t - g.time)) / 3600
                             let speed = hours > 0 ? d / hours : .infinity
                             if speed > ts.speedKmh { travel = (d, hours, speed, "\(g.ip) (\(g.place))") }
                         }
                     }
-                    s.geo = GeoMark(lat: lat, lon: lon, radius: r, time: t, ip: e.origin?.ip ?? "", place: Self.place(loc))
+                    identities.storage.extras[x].geo = GeoMark(lat: lat, lon: lon, radius: rad, time: t, ip: e.origin?.ip ?? "", place: Self.place(loc))
                 }
-                if volumeOn {
+                if isRead && isOn(.volume_anomaly) {
+                    let vs = volumeSettings
                     let hour = Self.floorDiv(t, 3600)
-                    let c = Self.countRead(&s.hours, newest: &s.newestHour, hour: hour)
-                    if c >= vs.minCount, s.alertedHour != hour, t - s.firstSeen >= vs.warmup {
-                        if s.newestHour != 0 { s.hours[s.hours.count - 1] = s.newestHour }
-                        if let b = Self.baseline(s.hours, hour: hour, firstSeen: s.firstSeen) {
+                    var newest = r.pointee.newestHour
+                    let c = Self.countRead(&r.pointee.hours, newest: &newest, hour: hour)
+                    r.pointee.newestHour = newest
+                    if c >= vs.minCount, t - r.pointee.firstSeen >= vs.warmup,
+                       (r.pointee.extra < 0 ? -1 : identities.storage.extras[Int(r.pointee.extra)].alertedHour) != hour {
+                        if newest != 0 { r.pointee.hours[r.pointee.hours.count - 1] = newest }
+                        if let b = Self.baseline(r.pointee.hours, hour: hour, firstSeen: r.pointee.firstSeen) {
                             let threshold = b.median + vs.deviations * max(1.4826 * b.mad, 1)
-                            if Double(c) > threshold { volume = (c, b.median, b.mad); s.alertedHour = hour }
+                            if Double(c) > threshold {
+                                volume = (c, b.median, b.mad)
+                                let x = identities.extra(r)
+                                identities.storage.extras[x].alertedHour = hour
+                            }
                         }
                     }
                 }
@@ -496,7 +477,7 @@ public struct DetectionEngine: Sendable {
     public static let volumeWeeks: Int64 = 4
 
     /// `countRead(_:hour:)` with the newest entry held in `newest` (see
-    /// `IdentityState.newestHour`): a read in the newest hour only updates `newest`.
+    /// `IdentityTable.Record.newestHour`): a read in the newest hour only updates `newest`.
     @inline(__always)
     static func countRead(_ hours: inout [UInt64], newest: inout UInt64, hour: Int64) -> Int {
         let h = UInt64(bitPattern: hour)
@@ -793,7 +774,6 @@ protocol GenerationValue: Sendable {
     var isNew: Bool { get set }
 }
 
-extension DetectionEngine.IdentityState: GenerationValue { static var fresh: Self { .init() } }
 extension DetectionEngine.FailureState: GenerationValue { static var fresh: Self { .init() } }
 
 /// A binary min-heap of (expiry, fold key).
