@@ -224,9 +224,10 @@ public struct DetectionEngine: Sendable {
         let t = e.time.seconds
         if t > nextFoldExpiry { closeExpired(before: t, into: &out) }
 
-        let identityKey = e.identity.id ?? e.identity.name ?? ""
+        // The identity key (id, else name) is read in place here (no copy of the string,
+        // which would retain it); `Self.identityKey(e)` makes one for an alert.
         let hasRules = !rules.isEmpty
-        let hasKey = !identityKey.isEmpty
+        let hasKey = !(e.identity.id?.isEmpty ?? e.identity.name?.isEmpty ?? true)
         let isRead = e.action == .read
         let isSecretAccess = isRead || e.action == .list || e.action == .write || e.action == .delete
 
@@ -252,7 +253,10 @@ public struct DetectionEngine: Sendable {
         var travel: (km: Double, hours: Double, speed: Double, from: String)?
         var volume: (count: Int, median: Double, mad: Double)?
         if hasRules || hasKey {
-            let r = identities.record(identityKey)
+            let r: UnsafeMutablePointer<IdentityTable.Record>
+            if let id = e.identity.id { r = identities.record(id) }
+            else if let name = e.identity.name { r = identities.record(name) }
+            else { r = identities.record("") }
             if hasRules {
                 let name = e.identity.name
                 if r.pointee.rule != -2 && r.pointee.ruleName == name {
@@ -307,13 +311,13 @@ public struct DetectionEngine: Sendable {
         }
         let rule: Rule? = ruleIndex >= 0 ? rules[Int(ruleIndex)] : nil
         let kind = rule?.kind ?? e.identity.kind
-        let ctx = Context(index: index, now: now, time: e.time, kind: kind, identityKey: identityKey)
+        let ctx = Context(index: index, now: now, time: e.time, kind: kind)
         let path = e.secret?.path
 
         // break_glass: any use of a break-glass identity.
         if (rule?.breakGlass ?? false) || kind == .root {
             if isOn(.break_glass) {
-                raise(.break_glass, entity: identityKey, e, ctx, summary: "break-glass identity \(Self.who(e)) used: \(e.action) \(path ?? "")", into: &out)
+                raise(.break_glass, entity: Self.identityKey(e), e, ctx, summary: "break-glass identity \(Self.who(e)) used: \(e.action) \(path ?? "")", into: &out)
             } else { countLogged(.break_glass) }
         }
 
@@ -324,7 +328,7 @@ public struct DetectionEngine: Sendable {
             if !inScope {
                 if isOn(.out_of_scope) {
                     let scope = rule.rule.scope
-                    raise(.out_of_scope, entity: "\(identityKey)\u{0}\(path)", e, ctx,
+                    raise(.out_of_scope, entity: "\(Self.identityKey(e))\u{0}\(path)", e, ctx,
                           summary: "\(Self.who(e)) (\(kind)) attempted \(e.action) of \(path) (\(e.outcome)), outside its scope \(scope.joined(separator: ", "))",
                           details: ["scope": scope.joined(separator: ",")], into: &out)
                 } else { countLogged(.out_of_scope) }
@@ -352,7 +356,7 @@ public struct DetectionEngine: Sendable {
                     let geoip = policy.geoip
                     let outside = loc?.countryISO.map { c in geoip.map { g in !g.countries.contains(c) } ?? false }
                     let networks = rule.rule.networks
-                    raise(.unknown_ip, entity: "\(identityKey)\u{0}\(ip)", e, ctx,
+                    raise(.unknown_ip, entity: "\(Self.identityKey(e))\u{0}\(ip)", e, ctx,
                           summary: "\(Self.who(e)) \(e.action) \(path ?? "") from \(ip) (\(loc.map(Self.place) ?? "unknown location")), outside its networks \(networks.joined(separator: ", "))\(outside == true ? "; country outside \(geoip!.countries.sorted().joined(separator: ", "))" : "")",
                           origin: Self.originRef(ip: ip, loc, outside: outside), details: ["networks": networks.joined(separator: ",")], into: &out)
                 } else { countLogged(.unknown_ip) }
@@ -365,7 +369,7 @@ public struct DetectionEngine: Sendable {
             if !scheduleRanges[s].contains(unixSeconds: t, offsetSeconds: offset) {
                 if isOn(.off_hours) {
                     let schedule = schedules[s]
-                    raise(.off_hours, entity: identityKey, e, ctx,
+                    raise(.off_hours, entity: Self.identityKey(e), e, ctx,
                           summary: "\(Self.who(e)) \(e.action) \(path ?? "") at \(Self.localClock(t, offset)) \(schedule.timeZone.identifier), outside schedule \(schedule.name)",
                           details: ["local_time": Self.localClock(t, offset), "schedule": schedule.name, "timezone": schedule.timeZone.identifier], into: &out)
                 } else { countLogged(.off_hours) }
@@ -376,7 +380,7 @@ public struct DetectionEngine: Sendable {
         if let travel {
             let place = loc.map(Self.place) ?? ""
             let speedKmh = travelSettings.speedKmh
-            raise(.impossible_travel, entity: identityKey, e, ctx,
+            raise(.impossible_travel, entity: Self.identityKey(e), e, ctx,
                   summary: "\(Self.who(e)) appeared \(Int(travel.km)) km from their previous access \(travel.from) within \(Self.formatHours(travel.hours)) (\(travel.speed.isFinite ? "\(Int(travel.speed)) km/h" : "at the same instant"), more than \(Int(speedKmh)) km/h), now \(ip.map { "\($0)" } ?? "") (\(place))",
                   origin: ip.map { Self.originRef(ip: $0, loc, outside: nil) },
                   details: ["distance_km": String(Int(travel.km)), "hours": String(format: "%.2f", travel.hours),
@@ -385,7 +389,7 @@ public struct DetectionEngine: Sendable {
         }
         if let volume {
             let hour = Self.floorDiv(t, 3600)
-            raise(.volume_anomaly, entity: "\(identityKey)\u{0}\(hour)", e, ctx,
+            raise(.volume_anomaly, entity: "\(Self.identityKey(e))\u{0}\(hour)", e, ctx,
                   summary: "\(Self.who(e)) made \(volume.count) reads in the hour from \(Self.hourLabel(hour)) UTC; usual for that hour of the week: median \(Self.trim(volume.median)), MAD \(Self.trim(volume.mad))",
                   details: ["reads": String(volume.count), "baseline_median": Self.trim(volume.median), "baseline_mad": Self.trim(volume.mad)],
                   into: &out)
@@ -398,8 +402,10 @@ public struct DetectionEngine: Sendable {
         var now: EventTime
         var time: EventTime
         var kind: IdentityKind
-        var identityKey: String
     }
+
+    /// The identity's key: its id, else its name ("" for neither).
+    static func identityKey(_ e: AccessEvent) -> String { e.identity.id ?? e.identity.name ?? "" }
 
     static func who(_ e: AccessEvent) -> String { e.identity.name ?? e.identity.id ?? "unauthenticated" }
 
@@ -418,25 +424,35 @@ public struct DetectionEngine: Sendable {
     /// `IPAddress(text)`; a dotted quad is parsed here without the copy `IPAddress.init?`
     /// makes (same rules: four parts of 1–3 digits, no leading zero, at most 255).
     static func parseIP(_ text: String) -> IPAddress? {
+        // The bytes in place (a small string's are copied to the stack): iterating the
+        // UTF8View costs several times more.
+        let v = text.utf8.withContiguousStorageIfAvailable { dottedQuad($0) } ?? dottedQuad(Array(text.utf8))
+        if let v { return IPAddress(ipv4: v) }
+        return IPAddress(text)
+    }
+
+    /// A dotted quad's value, nil if the text is not one (by `IPAddress`'s rules).
+    @inline(__always)
+    static func dottedQuad<C: Collection<UInt8>>(_ bytes: C) -> UInt32? {
         var value: UInt32 = 0
         var parts = 0, octet = 0, digits = 0
         var leadingZero = false
-        for c in text.utf8 {
+        for c in bytes {
             if c == UInt8(ascii: ".") {
-                guard parts < 3, digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return IPAddress(text) }
+                guard parts < 3, digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return nil }
                 value = value << 8 | UInt32(octet); parts += 1
                 octet = 0; digits = 0; leadingZero = false
             } else if c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") {
-                guard digits < 3 else { return IPAddress(text) }
+                guard digits < 3 else { return nil }
                 if digits == 0 { leadingZero = c == UInt8(ascii: "0") }
                 octet = octet * 10 + Int(c - UInt8(ascii: "0"))
                 digits += 1
             } else {
-                return IPAddress(text)
+                return nil
             }
         }
-        guard parts == 3, digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return IPAddress(text) }
-        return IPAddress(ipv4: value << 8 | UInt32(octet))
+        guard parts == 3, digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return nil }
+        return value << 8 | UInt32(octet)
     }
 
     mutating func failure(path: String, t: Int64, _ e: AccessEvent, _ ctx: Context, into out: inout [Alert]) {
