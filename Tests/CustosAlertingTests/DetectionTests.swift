@@ -374,6 +374,39 @@ enum Scenario {
         #expect(engine.failures.count <= 50)
     }
 
+    /// Beyond the identity bound, the least recently seen identities are forgotten (two
+    /// generations of maxIdentities / 2): an identity that comes back after being evicted is
+    /// new (no last location for impossible_travel, first seen again), while one seen in the
+    /// previous generation keeps its state.
+    @Test func anEvictedIdentityComesBackAsNew() throws {
+        let p = try Scenario.policy(identities: "identities: [ { match: \"*\" } ]")
+        let a = Records.aliceRead
+        func run(others: Int) -> (travel: Int, kept: Int, firstSeen: Int64?) {
+            var engine = DetectionEngine(policy: p.policy, geo: p.locator, maxIdentities: 10)
+            var out: [Alert] = []
+            var i: UInt64 = 0
+            func process(_ e: AccessEvent) { engine.process(e, index: i, now: Scenario.now, into: &out); i += 1 }
+            process(Records.at(a, "2026-11-30T10:00:00Z", ip: "81.2.69.142"))             // London
+            for n in 0..<others { process(Records.at(a, "2026-11-30T10:30:00Z", ip: "81.2.69.142", name: "other\(n)")) }
+            #expect(engine.identities.count <= 10)
+            process(Records.at(a, "2026-11-30T11:00:00Z", ip: "216.160.83.56"))           // Milton, WA
+            engine.flush(into: &out)
+            let r = engine.identities.record(a.identity.id ?? a.identity.name ?? "")
+            return (Scenario.raised(out, .impossible_travel).count, engine.identities.count, r.pointee.firstSeen)
+        }
+        // 4 others: alice stays in the current generation (of 5).
+        #expect(run(others: 4).travel == 1)
+        // 8 others: alice is in the previous generation and comes back with her state.
+        let previous = run(others: 8)
+        #expect(previous.travel == 1)
+        #expect(previous.firstSeen == EventTime(rfc3339: "2026-11-30T10:00:00Z")!.seconds)
+        // 20 others: alice was forgotten; back as new, so no travel from London.
+        let evicted = run(others: 20)
+        #expect(evicted.travel == 0)
+        #expect(evicted.firstSeen == EventTime(rfc3339: "2026-11-30T11:00:00Z")!.seconds)
+        #expect(evicted.kept <= 10)
+    }
+
     @Test func alertsAreCanonicalJSONWithoutTheSourcesRawText() throws {
         let p = try Scenario.policy(identities: Self.everyone)
         let alerts = Scenario.run(p, [Records.at(Records.aliceRead, "2026-11-30T10:00:00Z", ip: "175.16.199.7")])

@@ -72,9 +72,24 @@ public struct Alert: Sendable, Equatable {
 
     /// Deterministic id: the class, the dedup key and the first evidence index.
     public static func makeID(_ c: AlertClass, dedupKey: String, firstEvidence: UInt64) -> String {
-        var h = SHA256()
-        h.update(data: Array("custos.alert/v1\u{0}\(c.rawValue)\u{0}\(dedupKey)\u{0}\(firstEvidence)".utf8))
-        return Hex.encode(Array(h.finalize())).prefix(32).description
+        // The hex of the first 16 bytes of SHA-256("custos.alert/v1\0<class>\0<dedup key>\0<evidence>"),
+        // built from the bytes directly (no interpolated String, no Character indexing).
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(48 + dedupKey.utf8.count)
+        bytes.append(contentsOf: "custos.alert/v1".utf8); bytes.append(0)
+        bytes.append(contentsOf: c.rawValue.utf8); bytes.append(0)
+        bytes.append(contentsOf: dedupKey.utf8); bytes.append(0)
+        bytes.append(contentsOf: String(firstEvidence).utf8)
+        let digest = SHA256.hash(data: bytes)
+        return digest.withUnsafeBytes { d in
+            String(unsafeUninitializedCapacity: 32, initializingUTF8With: { out in
+                for i in 0..<16 {
+                    out[2 * i] = Hex.digits[Int(d[i] >> 4)]
+                    out[2 * i + 1] = Hex.digits[Int(d[i] & 15)]
+                }
+                return 32
+            })
+        }
     }
 
     // MARK: - Canonical encoding (sorted keys, as for events)

@@ -73,7 +73,7 @@ public struct DetectionEngine: Sendable {
     let volumeSettings: (minCount: Int, warmup: Int64, deviations: Double)
 
     // State.
-    var identities: Generations<IdentityKey, IdentityState>
+    var identities: IdentityTable
     var failures: Generations<SecretKey, FailureState>
     var open: [FoldKey: OpenAlert] = [:]
     var nextFoldExpiry = Int64.max
@@ -119,7 +119,7 @@ public struct DetectionEngine: Sendable {
         let ts = policy.settings(.impossible_travel), vs = policy.settings(.volume_anomaly)
         self.travelSettings = (ts.minKm, ts.speedKmh)
         self.volumeSettings = (vs.minCount, vs.warmup, vs.deviations)
-        self.identities = Generations(limit: max(2, maxIdentities))
+        self.identities = IdentityTable(limit: max(2, maxIdentities))
         self.failures = Generations(limit: max(2, maxSecrets))
         self.tzCache = Array(repeating: (Int64.max, Int64.min, 0), count: schedules.count)
     }
@@ -143,23 +143,8 @@ public struct DetectionEngine: Sendable {
 
     // MARK: - State types
 
-    /// 64 bytes inline (the last geolocated access is boxed: only a GeoIP database gives one).
-    struct IdentityState: Sendable {
-        var ruleName: String? = nil
-        var firstSeen = Int64.max
-        // volume_anomaly: read counts per UTC hour, sparse: (hour << 24) | count
-        var hours: [UInt64] = []
-        /// The newest entry of `hours`, kept here so that another read in the same hour does
-        /// not touch the array: while it is nonzero it is authoritative (the array's last
-        /// element may lag behind it until the next change of hour); 0 when `hours` is empty.
-        var newestHour: UInt64 = 0
-        var alertedHour: Int64 = -1
-        var rule: Int32 = -2          // -2 unresolved, -1 no rule
-        var isNew = true
-        // impossible_travel: the last geolocated access
-        var geo: GeoMark? = nil
-    }
-
+    /// The last geolocated access of an identity (impossible_travel), in its side entry
+    /// (`IdentityTable.Extra`): only a GeoIP database gives one.
     final class GeoMark: Sendable {
         let lat: Double, lon: Double, radius: Double
         let time: Int64
@@ -168,20 +153,6 @@ public struct DetectionEngine: Sendable {
         init(lat: Double, lon: Double, radius: Double, time: Int64, ip: String, place: String) {
             self.lat = lat; self.lon = lon; self.radius = radius; self.time = time; self.ip = ip; self.place = place
         }
-    }
-
-    /// An identity's key (id, else name) with its hash computed once: a dictionary probe
-    /// that passes other identities' entries compares the stored hashes and does not read
-    /// their text.
-    struct IdentityKey: Hashable, Sendable {
-        let hash: Int
-        let text: String
-        init(_ text: String) { self.text = text; self.hash = text.hashValue }
-        static func == (a: Self, b: Self) -> Bool { a.hash == b.hash && a.text == b.text }
-        func hash(into h: inout Hasher) { h.combine(hash) }
-        /// The dictionary's bucket hash: the text's hash (already seeded SipHash, computed
-        /// once) mixed with the table's seed, without hashing it a second time.
-        func _rawHashValue(seed: Int) -> Int { hash ^ seed }
     }
 
     struct SecretKey: Hashable, Sendable {
@@ -253,9 +224,10 @@ public struct DetectionEngine: Sendable {
         let t = e.time.seconds
         if t > nextFoldExpiry { closeExpired(before: t, into: &out) }
 
-        let identityKey = e.identity.id ?? e.identity.name ?? ""
+        // The identity key (id, else name) is read in place here (no copy of the string,
+        // which would retain it); `Self.identityKey(e)` makes one for an alert.
         let hasRules = !rules.isEmpty
-        let hasKey = !identityKey.isEmpty
+        let hasKey = !(e.identity.id?.isEmpty ?? e.identity.name?.isEmpty ?? true)
         let isRead = e.action == .read
         let isSecretAccess = isRead || e.action == .list || e.action == .write || e.action == .delete
 
@@ -276,49 +248,62 @@ public struct DetectionEngine: Sendable {
             }
         }
 
-        // One lookup of the identity's state: its rule, then the identity detectors.
+        // One lookup of the identity's record: its rule, then the identity detectors.
         var ruleIndex: Int32 = -1
         var travel: (km: Double, hours: Double, speed: Double, from: String)?
         var volume: (count: Int, median: Double, mad: Double)?
         if hasRules || hasKey {
-            let rules = self.rules
-            let name = e.identity.name, id = e.identity.id
-            let volumeOn = hasKey && isRead && isOn(.volume_anomaly)
-            let ts = travelSettings, vs = volumeSettings
-            identities.modify(IdentityKey(identityKey)) { s in
-                if hasRules {
-                    if s.rule != -2 && s.ruleName == name {
-                        ruleIndex = s.rule
-                    } else {
-                        var found: Int32 = -1
-                        for (i, rule) in rules.enumerated() {
-                            if (name.map(rule.glob.matches) ?? false) || (id.map(rule.glob.matches) ?? false) { found = Int32(i); break }
-                        }
-                        s.rule = found; s.ruleName = name; ruleIndex = found
+            let r: UnsafeMutablePointer<IdentityTable.Record>
+            if let id = e.identity.id { r = identities.record(id) }
+            else if let name = e.identity.name { r = identities.record(name) }
+            else { r = identities.record("") }
+            if hasRules {
+                let name = e.identity.name
+                if r.pointee.rule != -2 && r.pointee.ruleName == name {
+                    ruleIndex = Int32(r.pointee.rule)
+                } else {
+                    let id = e.identity.id
+                    var found: Int32 = -1
+                    for (i, rule) in rules.enumerated() {
+                        if (name.map(rule.glob.matches) ?? false) || (id.map(rule.glob.matches) ?? false) { found = Int32(i); break }
                     }
+                    r.pointee.rule = found < Int32(Int16.max) ? Int16(found) : -2
+                    r.pointee.ruleName = name
+                    ruleIndex = found
                 }
-                guard hasKey else { return }
-                if t < s.firstSeen { s.firstSeen = t }
+            }
+            if hasKey {
+                if t < r.pointee.firstSeen { r.pointee.firstSeen = t }
                 if let loc, let lat = loc.latitude, let lon = loc.longitude {
-                    let r = Double(loc.accuracyRadiusKm ?? 0)
-                    if let g = s.geo {
-                        let d = Self.haversineKm(g.lat, g.lon, lat, lon) - g.radius - r
+                    let ts = travelSettings
+                    let rad = Double(loc.accuracyRadiusKm ?? 0)
+                    let x = identities.extra(r)
+                    if let g = identities.storage.extras[x].geo {
+                        let d = Self.haversineKm(g.lat, g.lon, lat, lon) - g.radius - rad
                         if d > ts.minKm {
                             let hours = Double(abs(t - g.time)) / 3600
                             let speed = hours > 0 ? d / hours : .infinity
                             if speed > ts.speedKmh { travel = (d, hours, speed, "\(g.ip) (\(g.place))") }
                         }
                     }
-                    s.geo = GeoMark(lat: lat, lon: lon, radius: r, time: t, ip: e.origin?.ip ?? "", place: Self.place(loc))
+                    identities.storage.extras[x].geo = GeoMark(lat: lat, lon: lon, radius: rad, time: t, ip: e.origin?.ip ?? "", place: Self.place(loc))
                 }
-                if volumeOn {
+                if isRead && isOn(.volume_anomaly) {
+                    let vs = volumeSettings
                     let hour = Self.floorDiv(t, 3600)
-                    let c = Self.countRead(&s.hours, newest: &s.newestHour, hour: hour)
-                    if c >= vs.minCount, s.alertedHour != hour, t - s.firstSeen >= vs.warmup {
-                        if s.newestHour != 0 { s.hours[s.hours.count - 1] = s.newestHour }
-                        if let b = Self.baseline(s.hours, hour: hour, firstSeen: s.firstSeen) {
+                    var newest = r.pointee.newestHour
+                    let c = Self.countRead(&r.pointee.hours, newest: &newest, hour: hour)
+                    r.pointee.newestHour = newest
+                    if c >= vs.minCount, t - r.pointee.firstSeen >= vs.warmup,
+                       (r.pointee.extra < 0 ? -1 : identities.storage.extras[Int(r.pointee.extra)].alertedHour) != hour {
+                        if newest != 0 { r.pointee.hours[r.pointee.hours.count - 1] = newest }
+                        if let b = Self.baseline(r.pointee.hours, hour: hour, firstSeen: r.pointee.firstSeen) {
                             let threshold = b.median + vs.deviations * max(1.4826 * b.mad, 1)
-                            if Double(c) > threshold { volume = (c, b.median, b.mad); s.alertedHour = hour }
+                            if Double(c) > threshold {
+                                volume = (c, b.median, b.mad)
+                                let x = identities.extra(r)
+                                identities.storage.extras[x].alertedHour = hour
+                            }
                         }
                     }
                 }
@@ -326,13 +311,13 @@ public struct DetectionEngine: Sendable {
         }
         let rule: Rule? = ruleIndex >= 0 ? rules[Int(ruleIndex)] : nil
         let kind = rule?.kind ?? e.identity.kind
-        let ctx = Context(index: index, now: now, time: e.time, kind: kind, identityKey: identityKey)
+        let ctx = Context(index: index, now: now, time: e.time, kind: kind)
         let path = e.secret?.path
 
         // break_glass: any use of a break-glass identity.
         if (rule?.breakGlass ?? false) || kind == .root {
             if isOn(.break_glass) {
-                raise(.break_glass, entity: identityKey, e, ctx, summary: "break-glass identity \(Self.who(e)) used: \(e.action) \(path ?? "")", into: &out)
+                raise(.break_glass, entity: Self.identityKey(e), e, ctx, summary: "break-glass identity \(Self.who(e)) used: \(e.action) \(path ?? "")", into: &out)
             } else { countLogged(.break_glass) }
         }
 
@@ -343,7 +328,7 @@ public struct DetectionEngine: Sendable {
             if !inScope {
                 if isOn(.out_of_scope) {
                     let scope = rule.rule.scope
-                    raise(.out_of_scope, entity: "\(identityKey)\u{0}\(path)", e, ctx,
+                    raise(.out_of_scope, entity: "\(Self.identityKey(e))\u{0}\(path)", e, ctx,
                           summary: "\(Self.who(e)) (\(kind)) attempted \(e.action) of \(path) (\(e.outcome)), outside its scope \(scope.joined(separator: ", "))",
                           details: ["scope": scope.joined(separator: ",")], into: &out)
                 } else { countLogged(.out_of_scope) }
@@ -371,7 +356,7 @@ public struct DetectionEngine: Sendable {
                     let geoip = policy.geoip
                     let outside = loc?.countryISO.map { c in geoip.map { g in !g.countries.contains(c) } ?? false }
                     let networks = rule.rule.networks
-                    raise(.unknown_ip, entity: "\(identityKey)\u{0}\(ip)", e, ctx,
+                    raise(.unknown_ip, entity: "\(Self.identityKey(e))\u{0}\(ip)", e, ctx,
                           summary: "\(Self.who(e)) \(e.action) \(path ?? "") from \(ip) (\(loc.map(Self.place) ?? "unknown location")), outside its networks \(networks.joined(separator: ", "))\(outside == true ? "; country outside \(geoip!.countries.sorted().joined(separator: ", "))" : "")",
                           origin: Self.originRef(ip: ip, loc, outside: outside), details: ["networks": networks.joined(separator: ",")], into: &out)
                 } else { countLogged(.unknown_ip) }
@@ -384,7 +369,7 @@ public struct DetectionEngine: Sendable {
             if !scheduleRanges[s].contains(unixSeconds: t, offsetSeconds: offset) {
                 if isOn(.off_hours) {
                     let schedule = schedules[s]
-                    raise(.off_hours, entity: identityKey, e, ctx,
+                    raise(.off_hours, entity: Self.identityKey(e), e, ctx,
                           summary: "\(Self.who(e)) \(e.action) \(path ?? "") at \(Self.localClock(t, offset)) \(schedule.timeZone.identifier), outside schedule \(schedule.name)",
                           details: ["local_time": Self.localClock(t, offset), "schedule": schedule.name, "timezone": schedule.timeZone.identifier], into: &out)
                 } else { countLogged(.off_hours) }
@@ -395,7 +380,7 @@ public struct DetectionEngine: Sendable {
         if let travel {
             let place = loc.map(Self.place) ?? ""
             let speedKmh = travelSettings.speedKmh
-            raise(.impossible_travel, entity: identityKey, e, ctx,
+            raise(.impossible_travel, entity: Self.identityKey(e), e, ctx,
                   summary: "\(Self.who(e)) appeared \(Int(travel.km)) km from their previous access \(travel.from) within \(Self.formatHours(travel.hours)) (\(travel.speed.isFinite ? "\(Int(travel.speed)) km/h" : "at the same instant"), more than \(Int(speedKmh)) km/h), now \(ip.map { "\($0)" } ?? "") (\(place))",
                   origin: ip.map { Self.originRef(ip: $0, loc, outside: nil) },
                   details: ["distance_km": String(Int(travel.km)), "hours": String(format: "%.2f", travel.hours),
@@ -404,7 +389,7 @@ public struct DetectionEngine: Sendable {
         }
         if let volume {
             let hour = Self.floorDiv(t, 3600)
-            raise(.volume_anomaly, entity: "\(identityKey)\u{0}\(hour)", e, ctx,
+            raise(.volume_anomaly, entity: "\(Self.identityKey(e))\u{0}\(hour)", e, ctx,
                   summary: "\(Self.who(e)) made \(volume.count) reads in the hour from \(Self.hourLabel(hour)) UTC; usual for that hour of the week: median \(Self.trim(volume.median)), MAD \(Self.trim(volume.mad))",
                   details: ["reads": String(volume.count), "baseline_median": Self.trim(volume.median), "baseline_mad": Self.trim(volume.mad)],
                   into: &out)
@@ -417,8 +402,10 @@ public struct DetectionEngine: Sendable {
         var now: EventTime
         var time: EventTime
         var kind: IdentityKind
-        var identityKey: String
     }
+
+    /// The identity's key: its id, else its name ("" for neither).
+    static func identityKey(_ e: AccessEvent) -> String { e.identity.id ?? e.identity.name ?? "" }
 
     static func who(_ e: AccessEvent) -> String { e.identity.name ?? e.identity.id ?? "unauthenticated" }
 
@@ -437,25 +424,35 @@ public struct DetectionEngine: Sendable {
     /// `IPAddress(text)`; a dotted quad is parsed here without the copy `IPAddress.init?`
     /// makes (same rules: four parts of 1–3 digits, no leading zero, at most 255).
     static func parseIP(_ text: String) -> IPAddress? {
+        // The bytes in place (a small string's are copied to the stack): iterating the
+        // UTF8View costs several times more.
+        let v = text.utf8.withContiguousStorageIfAvailable { dottedQuad($0) } ?? dottedQuad(Array(text.utf8))
+        if let v { return IPAddress(ipv4: v) }
+        return IPAddress(text)
+    }
+
+    /// A dotted quad's value, nil if the text is not one (by `IPAddress`'s rules).
+    @inline(__always)
+    static func dottedQuad<C: Collection<UInt8>>(_ bytes: C) -> UInt32? {
         var value: UInt32 = 0
         var parts = 0, octet = 0, digits = 0
         var leadingZero = false
-        for c in text.utf8 {
+        for c in bytes {
             if c == UInt8(ascii: ".") {
-                guard parts < 3, digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return IPAddress(text) }
+                guard parts < 3, digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return nil }
                 value = value << 8 | UInt32(octet); parts += 1
                 octet = 0; digits = 0; leadingZero = false
             } else if c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") {
-                guard digits < 3 else { return IPAddress(text) }
+                guard digits < 3 else { return nil }
                 if digits == 0 { leadingZero = c == UInt8(ascii: "0") }
                 octet = octet * 10 + Int(c - UInt8(ascii: "0"))
                 digits += 1
             } else {
-                return IPAddress(text)
+                return nil
             }
         }
-        guard parts == 3, digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return IPAddress(text) }
-        return IPAddress(ipv4: value << 8 | UInt32(octet))
+        guard parts == 3, digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return nil }
+        return value << 8 | UInt32(octet)
     }
 
     mutating func failure(path: String, t: Int64, _ e: AccessEvent, _ ctx: Context, into out: inout [Alert]) {
@@ -496,7 +493,7 @@ public struct DetectionEngine: Sendable {
     public static let volumeWeeks: Int64 = 4
 
     /// `countRead(_:hour:)` with the newest entry held in `newest` (see
-    /// `IdentityState.newestHour`): a read in the newest hour only updates `newest`.
+    /// `IdentityTable.Record.newestHour`): a read in the newest hour only updates `newest`.
     @inline(__always)
     static func countRead(_ hours: inout [UInt64], newest: inout UInt64, hour: Int64) -> Int {
         let h = UInt64(bitPattern: hour)
@@ -613,14 +610,24 @@ public struct DetectionEngine: Sendable {
     /// The entity with NUL separators shown as `|` (the dedup key). ASCII text is rewritten
     /// byte for byte; anything else goes through Foundation as before.
     static func dedupEntity(_ entity: String) -> String {
-        var ascii = true, nul = false
-        for b in entity.utf8 {
-            if b >= 0x80 { ascii = false; break }
-            if b == 0 { nul = true }
-        }
-        if !ascii { return entity.replacingOccurrences(of: "\u{0}", with: "|") }
-        if !nul { return entity }
-        return String(decoding: entity.utf8.map { $0 == 0 ? UInt8(ascii: "|") : $0 }, as: UTF8.self)
+        // Over the bytes in place (iterating the UTF8View costs several times more).
+        let scan: (ascii: Bool, nul: Bool) = entity.utf8.withContiguousStorageIfAvailable { b in
+            var nul = false
+            for c in b {
+                if c >= 0x80 { return (false, nul) }
+                if c == 0 { nul = true }
+            }
+            return (true, nul)
+        } ?? (false, true)
+        if !scan.ascii { return entity.replacingOccurrences(of: "\u{0}", with: "|") }
+        if !scan.nul { return entity }
+        let n = entity.utf8.count
+        return entity.utf8.withContiguousStorageIfAvailable { b in
+            String(unsafeUninitializedCapacity: n, initializingUTF8With: { out in
+                for i in 0..<n { out[i] = b[i] == 0 ? UInt8(ascii: "|") : b[i] }
+                return n
+            })
+        } ?? entity.replacingOccurrences(of: "\u{0}", with: "|")
     }
 
     mutating func fold(_ fk: FoldKey, _ ctx: Context, into out: inout [Alert]) {
@@ -793,7 +800,6 @@ protocol GenerationValue: Sendable {
     var isNew: Bool { get set }
 }
 
-extension DetectionEngine.IdentityState: GenerationValue { static var fresh: Self { .init() } }
 extension DetectionEngine.FailureState: GenerationValue { static var fresh: Self { .init() } }
 
 /// A binary min-heap of (expiry, fold key).
