@@ -8,8 +8,7 @@ public final class GroupCommitter: @unchecked Sendable {
     public typealias Result = DataStore.AppendResult
 
     private let lock = NSLock()
-    public typealias Completion = @Sendable (Swift.Result<Result, any Error>) -> Void
-    private var pending: [(events: [AccessEvent], complete: Completion)] = []
+    private var pending: [(events: [AccessEvent], continuation: CheckedContinuation<Result, any Error>)] = []
     /// Non-event entries (silences, deliveries) waiting for the commit thread, each appended alone.
     private var pendingEntries: [(entries: [TrailEntry], continuation: CheckedContinuation<Range<UInt64>, any Error>)] = []
     /// Runs on the committed events (on the commit thread), its alerts appended right after them.
@@ -40,15 +39,8 @@ public final class GroupCommitter: @unchecked Sendable {
 
     public func append(_ events: [AccessEvent]) async throws -> Result {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
-            enqueue { pending.append((events, { c.resume(with: $0) })) }
+            enqueue { pending.append((events, c)) }
         }
-    }
-
-    /// Enqueues `events` at once, in call order, and calls `done` on the commit thread when
-    /// they are durable (or the commit failed). For a listener that reads on while its earlier
-    /// events are being committed: what it submits meanwhile joins the next group commit.
-    public func submit(_ events: [AccessEvent], done: @escaping Completion) {
-        enqueue { pending.append((events, done)) }
     }
 
     /// Appends entries that are not events (silences, deliveries) on the commit thread, in
@@ -85,7 +77,7 @@ public final class GroupCommitter: @unchecked Sendable {
             }
             let waitingNow = lock.withLock { pending.count }
             beforeCommit?(waitingNow)
-            let (batch, stop): ([(events: [AccessEvent], complete: Completion)], Bool) = lock.withLock {
+            let (batch, stop): ([(events: [AccessEvent], continuation: CheckedContinuation<Result, any Error>)], Bool) = lock.withLock {
                 var taken = 0
                 var n = 0
                 while n < pending.count && (n == 0 || taken + pending[n].events.count <= maxBatch) {
@@ -115,11 +107,11 @@ public final class GroupCommitter: @unchecked Sendable {
                     offset += call.events.count
                     let accepted = mine.compactMap { $0 }
                     let range = accepted.isEmpty ? r.range.upperBound..<r.range.upperBound : accepted.min()!..<(accepted.max()! + 1)
-                    call.complete(.success(Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
-                                                  range: range, indices: mine)))
+                    call.continuation.resume(returning: Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
+                                                               range: range, indices: mine))
                 }
             } catch {
-                for call in batch { call.complete(.failure(error)) }
+                for call in batch { call.continuation.resume(throwing: error) }
             }
         }
     }

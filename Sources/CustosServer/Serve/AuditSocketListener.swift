@@ -80,7 +80,6 @@ public struct AuditSocketListener: Service {
         // On graceful shutdown the device keeps its connection open: stop reading (what was
         // already received is still committed), so that the server can stop.
         let stopping = ManagedFlag()
-        let pipeline = CommitPipeline(limit: max(1, state.config.limits.maxBatch))
         do {
             try await withGracefulShutdownHandler {
                 try await connection.executeThenClose { inbound, _ in
@@ -101,9 +100,8 @@ public struct AuditSocketListener: Service {
                             outputs.removeAll(keepingCapacity: true)
                         }
                         state.metrics.rejected(format.rawValue, rejected)
-                        if !events.isEmpty { try await pipeline.submit(events, self) }
+                        if !events.isEmpty { try await commit(events) }
                     }
-                    try await pipeline.drain()
                 }
             } onGracefulShutdown: {
                 stopping.set()
@@ -112,7 +110,6 @@ public struct AuditSocketListener: Service {
             }
             // Our own shutdown: requests still waiting for their response are not recorded
             // (their response comes on the device's next connection, or from the file device).
-            try? await pipeline.drain()
             if stopping.value { return }
             // The connection ended: requests still waiting for a response are recorded as
             // such (outcome error, "no response logged"), as at the end of a file.
@@ -135,66 +132,6 @@ public struct AuditSocketListener: Service {
             state.release(events.count, failure: "\(error)")
             throw error
         }
-    }
-}
-
-/// The events one connection has read and handed to the group committer but that are not
-/// durable yet. The reader goes on reading while they are committed, so that under load one
-/// commit (one fsync, one signed checkpoint) covers everything that arrived meanwhile instead
-/// of one read's worth; it stops reading when `limit` events are in flight (TCP's window
-/// then fills and the sender slows down) or the server-wide queue is full. A failed commit
-/// ends the connection at the next read.
-final class CommitPipeline: @unchecked Sendable {
-    private let lock = NSLock()
-    private let limit: Int
-    private var inFlight = 0
-    private var failure: (any Error)?
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    init(limit: Int) { self.limit = limit }
-
-    func submit(_ events: [AccessEvent], _ listener: AuditSocketListener) async throws {
-        try await waitUntil { $0.inFlight == 0 || $0.inFlight + events.count <= $0.limit }
-        while !listener.state.reserve(events.count) { try await Task.sleep(for: .milliseconds(20)) }
-        lock.withLock { inFlight += events.count }
-        let state = listener.state, source = listener.format.rawValue, n = events.count
-        state.committer.submit(events) { [self] result in
-            switch result {
-            case .success(let r):
-                state.release(n, failure: nil)
-                state.metrics.accepted(source, r.accepted, duplicates: r.duplicates)
-            case .failure(let e):
-                state.release(n, failure: "\(e)")
-                lock.withLock { if failure == nil { failure = e } }
-            }
-            let wake: [CheckedContinuation<Void, Never>] = lock.withLock {
-                inFlight -= n
-                defer { waiters = [] }
-                return waiters
-            }
-            for w in wake { w.resume() }
-        }
-    }
-
-    /// Waits until everything submitted is durable; throws the first commit failure.
-    func drain() async throws {
-        try await waitUntil { $0.inFlight == 0 }
-    }
-
-    private func waitUntil(_ ok: @escaping (CommitPipeline) -> Bool) async throws {
-        while true {
-            let done: Bool = lock.withLock { failure != nil || ok(self) }
-            if done { break }
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let resumeNow: Bool = lock.withLock {
-                    if failure != nil || ok(self) { return true }
-                    waiters.append(c)
-                    return false
-                }
-                if resumeNow { c.resume() }
-            }
-        }
-        if let f = lock.withLock({ failure }) { throw f }
     }
 }
 
