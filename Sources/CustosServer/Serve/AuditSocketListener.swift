@@ -123,15 +123,7 @@ public struct AuditSocketListener: Service {
 
     /// Waits (reading nothing more) until there is room in the commit queue, then commits.
     func commit(_ events: [AccessEvent]) async throws {
-        while !state.reserve(events.count) { try await Task.sleep(for: .milliseconds(20)) }
-        do {
-            let r = try await state.committer.append(events)
-            state.release(events.count, failure: nil)
-            state.metrics.accepted(format.rawValue, r.accepted, duplicates: r.duplicates)
-        } catch {
-            state.release(events.count, failure: "\(error)")
-            throw error
-        }
+        try await state.commitFromListener(events, source: format.rawValue)
     }
 }
 

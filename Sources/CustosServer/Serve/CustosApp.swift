@@ -64,6 +64,23 @@ public final class ServeState: @unchecked Sendable {
         if failure == nil { metrics.committed(trailSize: store.trailSizeForMetrics) }
     }
 
+    /// How a listener without a per-request answer (socket device, syslog, file tail)
+    /// commits: it waits, reading nothing more, until the commit queue has room, then waits
+    /// for the durable commit and counts it under `source`.
+    @discardableResult
+    func commitFromListener(_ events: [AccessEvent], source: String) async throws -> DataStore.AppendResult {
+        while !reserve(events.count) { try await Task.sleep(for: .milliseconds(20)) }
+        do {
+            let r = try await committer.append(events)
+            release(events.count, failure: nil)
+            metrics.accepted(source, r.accepted, duplicates: r.duplicates)
+            return r
+        } catch {
+            release(events.count, failure: "\(error)")
+            throw error
+        }
+    }
+
     /// Nil when ready, else why not.
     public func notReady() -> String? {
         lock.withLock {

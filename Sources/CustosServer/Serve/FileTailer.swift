@@ -500,16 +500,8 @@ final class TailFollower {
 
     /// Waits (reading nothing more) until there is room in the commit queue, then commits.
     func commit(_ events: [AccessEvent]) async throws {
-        while !state.reserve(events.count) { try await Task.sleep(for: .milliseconds(20)) }
-        do {
-            let r = try await state.committer.append(events)
-            state.release(events.count, failure: nil)
-            state.metrics.accepted(source.format.rawValue, r.accepted, duplicates: r.duplicates)
-            stats.accepted(source.path, r.accepted, duplicates: r.duplicates)
-        } catch {
-            state.release(events.count, failure: "\(error)")
-            throw error
-        }
+        let r = try await state.commitFromListener(events, source: source.format.rawValue)
+        stats.accepted(source.path, r.accepted, duplicates: r.duplicates)
     }
 
     /// Saves how far `h` is durable: the start of its first incomplete line.

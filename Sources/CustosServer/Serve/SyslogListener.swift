@@ -115,19 +115,6 @@ struct RejectionLog {
     }
 }
 
-/// Waits (reading nothing more) until there is room in the commit queue, then commits and
-/// counts the result under `source`.
-func commitListenerEvents(_ state: ServeState, source: String, _ events: [AccessEvent]) async throws {
-    while !state.reserve(events.count) { try await Task.sleep(for: .milliseconds(20)) }
-    do {
-        let r = try await state.committer.append(events)
-        state.release(events.count, failure: nil)
-        state.metrics.accepted(source, r.accepted, duplicates: r.duplicates)
-    } catch {
-        state.release(events.count, failure: "\(error)")
-        throw error
-    }
-}
 
 /// Syslog over TCP (RFC 6587: octet counting or newline framing, detected per frame),
 /// messages in RFC 5424 or RFC 3164 whose MSG is a Vault/OpenBao audit record or a custos
@@ -268,7 +255,7 @@ public struct SyslogTCPListener: Service {
                     if !events.isEmpty {
                         let batch = events
                         events.removeAll(keepingCapacity: true)
-                        try await commitListenerEvents(state, source: Self.source, batch)
+                        try await state.commitFromListener(batch, source: Self.source)
                     }
                     if let failure {
                         fatal = failure.reason
@@ -306,7 +293,7 @@ public struct SyslogTCPListener: Service {
             // such (outcome error, "no response logged"), as at the end of a file.
             decoder.finish(events: &events, rejections: &rejections)
             account()
-            if !events.isEmpty { try await commitListenerEvents(state, source: Self.source, events) }
+            if !events.isEmpty { try await state.commitFromListener(events, source: Self.source) }
         } catch {
             log.warning("syslog TCP: the events at the end of the connection could not be committed: \(error)")
         }
@@ -472,7 +459,7 @@ public struct SyslogUDPListener: Service {
     func commitQueued(_ queue: UDPEventQueue) async {
         let batch = queue.take()
         guard !batch.isEmpty else { return }
-        do { try await commitListenerEvents(state, source: Self.source, batch) } catch {
+        do { try await state.commitFromListener(batch, source: Self.source) } catch {
             logger.error("syslog UDP: \(batch.count) event(s) could not be made durable and are lost: \(error)")
         }
         queue.done(batch.count)
