@@ -7,8 +7,19 @@ import Foundation
 public final class GroupCommitter: @unchecked Sendable {
     public typealias Result = DataStore.AppendResult
 
-    private let lock = NSLock()
-    private var pending: [(events: [AccessEvent], continuation: CheckedContinuation<Result, any Error>)] = []
+    /// Guards the queues; the commit thread waits on it while a lingering batch fills.
+    private let lock = NSCondition()
+    public typealias Completion = @Sendable (Swift.Result<Result, any Error>) -> Void
+    /// A call waiting for a commit. `linger`: it may wait up to `linger` after `enqueued`
+    /// (monotonic ns) for others to share its commit.
+    private struct Call {
+        var events: [AccessEvent]
+        var complete: Completion
+        var linger: Bool
+        var enqueued: UInt64
+    }
+    private var pending: [Call] = []
+    private var pendingEvents = 0
     /// Non-event entries (silences, deliveries) waiting for the commit thread, each appended alone.
     private var pendingEntries: [(entries: [TrailEntry], continuation: CheckedContinuation<Range<UInt64>, any Error>)] = []
     /// Runs on the committed events (on the commit thread), its alerts appended right after them.
@@ -18,16 +29,23 @@ public final class GroupCommitter: @unchecked Sendable {
     private let store: DataStore
     /// Upper bound on events per commit (callers beyond it wait for the next commit).
     public let maxBatch: Int
+    /// How long events submitted with `linger` may wait for others to share their commit
+    /// (config `limits.commit_linger`): a listener without a per-record acknowledgement that
+    /// reads on while its events are committed gets one commit (one fsync, one signed
+    /// checkpoint) per `linger` instead of one per read. A call without linger, or `maxBatch`
+    /// events waiting, ends the wait at once.
+    public let linger: Duration
     /// Test hook: runs on the commit thread before each commit with the number of waiting calls.
     let beforeCommit: (@Sendable (Int) -> Void)?
     private var commitCount = 0
 
-    public init(store: DataStore, maxBatch: Int = 65_536, beforeCommit: (@Sendable (Int) -> Void)? = nil,
+    public init(store: DataStore, maxBatch: Int = 65_536, linger: Duration = .zero, beforeCommit: (@Sendable (Int) -> Void)? = nil,
                 detector: Detector? = nil, onAlerts: (@Sendable ([Alert]) -> Void)? = nil) {
         self.store = store
         self.detector = detector
         self.onAlerts = onAlerts
         self.maxBatch = max(1, maxBatch)
+        self.linger = max(.zero, linger)
         self.beforeCommit = beforeCommit
     }
 
@@ -39,15 +57,30 @@ public final class GroupCommitter: @unchecked Sendable {
 
     public func append(_ events: [AccessEvent]) async throws -> Result {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
-            enqueue { pending.append((events, c)) }
+            enqueue { add(Call(events: events, complete: { c.resume(with: $0) }, linger: false, enqueued: 0)) }
         }
+    }
+
+    /// Enqueues `events` at once (in call order) and calls `done` on the commit thread when
+    /// they are durable or the commit failed. For a listener that reads on while its earlier
+    /// events are committed; with `linger`, the commit may wait up to `self.linger` for more.
+    public func submit(_ events: [AccessEvent], linger: Bool, done: @escaping Completion) {
+        enqueue { add(Call(events: events, complete: done, linger: linger && self.linger > .zero,
+                           enqueued: DispatchTime.now().uptimeNanoseconds)) }
+    }
+
+    /// Under the lock.
+    private func add(_ call: Call) {
+        pending.append(call)
+        pendingEvents += call.events.count
+        if !call.linger || pendingEvents >= maxBatch { lock.signal() }
     }
 
     /// Appends entries that are not events (silences, deliveries) on the commit thread, in
     /// order with the events; returns their trail indices once durable and indexed.
     public func appendEntries(_ entries: [TrailEntry]) async throws -> Range<UInt64> {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Range<UInt64>, any Error>) in
-            enqueue { pendingEntries.append((entries, c)) }
+            enqueue { pendingEntries.append((entries, c)); lock.signal() }
         }
     }
 
@@ -75,9 +108,10 @@ public final class GroupCommitter: @unchecked Sendable {
                 do { w.continuation.resume(returning: try store.appendEntries(w.entries)) } catch { w.continuation.resume(throwing: error) }
                 continue
             }
+            lingerWait()
             let waitingNow = lock.withLock { pending.count }
             beforeCommit?(waitingNow)
-            let (batch, stop): ([(events: [AccessEvent], continuation: CheckedContinuation<Result, any Error>)], Bool) = lock.withLock {
+            let (batch, stop): ([Call], Bool) = lock.withLock {
                 var taken = 0
                 var n = 0
                 while n < pending.count && (n == 0 || taken + pending[n].events.count <= maxBatch) {
@@ -86,6 +120,7 @@ public final class GroupCommitter: @unchecked Sendable {
                 }
                 let b = Array(pending.prefix(n))
                 pending.removeFirst(n)
+                pendingEvents -= taken
                 if b.isEmpty && pendingEntries.isEmpty { running = false; return (b, true) }
                 return (b, false)
             }
@@ -107,12 +142,27 @@ public final class GroupCommitter: @unchecked Sendable {
                     offset += call.events.count
                     let accepted = mine.compactMap { $0 }
                     let range = accepted.isEmpty ? r.range.upperBound..<r.range.upperBound : accepted.min()!..<(accepted.max()! + 1)
-                    call.continuation.resume(returning: Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
-                                                               range: range, indices: mine))
+                    call.complete(.success(Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
+                                                  range: range, indices: mine)))
                 }
             } catch {
-                for call in batch { call.continuation.resume(throwing: error) }
+                for call in batch { call.complete(.failure(error)) }
             }
+        }
+    }
+
+    /// While only lingering calls wait, fewer than `maxBatch` events in all, and no entries:
+    /// waits until the oldest has lingered `linger` (or a signal from `add`).
+    private func lingerWait() {
+        guard linger > .zero else { return }
+        let lingerNs = UInt64(linger.components.seconds) * 1_000_000_000 + UInt64(linger.components.attoseconds / 1_000_000_000)
+        lock.lock()
+        defer { lock.unlock() }
+        while !pending.isEmpty, pendingEntries.isEmpty, pendingEvents < maxBatch, pending.allSatisfy(\.linger) {
+            let deadline = pending[0].enqueued + lingerNs
+            let now = DispatchTime.now().uptimeNanoseconds
+            if now >= deadline { return }
+            _ = lock.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
         }
     }
 }

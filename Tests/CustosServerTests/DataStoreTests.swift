@@ -259,6 +259,61 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
         let ok = try await committer.append([ev(1)])
         #expect(ok.accepted == 1)
     }
+
+    /// Lingering submissions (a listener without per-record acks) share one commit; each is
+    /// still committed within about `linger` when nothing else comes; a call without linger
+    /// (an HTTP request waiting for its answer) does not wait for the linger.
+    @Test func lingeringSubmissionsShareACommitAndAnAcknowledgedCallDoesNotWait() async throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "t.example/log")
+        let committer = GroupCommitter(store: store, linger: .milliseconds(400))
+        let results = Results()
+        let start = ContinuousClock.now
+        for c in 0..<10 {
+            committer.submit((0..<5).map { ev(c * 100 + $0) }, linger: true) { results.add($0, after: ContinuousClock.now - start) }
+        }
+        while results.count < 10 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(committer.commits == 1, "ten lingering submissions, \(committer.commits) commits")
+        #expect(results.accepted == 50)
+        // Nothing else came: committed after the linger, not much later.
+        #expect(results.latest >= .milliseconds(350) && results.latest < .seconds(5), "\(results.latest)")
+
+        // An acknowledged call ends the wait of lingering ones queued before it.
+        let t0 = ContinuousClock.now
+        committer.submit([ev(5000)], linger: true) { results.add($0, after: ContinuousClock.now - t0) }
+        let r = try await committer.append([ev(5001)])
+        let waited = ContinuousClock.now - t0
+        #expect(r.accepted == 1)
+        #expect(waited < .milliseconds(300), "the acknowledged call waited \(waited)")
+        while results.count < 11 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(committer.commits == 2)
+        #expect(store.trail.size == 52)
+
+        // maxBatch lingering events end the wait too.
+        let small = GroupCommitter(store: store, maxBatch: 20, linger: .seconds(30))
+        let t1 = ContinuousClock.now
+        let more = Results()
+        for c in 0..<4 { small.submit((0..<5).map { ev(9000 + c * 10 + $0) }, linger: true) { more.add($0, after: ContinuousClock.now - t1) } }
+        while more.count < 4 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(ContinuousClock.now - t1 < .seconds(10))
+        #expect(more.accepted == 20)
+    }
+}
+
+final class Results: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0, acc = 0
+    private var last: Duration = .zero
+    func add(_ r: Result<GroupCommitter.Result, any Error>, after d: Duration) {
+        lock.withLock {
+            n += 1
+            if case .success(let x) = r { acc += x.accepted }
+            last = max(last, d)
+        }
+    }
+    var count: Int { lock.withLock { n } }
+    var accepted: Int { lock.withLock { acc } }
+    var latest: Duration { lock.withLock { last } }
 }
 
 final class Flag: @unchecked Sendable {

@@ -80,6 +80,7 @@ public struct AuditSocketListener: Service {
         // On graceful shutdown the device keeps its connection open: stop reading (what was
         // already received is still committed), so that the server can stop.
         let stopping = ManagedFlag()
+        let pipeline = CommitPipeline(state: state, source: format.rawValue, limit: state.config.limits.maxBatch)
         do {
             try await withGracefulShutdownHandler {
                 try await connection.executeThenClose { inbound, _ in
@@ -100,8 +101,9 @@ public struct AuditSocketListener: Service {
                             outputs.removeAll(keepingCapacity: true)
                         }
                         state.metrics.rejected(format.rawValue, rejected)
-                        if !events.isEmpty { try await commit(events) }
+                        if !events.isEmpty { try await pipeline.submit(events) }
                     }
+                    try await pipeline.drain()
                 }
             } onGracefulShutdown: {
                 stopping.set()
@@ -110,6 +112,7 @@ public struct AuditSocketListener: Service {
             }
             // Our own shutdown: requests still waiting for their response are not recorded
             // (their response comes on the device's next connection, or from the file device).
+            try await pipeline.drain()
             if stopping.value { return }
             // The connection ended: requests still waiting for a response are recorded as
             // such (outcome error, "no response logged"), as at the end of a file.

@@ -35,7 +35,7 @@ public final class ServeState: @unchecked Sendable {
         self.store = store
         self.tokens = tokens
         let metrics = self.metrics
-        self.committer = GroupCommitter(store: store, maxBatch: config.limits.maxBatch, beforeCommit: beforeCommit, detector: detector,
+        self.committer = GroupCommitter(store: store, maxBatch: config.limits.maxBatch, linger: .milliseconds(config.limits.commitLingerMs), beforeCommit: beforeCommit, detector: detector,
                                         onAlerts: { alerts in
                                             for a in alerts where a.status == .raised { metrics.alert(a.alertClass) }
                                             onAlerts?(alerts)
