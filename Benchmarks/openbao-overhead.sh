@@ -33,6 +33,8 @@ CUSTOS_PID=$!
 trap 'kill $CUSTOS_PID 2>/dev/null || true; [ -n "${BAO_PID:-}" ] && kill $BAO_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
 AUDITOR=$(sed -n 's/^auditor token: //p' "$WORK/serve.out")
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # user + system, clock ticks
+TICK=$(getconf CLK_TCK)
 accepted() { curl -sf -H "Authorization: Bearer $AUDITOR" "http://127.0.0.1:$HTTP/metrics" | sed -n 's/^custos_events_accepted_total{source="openbao"} //p'; }
 
 run_variant() {   # $1 = A|B|C, $2 = round
@@ -48,14 +50,15 @@ run_variant() {   # $1 = A|B|C, $2 = round
   for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$BAOPORT/v1/sys/health" >/dev/null && break; sleep 0.1; done
   sleep 1
   curl -sf -X POST -H "X-Vault-Token: root" -d '{"data":{"password":"bench-value"}}' "http://127.0.0.1:$BAOPORT/v1/secret/data/bench" >/dev/null
-  local before; before=$(accepted)
+  local before c0; before=$(accepted); c0=$(cpu_ticks "$CUSTOS_PID")
   wrk -t1 -c"$CONNS" -d"${DUR}s" -H "X-Vault-Token: root" "http://127.0.0.1:$BAOPORT/v1/secret/data/bench" > "$dir/wrk.txt"
   kill "$BAO_PID"; wait "$BAO_PID" 2>/dev/null || true; BAO_PID=""
   sleep 1
-  local rps reqs after
+  local rps reqs after c1
+  c1=$(cpu_ticks "$CUSTOS_PID")
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$dir/wrk.txt"); reqs=$(awk '/requests in/ {print $1}' "$dir/wrk.txt")
   after=$(accepted)
-  echo "$v $r $rps $reqs $(( after - before ))"
+  echo "$v $r $rps $reqs $(( after - before )) $(python3 -c "print('%.2f' % (($c1 - $c0) / $TICK))")"
 }
 results=()
 for r in $(seq 1 "$ROUNDS"); do
@@ -79,11 +82,11 @@ while [ -e "$f" ]; do f="Benchmarks/results/$day-$host-openbao-$k.md"; k=$((k+1)
   echo
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(uname -sr). OpenBao, Custos and wrk share the 2 cores. Load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
-  echo "wrk (1 thread, $CONNS connections, ${DUR}s) reads one KV v2 secret from an OpenBao dev server (in-memory storage) with the root token. A: file audit device alone; B: socket audit device to \`custos serve\` alone; C: both. Each round runs A, B, C in turn on a fresh OpenBao; one Custos serves all rounds. \"Custos events\" is what Custos's /metrics counted as accepted during the variant (each read is one event; OpenBao's own set-up calls add a few)."
+  echo "wrk (1 thread, $CONNS connections, ${DUR}s) reads one KV v2 secret from an OpenBao dev server (in-memory storage) with the root token. A: file audit device alone; B: socket audit device to \`custos serve\` alone; C: both. Each round runs A, B, C in turn on a fresh OpenBao; one Custos serves all rounds. \"Custos events\" is what Custos's /metrics counted as accepted during the variant (each read is one event; OpenBao's own set-up calls add a few); \"Custos CPU\" is the user + system time of the custos process while wrk ran (from /proc, in clock ticks of 10 ms)."
   echo
-  echo "| variant | round | OpenBao reads/s | reads | Custos events |"
-  echo "|---|---|---|---|---|"
-  printf '%s\n' "${results[@]}" | awk '{printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5}'
+  echo "| variant | round | OpenBao reads/s | reads | Custos events | Custos CPU s | Custos CPU µs per event |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '%s\n' "${results[@]}" | awk '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, ($5 > 0 ? sprintf("%.0f", $6 * 1e6 / $5) : "-")}'
   echo
   echo "**Medians: A (file alone) $ma reads/s; B (Custos on the socket device) $mb reads/s: Custos costs OpenBao $cost_b%; C (both) $mc reads/s ($cost_c% below A).** Target: under 5% — $(python3 -c "print('met' if $cost_b < 5 else 'not met')")."
   echo

@@ -81,10 +81,12 @@ public struct AuditSocketListener: Service {
         // already received is still committed), so that the server can stop.
         let stopping = ManagedFlag()
         let pipeline = CommitPipeline(state: state, source: format.rawValue, limit: state.config.limits.maxBatch)
+        let pause = min(Self.readPause, .milliseconds(state.config.limits.commitLingerMs))
         do {
             try await withGracefulShutdownHandler {
                 try await connection.executeThenClose { inbound, _ in
                     for try await var chunk in inbound {
+                        let chunkBytes = chunk.readableBytes
                         var events: [AccessEvent] = []
                         var rejected = 0
                         framer.feed(&chunk) { line in
@@ -102,6 +104,12 @@ public struct AuditSocketListener: Service {
                         }
                         state.metrics.rejected(format.rawValue, rejected)
                         if !events.isEmpty { try await pipeline.submit(events) }
+                        // A small read (the device writes each record on its own): let more
+                        // arrive before the next one, so that a busy device costs one wake-up of
+                        // this task per pause instead of one per record (its events linger
+                        // for a shared commit anyway). What arrives meanwhile waits in NIO's
+                        // buffer (bounded: reading stops at its high watermark) or the kernel's.
+                        if pause > .zero, chunkBytes < Self.smallRead, !stopping.value { try await Task.sleep(for: pause) }
                     }
                     try await pipeline.drain()
                 }
@@ -123,6 +131,11 @@ public struct AuditSocketListener: Service {
             logger.warning("audit socket connection from \(peer) ended: \(error)")
         }
     }
+
+    /// After a read smaller than `smallRead` bytes, the connection waits `readPause` (at most
+    /// `limits.commit_linger_ms`; none when that is 0) before reading on.
+    static let readPause: Duration = .milliseconds(10)
+    static let smallRead = 32 << 10
 
     /// Waits (reading nothing more) until there is room in the commit queue, then commits.
     func commit(_ events: [AccessEvent]) async throws {
