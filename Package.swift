@@ -87,6 +87,7 @@ let package = Package(
                                                           .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Yams", package: "Yams"),
                                                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                                                          .product(name: "NIOEmbedded", package: "swift-nio"),
                                                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                     swiftSettings: strict),
         // Starts a real OpenBao (installed by .ci/run) and drives the built `custos` binary.

@@ -34,13 +34,17 @@ public struct AuditSocketListener: Service {
     }
 
     public func run() async throws {
+        // Reads are gathered for up to 10 ms (at most limits.commit_linger_ms: the events
+        // wait that long for a shared commit anyway), see ReadCoalescer.
+        let coalesce = min(Duration.milliseconds(10), .milliseconds(state.config.limits.commitLingerMs))
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: true)
-            .bind(host: host, port: port) { [tls] child in
+            .bind(host: host, port: port) { [tls, coalesce] child in
                 child.eventLoop.makeCompletedFuture {
                     if let tls { try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    if coalesce > .zero { try child.pipeline.syncOperations.addHandler(ReadCoalescer(delay: coalesce, limit: 64 << 10)) }
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
                         wrappingChannelSynchronously: child,
                         configuration: .init(inboundType: ByteBuffer.self, outboundType: ByteBuffer.self))
@@ -81,12 +85,10 @@ public struct AuditSocketListener: Service {
         // already received is still committed), so that the server can stop.
         let stopping = ManagedFlag()
         let pipeline = CommitPipeline(state: state, source: format.rawValue, limit: state.config.limits.maxBatch)
-        let pause = min(Self.readPause, .milliseconds(state.config.limits.commitLingerMs))
         do {
             try await withGracefulShutdownHandler {
                 try await connection.executeThenClose { inbound, _ in
                     for try await var chunk in inbound {
-                        let chunkBytes = chunk.readableBytes
                         var events: [AccessEvent] = []
                         var rejected = 0
                         framer.feed(&chunk) { line in
@@ -104,12 +106,6 @@ public struct AuditSocketListener: Service {
                         }
                         state.metrics.rejected(format.rawValue, rejected)
                         if !events.isEmpty { try await pipeline.submit(events) }
-                        // A small read (the device writes each record on its own): let more
-                        // arrive before the next one, so that a busy device costs one wake-up of
-                        // this task per pause instead of one per record (its events linger
-                        // for a shared commit anyway). What arrives meanwhile waits in NIO's
-                        // buffer (bounded: reading stops at its high watermark) or the kernel's.
-                        if pause > .zero, chunkBytes < Self.smallRead, !stopping.value { try await Task.sleep(for: pause) }
                     }
                     try await pipeline.drain()
                 }
@@ -131,11 +127,6 @@ public struct AuditSocketListener: Service {
             logger.warning("audit socket connection from \(peer) ended: \(error)")
         }
     }
-
-    /// After a read smaller than `smallRead` bytes, the connection waits `readPause` (at most
-    /// `limits.commit_linger_ms`; none when that is 0) before reading on.
-    static let readPause: Duration = .milliseconds(10)
-    static let smallRead = 32 << 10
 
     /// Waits (reading nothing more) until there is room in the commit queue, then commits.
     func commit(_ events: [AccessEvent]) async throws {
@@ -194,4 +185,73 @@ final class ManagedCounter: @unchecked Sendable {
     private var n = 0
     func increment(limit: Int) -> Bool { lock.withLock { guard n < limit else { return false }; n += 1; return true } }
     func decrement() { lock.withLock { n -= 1 } }
+}
+
+/// Gathers what a connection reads for up to `delay` (or until `limit` bytes) and passes it on
+/// as one buffer. The audit device writes each record with its own write, so a busy OpenBao
+/// would otherwise hand the listener's task one small read per record, each a wake-up of a
+/// thread; gathered, it is one per `delay`. Runs on the connection's event loop; what it holds
+/// is bounded by `limit` plus one read, and is passed on before the end of input, an error, or
+/// the channel closing, so nothing is lost.
+final class ReadCoalescer: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let delay: TimeAmount
+    let limit: Int
+    private var held: ByteBuffer?
+    private var timer: Scheduled<Void>?
+
+    init(delay: Duration, limit: Int) {
+        let c = delay.components
+        self.delay = .nanoseconds(c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)
+        self.limit = limit
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        if held == nil { held = buffer } else { held!.writeBuffer(&buffer) }
+        if held!.readableBytes >= limit {
+            flush(context)
+        } else if timer == nil {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            timer = context.eventLoop.scheduleTask(in: delay) {
+                let (handler, context) = loopBound.value
+                handler.timer = nil
+                handler.flush(context)
+            }
+        }
+    }
+
+    /// Read completion is reported with the held bytes, when they are passed on.
+    func channelReadComplete(context: ChannelHandlerContext) {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        flush(context)
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        flush(context)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        flush(context)
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel(); timer = nil
+    }
+
+    private func flush(_ context: ChannelHandlerContext) {
+        timer?.cancel(); timer = nil
+        guard let b = held else { return }
+        held = nil
+        context.fireChannelRead(wrapInboundOut(b))
+        context.fireChannelReadComplete()
+    }
 }
