@@ -33,6 +33,29 @@ import Testing
         _ = try ch.finish()
     }
 
+    /// While bytes are held, a read request waits for them to be passed on.
+    @Test func noReadFromTheSocketWhileBytesAreHeld() throws {
+        final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
+            typealias OutboundIn = Never
+            var reads = 0
+            func read(context: ChannelHandlerContext) { reads += 1; context.read() }
+        }
+        let counter = ReadCounter()
+        let ch = EmbeddedChannel()
+        try ch.pipeline.syncOperations.addHandler(counter)
+        try ch.pipeline.syncOperations.addHandler(ReadCoalescer(delay: .milliseconds(10), limit: 100))
+        ch.read()
+        #expect(counter.reads == 1)
+        try ch.writeInbound(ByteBuffer(string: "x"))
+        ch.read()
+        ch.read()
+        #expect(counter.reads == 1, "read from the socket while holding bytes")
+        ch.embeddedEventLoop.advanceTime(by: .milliseconds(10))
+        #expect(try Self.read(ch) == ["x"])
+        #expect(counter.reads == 2, "the held-back read was not issued once the bytes were passed on")
+        _ = try ch.finish()
+    }
+
     @Test func theLimitPassesOnAtOnce() throws {
         let ch = try Self.channel(limit: 8)
         try ch.writeInbound(ByteBuffer(string: "1234"))

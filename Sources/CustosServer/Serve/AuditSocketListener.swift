@@ -188,9 +188,10 @@ final class ManagedCounter: @unchecked Sendable {
 }
 
 /// Gathers what a connection reads for up to `delay` (or until `limit` bytes) and passes it on
-/// as one buffer. The audit device writes each record with its own write, so a busy OpenBao
-/// would otherwise hand the listener's task one small read per record, each a wake-up of a
-/// thread; gathered, it is one per `delay`. Runs on the connection's event loop; what it holds
+/// as one buffer; while it holds bytes it does not read from the socket (the kernel gathers
+/// what arrives). The audit device writes each record with its own write, so a busy OpenBao
+/// would otherwise cost one wake-up of the event loop and of the listener's task per record;
+/// gathered, it is one per `delay`. Runs on the connection's event loop; what it holds
 /// is bounded by `limit` plus one read, and is passed on before the end of input, an error, or
 /// the channel closing, so nothing is lost.
 final class ReadCoalescer: ChannelDuplexHandler {
@@ -203,6 +204,9 @@ final class ReadCoalescer: ChannelDuplexHandler {
     let limit: Int
     private var held: ByteBuffer?
     private var timer: Scheduled<Void>?
+    /// A read asked for while bytes are held: issued when they are passed on, so that the
+    /// socket is not polled meanwhile (the kernel gathers what arrives into one larger read).
+    private var readPending = false
 
     init(delay: Duration, limit: Int) {
         let c = delay.components
@@ -227,6 +231,10 @@ final class ReadCoalescer: ChannelDuplexHandler {
 
     /// Read completion is reported with the held bytes, when they are passed on.
     func channelReadComplete(context: ChannelHandlerContext) {}
+
+    func read(context: ChannelHandlerContext) {
+        if held != nil { readPending = true } else { context.read() }
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         flush(context)
@@ -253,5 +261,6 @@ final class ReadCoalescer: ChannelDuplexHandler {
         held = nil
         context.fireChannelRead(wrapInboundOut(b))
         context.fireChannelReadComplete()
+        if readPending { readPending = false; context.read() }
     }
 }
