@@ -130,6 +130,29 @@ import Darwin
         #expect(state.metrics.exposition().contains("custos_events_accepted_total{source=\"openbao\"} 2"))
     }
 
+    /// A file that grows all the time (a busy audit device) is read once per poll interval,
+    /// not once per record: one commit per interval.
+    @Test func aBusyFileCostsOneCommitPerPollInterval() async throws {
+        let s = Setup()
+        let state = try s.state()
+        var source = s.source()
+        source.pollIntervalMs = 200
+        try await Self.withTailer(state, [source]) {
+            let start = ContinuousClock.now
+            var n = 0
+            while ContinuousClock.now - start < .seconds(1) {
+                n += 1
+                try Self.append(s.log, vaultPair(id: "busy-\(n)", path: "secret/data/a", name: "alice"))
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            try await Self.until("all \(n)") { state.store.trail.size == UInt64(n) }
+            let commits = state.committer.commits
+            // ~1.2 s at 200 ms per poll: 6-7 commits (more on a slow machine), not one per record.
+            #expect(commits <= 15, "\(commits) commits for \(n) records")
+            #expect(n >= 50)
+        }
+    }
+
     @Test func rotationByRenameFinishesTheOldFileFirst() async throws {
         let s = Setup()
         let state = try s.state()

@@ -191,6 +191,8 @@ final class TailFollower {
     var generation = 0
     var cur: Handle?
     var old: Handle?
+    /// The last read stopped at its budget (readBudget bytes or limits.max_batch events).
+    var stoppedAtBudget = false
     var persisted: TailOffset?
     var outputs: [DecodeOutput] = []
     var chunk = [UInt8](repeating: 0, count: 64 << 10)
@@ -379,7 +381,11 @@ final class TailFollower {
             c.generation = generation
             c.readPos = 0; c.lineStart = 0; c.partial = []; c.skipping = false; c.head = []
         }
-        return try await readAndCommit(c) > 0
+        // Poll again at once only when this read stopped at its budget (more is waiting);
+        // a file read to its end is polled again after the interval, so that a busy audit
+        // device costs one commit and one offset write per interval, not one per record.
+        _ = try await readAndCommit(c)
+        return stoppedAtBudget
     }
 
     func truncated(_ h: Handle) throws -> Bool {
@@ -396,6 +402,7 @@ final class TailFollower {
         var rejected = 0
         var total = 0
         decoder.input = h.generation
+        stoppedAtBudget = false
         while total < Self.readBudget && events.count < state.config.limits.maxBatch {
             let base = h.readPos
             let n = chunk.withUnsafeMutableBytes { Glibc_pread(h.fd, $0.baseAddress!, $0.count, base) }
@@ -420,6 +427,7 @@ final class TailFollower {
             h.readPos += Int64(n)
             total += n
         }
+        stoppedAtBudget = total >= Self.readBudget || events.count >= state.config.limits.maxBatch
         if total == 0 { return 0 }
         stats.rejected(source.path, rejected)
         state.metrics.rejected(source.format.rawValue, rejected)
