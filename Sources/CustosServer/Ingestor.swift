@@ -12,6 +12,32 @@ public enum IngestFormat: String, Sendable, CaseIterable {
     case vault
     /// OpenBao audit device: the same format, recorded with source kind `openbao`.
     case openbao
+    /// `custos.event/v1` objects, one per line (any key order; stored in canonical form), as
+    /// `POST /v1/ingest?format=custos` takes them.
+    case custos
+}
+
+/// One `custos.event/v1` record as an input gives it (HTTP body, file): decoded, with the
+/// limits every input applies, or why it is rejected.
+enum CustosRecord {
+    struct Rejection: Error { var reason: String }
+
+    static func decode(_ record: UnsafeRawBufferPointer) -> Result<AccessEvent, Rejection> {
+        do {
+            let e = try AccessEvent.decode(record)
+            guard !e.id.isEmpty, e.id.utf8.count <= 256 else { return .failure(.init(reason: "event id must be 1...256 bytes")) }
+            guard e.canonicalJSON().count <= AccessEvent.maxEncodedSize else {
+                return .failure(.init(reason: "event encodes to more than \(AccessEvent.maxEncodedSize) bytes"))
+            }
+            return .success(e)
+        } catch {
+            return .failure(.init(reason: "not a custos.event/v1 object: \(error)"))
+        }
+    }
+
+    static func isBlank(_ record: UnsafeRawBufferPointer) -> Bool {
+        record.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
 }
 
 public struct IngestSummary: Sendable {
@@ -33,6 +59,7 @@ public final class Ingestor {
     /// Where events go; nil decodes only (`--check`): nothing is written.
     public let store: DataStore?
     public var decoder: VaultAuditDecoder
+    public let format: IngestFormat
     public var batchSize: Int
     public private(set) var summary = IngestSummary()
     /// Events decoded since the last commit, encoded for the trail and the index.
@@ -55,6 +82,7 @@ public final class Ingestor {
         self.detector = store == nil ? nil : detector
         self.committer = BackgroundCommitter(store: store, detector: store == nil ? nil : detector)
         self.decoder = VaultAuditDecoder(sourceKind: format.rawValue, instance: instance)
+        self.format = format
         self.batchSize = max(1, batchSize)
         self.pendingEvents = EventBatch(capacity: self.batchSize)
     }
@@ -80,6 +108,7 @@ public final class Ingestor {
         var batch = EventBatch()
         swap(&batch, &pendingEvents)
         var others: [DecodeOutput] = []
+        let custos = format == .custos
         defer {
             swap(&decoder, &self.decoder)
             swap(&batch, &pendingEvents)
@@ -88,6 +117,13 @@ public final class Ingestor {
             lineNumber += 1
             if tooLong {
                 record(.rejected(.init(line: lineNumber, reason: "line longer than \(VaultAuditDecoder.maxLineBytes) bytes")))
+            } else if custos {
+                if !CustosRecord.isBlank(line) {
+                    switch CustosRecord.decode(line) {
+                    case .success(let e): batch.append(e)
+                    case .failure(let r): record(.rejected(.init(line: lineNumber, reason: r.reason)))
+                    }
+                }
             } else {
                 decoder.decode(line: line, lineNumber: lineNumber, into: &batch, other: &others)
                 if !others.isEmpty {

@@ -168,6 +168,36 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
         #expect(store.trail.size == 2)
     }
 
+    /// `--format custos`: custos.event/v1 lines (e.g. what `query --format json` printed, or
+    /// another Custos) in any key order are stored as they are; bad lines are rejected with
+    /// their number; blank lines are skipped; the same events again are duplicates.
+    @Test func ingestsCustosEventLines() throws {
+        let dir = TempDir()
+        let first = ev(1), second = ev(2)
+        // Keys in reverse order: stored in canonical form all the same.
+        let reversed = try JSONSerialization.jsonObject(with: Data(second.canonicalJSON()))
+        let shuffled = try JSONSerialization.data(withJSONObject: reversed, options: [.withoutEscapingSlashes])
+        let log = dir.write("events.ndjson",
+            String(decoding: first.canonicalJSON(), as: UTF8.self) + "\n\n"
+            + String(decoding: shuffled, as: UTF8.self) + "\n"
+            + "{\"schema\":\"custos.event/v1\",\"id\":\"x\"}\n"
+            + "[1,2]\n")
+        let store = try DataStore(directory: dir.path + "/data", origin: "t.example/log")
+        let ing = Ingestor(store: store, format: .custos, instance: "ignored")
+        try ing.ingest(path: log)
+        let s = try ing.finish()
+        #expect(s.accepted == 2)
+        #expect(s.rejected == 2)
+        #expect(s.rejections.map(\.rejection.line) == [4, 5])
+        #expect(s.rejections.allSatisfy { $0.rejection.reason.contains("not a custos.event/v1 object") })
+        let rows = try store.events(EventQuery())
+        #expect(rows.map(\.event) == [first, second])
+        let again = Ingestor(store: store, format: .custos, instance: "ignored")
+        try again.ingest(path: log)
+        let s2 = try again.finish()
+        #expect(s2.accepted == 0 && s2.duplicates == 2)
+    }
+
     @Test func sameRequestFromAnotherInstanceIsAnotherEvent() throws {
         let dir = TempDir()
         let log = dir.write("a.log", vaultPair(id: "same", path: "secret/data/x", name: "approle"))

@@ -53,7 +53,7 @@ public struct BodyDecoder {
             if result.rejections.count < Self.maxRejections { result.rejections.append(DecodeRejection(line: n, reason: reason)) }
         }
         func handle(_ record: UnsafeRawBufferPointer, _ n: Int) {
-            if record.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
+            if CustosRecord.isBlank(record) { return }
             result.records += 1
             guard record.count <= maxRecordBytes else { reject(n, "record longer than \(maxRecordBytes) bytes"); return }
             let shape = Self.shape(record)
@@ -67,13 +67,9 @@ public struct BodyDecoder {
         func decodeRecord(_ record: UnsafeRawBufferPointer, _ n: Int, hasSchema: Bool) {
             let custos = format == .custos || (format == .auto && hasSchema)
             if custos {
-                do {
-                    let e = try AccessEvent.decode(record)
-                    guard !e.id.isEmpty, e.id.utf8.count <= 256 else { reject(n, "event id must be 1...256 bytes"); return }
-                    guard e.canonicalJSON().count <= AccessEvent.maxEncodedSize else { reject(n, "event encodes to more than \(AccessEvent.maxEncodedSize) bytes"); return }
-                    result.events.append(e)
-                } catch {
-                    reject(n, "not a custos.event/v1 object: \(error)")
+                switch CustosRecord.decode(record) {
+                case .success(let e): result.events.append(e)
+                case .failure(let r): reject(n, r.reason)
                 }
                 return
             }
