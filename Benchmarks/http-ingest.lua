@@ -1,7 +1,7 @@
 -- wrk script for Benchmarks/http-ingest.sh: POST /v1/ingest bodies of EVENTS OpenBao KV-read
 -- request/response pairs (a real pair from examples/openbao-audit.log with a fresh request
 -- id per event, so nothing is a duplicate). Usage:
---   wrk -t1 -c8 -d20s -s http-ingest.lua URL -- TEMPLATE EVENTS TOKEN
+--   wrk -t1 -c8 -d20s -s http-ingest.lua URL -- TEMPLATE EVENTS TOKEN [FORMAT]   (openbao or custos)
 local threads = {}
 local counter = 0
 
@@ -24,6 +24,7 @@ function init(args)
   end
   events = tonumber(args[2])
   headers = { ["Authorization"] = "Bearer " .. args[3], ["Content-Type"] = "application/x-ndjson" }
+  path = "/v1/ingest?format=" .. (args[4] or "openbao") .. "&instance=bench"
   accepted, duplicates, failures = 0, 0, 0
 end
 
@@ -38,7 +39,7 @@ function request()
     end
     out[#out + 1] = pieces[#pieces]
   end
-  return wrk.format("POST", "/v1/ingest?format=openbao&instance=bench", headers, table.concat(out))
+  return wrk.format("POST", path, headers, table.concat(out))
 end
 
 function response(status, headers, body)

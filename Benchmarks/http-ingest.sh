@@ -13,14 +13,14 @@
 # Benchmarks/results/<date>-<host>-http.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-SECONDS_PER_RUN="${1:-20}"; RUNS="${2:-3}"; PER_BODY="${3:-1000}"; CONNS="${4:-8}"
+SECONDS_PER_RUN="${1:-20}"; RUNS="${2:-3}"; PER_BODY="${3:-1000}"; CONNS="${4:-8}"; FORMAT="${5:-openbao}"
+case "$FORMAT" in openbao) TEMPLATE=Benchmarks/openbao-kv-read-pair.ndjson; WHAT="OpenBao KV-read request/response pairs (a real pair from examples/openbao-audit.log, a fresh request id per event: $((PER_BODY * 2)) lines";; custos) TEMPLATE=Benchmarks/custos-kv-read-event.ndjson; WHAT="custos.event/v1 events (the event Custos makes of that pair, a fresh id per event: $PER_BODY lines";; *) echo "FORMAT must be openbao or custos" >&2; exit 2;; esac
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 if [ -z "${CUSTOS_BIN:-}" ]; then
   swift build -c release --scratch-path .build-release --product custos >&2
   CUSTOS_BIN=.build-release/release/custos
 fi
 WORK=Benchmarks/work/http; rm -rf "$WORK"; mkdir -p "$WORK"
-TEMPLATE=Benchmarks/openbao-kv-read-pair.ndjson
 PORT=18420
 LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
 rates=(); cli_rates=(); lines=()
@@ -30,7 +30,7 @@ for run in $(seq 1 "$RUNS"); do
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
   ingest=$(sed -n 's/^ingest token: //p' "$WORK/serve-$run.out"); auditor=$(sed -n 's/^auditor token: //p' "$WORK/serve-$run.out")
-  out=$(wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --timeout 30s -s Benchmarks/http-ingest.lua "http://127.0.0.1:$PORT" -- "$TEMPLATE" "$PER_BODY" "$ingest")
+  out=$(wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --timeout 30s -s Benchmarks/http-ingest.lua "http://127.0.0.1:$PORT" -- "$TEMPLATE" "$PER_BODY" "$ingest" "$FORMAT")
   echo "$out" > "$WORK/wrk-$run.txt"
   size=$(curl -sf -H "Authorization: Bearer $auditor" "http://127.0.0.1:$PORT/metrics" | sed -n 's/^custos_trail_size //p')
   kill -TERM "$pid"; wait "$pid" || true
@@ -49,7 +49,7 @@ with open(sys.argv[3], "w") as f:
         f.write(t.replace("@ID@", "%08x-%04x-4000-8000-%012x" % (99, i % 65536, i)))
 PY
   t0=$(date +%s.%N)
-  "$CUSTOS_BIN" ingest --quiet --data "$WORK/cli-$run" --format openbao --instance bench "$WORK/file-$run.log" > /dev/null
+  "$CUSTOS_BIN" ingest --quiet --data "$WORK/cli-$run" --format "$FORMAT" --instance bench "$WORK/file-$run.log" > /dev/null
   t1=$(date +%s.%N)
   cli=$(python3 -c "print(round($n / ($t1 - $t0)))"); cli_rates+=("$cli")
   echo "run $run: custos ingest of $n events from a file: $cli events/s" >&2
@@ -58,16 +58,17 @@ done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m=$(median "${rates[@]}"); mc=$(median "${cli_rates[@]}")
 ratio=$(python3 -c "print(round($m / $mc, 2))")
-day=$(date -u +%Y-%m-%d); host=$(hostname -s); f="Benchmarks/results/$day-$host-http.md"; k=2
-while [ -e "$f" ]; do f="Benchmarks/results/$day-$host-http-$k.md"; k=$((k+1)); done
+SUFFIX=""; [ "$FORMAT" = custos ] && SUFFIX=-custos
+day=$(date -u +%Y-%m-%d); host=$(hostname -s); f="Benchmarks/results/$day-$host-http$SUFFIX.md"; k=2
+while [ -e "$f" ]; do f="Benchmarks/results/$day-$host-http$SUFFIX-$k.md"; k=$((k+1)); done
 {
   echo "# HTTP ingest benchmark $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
-  echo "Command: \`Benchmarks/http-ingest.sh $SECONDS_PER_RUN $RUNS $PER_BODY $CONNS\` — binary \`$CUSTOS_BIN\` at $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')."
+  echo "Command: \`Benchmarks/http-ingest.sh $SECONDS_PER_RUN $RUNS $PER_BODY $CONNS $FORMAT\` — binary \`$CUSTOS_BIN\` at $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')."
   echo
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); $(swift --version 2>&1 | head -1). Load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
-  echo "wrk (one thread, $CONNS connections, on the same 2 cores as the server) posts bodies of $PER_BODY OpenBao KV-read request/response pairs (a real pair from examples/openbao-audit.log, a fresh request id per event: $((PER_BODY * 2)) lines, ~$(( $(wc -c < "$TEMPLATE") * PER_BODY / 1024 )) KiB per body). Each 200 answer comes after the events are fsynced and a checkpoint is signed; events/s = events acknowledged / wrk's duration. Beside it, \`custos ingest\` of the same number of the same records from a file."
+  echo "wrk (one thread, $CONNS connections, on the same 2 cores as the server) posts bodies of $PER_BODY $WHAT, ~$(( $(wc -c < "$TEMPLATE") * PER_BODY / 1024 )) KiB per body). Each 200 answer comes after the events are fsynced and a checkpoint is signed; events/s = events acknowledged / wrk's duration. Beside it, \`custos ingest\` of the same number of the same records from a file."
   echo
   echo "| run | events acknowledged | trail size (/metrics) | seconds | events/s | latency p50 / p99 ms | failed requests |"
   echo "|---|---|---|---|---|---|---|"

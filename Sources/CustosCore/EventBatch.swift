@@ -84,6 +84,17 @@ public struct EventBatch: Sendable {
         rows.append(row)
     }
 
+    /// Adds every event of `other`, in order (its bytes copied; its rows shifted).
+    public mutating func append(contentsOf other: EventBatch) {
+        let base = bytes.count
+        bytes.append(contentsOf: other.bytes)
+        rows.reserveCapacity(rows.count + other.rows.count)
+        for var r in other.rows {
+            r.offset += base
+            rows.append(r)
+        }
+    }
+
     /// The canonical JSON of event `i`.
     public func entry(_ i: Int) -> ArraySlice<UInt8> {
         let r = rows[i]

@@ -13,7 +13,8 @@ public final class GroupCommitter: @unchecked Sendable {
     /// A call waiting for a commit. `linger`: it may wait up to `linger` after `enqueued`
     /// (monotonic ns) for others to share its commit.
     private struct Call {
-        var events: [AccessEvent]
+        /// The caller's events, encoded by the caller (not on the commit thread).
+        var events: EventBatch
         var complete: Completion
         var linger: Bool
         var enqueued: UInt64
@@ -26,6 +27,9 @@ public final class GroupCommitter: @unchecked Sendable {
     private let detector: Detector?
     private let onAlerts: (@Sendable ([Alert]) -> Void)?
     private var running = false
+    /// Indexing of committed groups, one at a time, behind the trail commits.
+    private let indexQueue = DispatchQueue(label: "custos-index")
+    private let indexSlot = DispatchSemaphore(value: 1)
     private let store: DataStore
     /// Upper bound on events per commit (callers beyond it wait for the next commit).
     public let maxBatch: Int
@@ -56,8 +60,9 @@ public final class GroupCommitter: @unchecked Sendable {
     public var waiting: Int { lock.withLock { pending.count } }
 
     public func append(_ events: [AccessEvent]) async throws -> Result {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
-            enqueue { add(Call(events: events, complete: { c.resume(with: $0) }, linger: false, enqueued: 0)) }
+        let batch = Self.encode(events)
+        return         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
+            enqueue { add(Call(events: batch, complete: { c.resume(with: $0) }, linger: false, enqueued: 0)) }
         }
     }
 
@@ -65,8 +70,17 @@ public final class GroupCommitter: @unchecked Sendable {
     /// they are durable or the commit failed. For a listener that reads on while its earlier
     /// events are committed; with `linger`, the commit may wait up to `self.linger` for more.
     public func submit(_ events: [AccessEvent], linger: Bool, done: @escaping Completion) {
-        enqueue { add(Call(events: events, complete: done, linger: linger && self.linger > .zero,
+        let batch = Self.encode(events)
+        enqueue { add(Call(events: batch, complete: done, linger: linger && self.linger > .zero,
                            enqueued: DispatchTime.now().uptimeNanoseconds)) }
+    }
+
+    /// Canonical encoding on the caller's thread: concurrent requests encode in parallel and
+    /// the commit thread only concatenates.
+    static func encode(_ events: [AccessEvent]) -> EventBatch {
+        var b = EventBatch(capacity: events.count)
+        for e in events { b.append(e) }
+        return b
     }
 
     /// Under the lock.
@@ -105,6 +119,8 @@ public final class GroupCommitter: @unchecked Sendable {
                 pendingEntries.isEmpty ? nil : pendingEntries.removeFirst()
             }
             if let w = entryWork {
+                // Entries are appended and indexed here: first let the index catch up.
+                indexSlot.wait(); indexSlot.signal()
                 do { w.continuation.resume(returning: try store.appendEntries(w.entries)) } catch { w.continuation.resume(throwing: error) }
                 continue
             }
@@ -126,27 +142,44 @@ public final class GroupCommitter: @unchecked Sendable {
             }
             if stop { return }
             if batch.isEmpty { continue }   // entries arrived meanwhile
-            let all = batch.flatMap(\.events)
+            var all = batch[0].events
+            for call in batch.dropFirst() { all.append(contentsOf: call.events) }
+            let staged: DataStore.Staged
             do {
-                var staged = try store.appendToTrail(all)
-                if let detector { try store.detect(&staged, with: detector) }
-                try store.index(staged)
+                var s = try store.appendToTrail(all)
+                if let detector { try store.detect(&s, with: detector) }
+                staged = s
+            } catch {
+                for call in batch { call.complete(.failure(error)) }
+                continue
+            }
+            lock.withLock { commitCount += 1 }
+            // The index runs on its own queue while the next group is committed to the trail
+            // (one at a time, in order); callers hear back once their events are indexed too,
+            // so that what an answer acknowledges is also what a query finds.
+            indexSlot.wait()
+            let calls = batch.map(\.complete), counts = batch.map(\.events.count)
+            indexQueue.async { [self] in
+                defer { indexSlot.signal() }
+                do {
+                    try store.index(staged)
+                } catch {
+                    for c in calls { c(.failure(error)) }
+                    return
+                }
                 if let onAlerts, !staged.extras.isEmpty {
                     onAlerts(staged.extras.compactMap { if case .alert(let a) = $0 { return a } else { return nil } })
                 }
                 let r = staged.result
-                lock.withLock { commitCount += 1 }
                 var offset = 0
-                for call in batch {
-                    let mine = Array(r.indices[offset..<(offset + call.events.count)])
-                    offset += call.events.count
+                for (complete, n) in zip(calls, counts) {
+                    let mine = Array(r.indices[offset..<(offset + n)])
+                    offset += n
                     let accepted = mine.compactMap { $0 }
                     let range = accepted.isEmpty ? r.range.upperBound..<r.range.upperBound : accepted.min()!..<(accepted.max()! + 1)
-                    call.complete(.success(Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
-                                                  range: range, indices: mine)))
+                    complete(.success(Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
+                                             range: range, indices: mine)))
                 }
-            } catch {
-                for call in batch { call.complete(.failure(error)) }
             }
         }
     }
