@@ -14,10 +14,44 @@ struct IdentityTableTests {
         return false
     }
 
-    @Test func recordsAreOneCacheLine() {
-        #expect(MemoryLayout<IdentityTable.Record>.stride == 64)
+    @Test func recordsAreTwoAlignedCacheLines() {
+        #expect(MemoryLayout<IdentityTable.Record>.stride == 128)
         var t = IdentityTable(limit: 10)
-        #expect(Int(bitPattern: t.record("a")) % 64 == 0)
+        for k in ["a", "b", "c"] { #expect(Int(bitPattern: t.record(k)) % 128 == 0) }
+    }
+
+    /// The record's recent-hours buffer (`DetectionEngine.countRead(_:hour:)` and `settle`)
+    /// against the plain array it stands for (`countRead(_:hour:)` over the whole history):
+    /// the same count for every read, and after `settle` the same history, over random
+    /// walks with repeats, new hours, gaps beyond the four weeks kept, and late reads.
+    @Test func recentHoursBufferMatchesThePlainHistory() {
+        var rng = SystemRandomNumberGenerator()
+        for walk in 0..<300 {
+            var t = IdentityTable(limit: 4)
+            let r = t.record("id")
+            var model: [UInt64] = []
+            var hour: Int64 = 490_000 + Int64(walk)
+            for step in 0..<400 {
+                switch Int.random(in: 0..<100, using: &rng) {
+                case 0..<40: break                                                   // same hour
+                case 40..<80: hour += Int64.random(in: 1...30, using: &rng)            // a later hour
+                case 80..<85: hour += Int64.random(in: 600...2_000, using: &rng)       // a long gap
+                default: break
+                }
+                // Now and then a late read (an hour before the newest).
+                let h = Int.random(in: 0..<10, using: &rng) == 0 ? hour - Int64.random(in: 0...900, using: &rng) : hour
+                let expected = DetectionEngine.countRead(&model, hour: h)
+                let got = DetectionEngine.countRead(r, hour: h)
+                #expect(got == expected, "walk \(walk) step \(step) hour \(h)")
+                if Int.random(in: 0..<25, using: &rng) == 0 {
+                    DetectionEngine.settle(r)
+                    #expect(r.pointee.hours == model, "walk \(walk) step \(step)")
+                }
+                if got != expected { return }
+            }
+            DetectionEngine.settle(r)
+            #expect(r.pointee.hours == model, "walk \(walk)")
+        }
     }
 
     @Test func everyKeyCollidingStillFindsItsOwnRecord() {

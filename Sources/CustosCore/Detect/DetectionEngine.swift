@@ -291,12 +291,10 @@ public struct DetectionEngine: Sendable {
                 if isRead && isOn(.volume_anomaly) {
                     let vs = volumeSettings
                     let hour = Self.floorDiv(t, 3600)
-                    var newest = r.pointee.newestHour
-                    let c = Self.countRead(&r.pointee.hours, newest: &newest, hour: hour)
-                    r.pointee.newestHour = newest
+                    let c = Self.countRead(r, hour: hour)
                     if c >= vs.minCount, t - r.pointee.firstSeen >= vs.warmup,
                        (r.pointee.extra < 0 ? -1 : identities.storage.extras[Int(r.pointee.extra)].alertedHour) != hour {
-                        if newest != 0 { r.pointee.hours[r.pointee.hours.count - 1] = newest }
+                        Self.settle(r)
                         if let b = Self.baseline(r.pointee.hours, hour: hour, firstSeen: r.pointee.firstSeen) {
                             let threshold = b.median + vs.deviations * max(1.4826 * b.mad, 1)
                             if Double(c) > threshold {
@@ -492,20 +490,65 @@ public struct DetectionEngine: Sendable {
     /// Weeks of history kept per identity for the volume baseline.
     public static let volumeWeeks: Int64 = 4
 
-    /// `countRead(_:hour:)` with the newest entry held in `newest` (see
-    /// `IdentityTable.Record.newestHour`): a read in the newest hour only updates `newest`.
+    /// Counts a read of `r`'s identity in `hour`; returns that hour's count so far.
+    ///
+    /// The identity's history is `hours` followed by the `recent` lanes of its record
+    /// (ascending, distinct hours), the last entry's count held live in `newestHour`. A read
+    /// in the newest hour touches only `newestHour`; a read that starts a new hour writes the
+    /// previous newest back and adds the hour to `recent`, touching `hours` only when
+    /// `recentCapacity` entries have gathered (`settle`). A read in an older hour settles and
+    /// takes `countRead(_:hour:)`'s path over the array. The results are those of keeping
+    /// everything in `hours` (`settle` drops what `countRead(_:hour:)` would have dropped).
     @inline(__always)
-    static func countRead(_ hours: inout [UInt64], newest: inout UInt64, hour: Int64) -> Int {
+    static func countRead(_ r: UnsafeMutablePointer<IdentityTable.Record>, hour: Int64) -> Int {
         let h = UInt64(bitPattern: hour)
+        let newest = r.pointee.newestHour
         if newest != 0, newest >> 24 == h {
             let c = min((newest & 0xFF_FFFF) + 1, 0xFF_FFFF)
-            newest = (h << 24) | c
+            r.pointee.newestHour = (h << 24) | c
             return Int(c)
         }
-        if newest != 0 { hours[hours.count - 1] = newest }
-        let c = countRead(&hours, hour: hour)
-        newest = hours.last ?? 0
-        return c
+        if newest != 0, Int64(bitPattern: newest >> 24) > hour {
+            settle(r)
+            let c = countRead(&r.pointee.hours, hour: hour)
+            r.pointee.newestHour = r.pointee.hours.last ?? 0
+            return c
+        }
+        var n = Int(r.pointee.recent[7])
+        if n == IdentityTable.Record.recentCapacity {
+            settle(r)
+            n = 0
+        } else if newest != 0 {
+            if n > 0 { r.pointee.recent[n - 1] = newest } else { r.pointee.hours[r.pointee.hours.count - 1] = newest }
+        }
+        r.pointee.recent[n] = (h << 24) | 1
+        r.pointee.recent[7] = UInt64(n + 1)
+        r.pointee.newestHour = (h << 24) | 1
+        return 1
+    }
+
+    /// Moves `r`'s recent entries into `hours` with the newest count written back, and drops
+    /// the entries older than the baseline needs for the newest hour, as `countRead(_:hour:)`
+    /// drops them on each append: `hours` is then exactly what `countRead(_:hour:)` alone
+    /// would have kept (`IdentityTableTests` compares the two over random walks).
+    static func settle(_ r: UnsafeMutablePointer<IdentityTable.Record>) {
+        let newest = r.pointee.newestHour
+        let n = Int(r.pointee.recent[7])
+        if n > 0 {
+            if newest != 0 { r.pointee.recent[n - 1] = newest }
+            r.pointee.hours.reserveCapacity(r.pointee.hours.count + n)
+            for i in 0..<n { r.pointee.hours.append(r.pointee.recent[i]) }
+            r.pointee.recent = .zero
+        } else if newest != 0, !r.pointee.hours.isEmpty {
+            r.pointee.hours[r.pointee.hours.count - 1] = newest
+        }
+        // countRead(_:hour:) drops on each append of a new hour: here only if one was
+        // appended since the last settle (each went to `recent`), relative to the newest.
+        guard newest != 0, n > 0 else { return }
+        let oldest = Int64(bitPattern: newest >> 24) - volumeWeeks * 168
+        var drop = 0
+        while drop < r.pointee.hours.count, Int64(bitPattern: r.pointee.hours[drop] >> 24) < oldest { drop += 1 }
+        if drop > 0 { r.pointee.hours.removeFirst(drop) }
     }
 
     static func countRead(_ hours: inout [UInt64], hour: Int64) -> Int {

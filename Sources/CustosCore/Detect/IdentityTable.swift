@@ -1,5 +1,5 @@
 /// The detection engine's per-identity state: a flat open-addressing table (linear probing)
-/// of one 64-byte record per identity, cache-line aligned, keyed by a 64-bit hash of the
+/// of one 128-byte record per identity (two cache lines, 128-byte aligned), keyed by a 64-bit hash of the
 /// identity key's UTF-8 bytes (the key is stored once, on insert, and compared on a hit).
 ///
 /// What every event touches is in the record (key, rule cache, first seen, the newest hour of
@@ -14,7 +14,7 @@
 /// previous one. An identity of the previous generation seen again moves to the current one
 /// with its state. At most `limit` identities are kept; the table's capacity is the smallest
 /// power of two ≥ 2 × the identities kept (load ≤ 1/2), so at most
-/// `64 × nextPowerOfTwo(2 × limit)` bytes of records plus each kept identity's strings and
+/// `128 × nextPowerOfTwo(2 × limit)` bytes of records plus each kept identity's strings and
 /// hours. An identity that was forgotten and comes back is new (first seen again, no history).
 ///
 /// A value type (copy on write: a copy of the engine gets its own table on its first change).
@@ -38,6 +38,13 @@ struct IdentityTable: Sendable {
         var rule: Int16
         /// Index into `extras`, -1 for none (alertedHour -1, no geolocated access).
         var extra: Int32
+        // Second cache line (a record is 128-byte aligned: the hardware fetches the pair).
+        /// volume_anomaly: the newest hour entries not yet moved to `hours` (lanes 0..<count,
+        /// ascending, after every entry of `hours`), count in lane 7. See
+        /// `DetectionEngine.countRead(_:hour:)`: a new hour costs no access to `hours` until
+        /// `recentCapacity` of them have gathered.
+        var recent: SIMD8<UInt64>
+        static let recentCapacity = 7
     }
 
     struct Extra {
@@ -52,7 +59,7 @@ struct IdentityTable: Sendable {
 
         init(capacity: Int) {
             precondition(capacity > 0 && capacity & (capacity - 1) == 0)
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Record>.stride, alignment: 64)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Record>.stride, alignment: 128)
             raw.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * MemoryLayout<Record>.stride)
             // Zeroed records are empty (tag 0) and never read beyond their tag.
             records = raw.bindMemory(to: Record.self, capacity: capacity)
@@ -124,7 +131,7 @@ struct IdentityTable: Sendable {
             while records[i].tag != 0 { i = (i + 1) & mask }
         }
         (records + i).initialize(to: Record(key: key, ruleName: nil, hours: [], firstSeen: .max, newestHour: 0,
-                                            tag: tag, generation: generation, rule: -2, extra: -1))
+                                            tag: tag, generation: generation, rule: -2, extra: -1, recent: .zero))
         count += 1
         currentCount += 1
         return records + i
