@@ -291,12 +291,13 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
     }
 
     /// Lingering submissions (a listener without per-record acks) share one commit; each is
-    /// still committed within about `linger` when nothing else comes; a call without linger
-    /// (an HTTP request waiting for its answer) does not wait for the linger.
+    /// still committed after about `linger` when nothing else comes; a call without linger
+    /// (an HTTP request waiting for its answer) or `maxBatch` events end the wait at once.
+    /// Bounds are one-sided or loose: CI machines stall.
     @Test func lingeringSubmissionsShareACommitAndAnAcknowledgedCallDoesNotWait() async throws {
         let dir = TempDir()
         let store = try DataStore(directory: dir.path, origin: "t.example/log")
-        let committer = GroupCommitter(store: store, linger: .milliseconds(400))
+        let committer = GroupCommitter(store: store, linger: .milliseconds(300))
         let results = Results()
         let start = ContinuousClock.now
         for c in 0..<10 {
@@ -305,27 +306,30 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
         while results.count < 10 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(committer.commits == 1, "ten lingering submissions, \(committer.commits) commits")
         #expect(results.accepted == 50)
-        // Nothing else came: committed after the linger, not much later.
-        #expect(results.latest >= .milliseconds(350) && results.latest < .seconds(5), "\(results.latest)")
+        // Nothing else came: not committed before the linger ended.
+        #expect(results.latest >= .milliseconds(250), "\(results.latest)")
 
-        // An acknowledged call ends the wait of lingering ones queued before it.
+        // An acknowledged call ends the wait of lingering ones queued before it: with a
+        // linger of a minute, both are answered long before it ends.
+        let patient = GroupCommitter(store: store, linger: .seconds(60))
         let t0 = ContinuousClock.now
-        committer.submit([ev(5000)], linger: true) { results.add($0, after: ContinuousClock.now - t0) }
-        let r = try await committer.append([ev(5001)])
-        let waited = ContinuousClock.now - t0
+        let early = Results()
+        patient.submit([ev(5000)], linger: true) { early.add($0, after: ContinuousClock.now - t0) }
+        let r = try await patient.append([ev(5001)])
         #expect(r.accepted == 1)
-        #expect(waited < .milliseconds(300), "the acknowledged call waited \(waited)")
-        while results.count < 11 { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(committer.commits == 2)
+        while early.count < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(ContinuousClock.now - t0 < .seconds(30))
+        #expect(early.accepted == 1)
+        #expect(patient.commits == 1)
         #expect(store.trail.size == 52)
 
         // maxBatch lingering events end the wait too.
-        let small = GroupCommitter(store: store, maxBatch: 20, linger: .seconds(30))
+        let small = GroupCommitter(store: store, maxBatch: 20, linger: .seconds(60))
         let t1 = ContinuousClock.now
         let more = Results()
         for c in 0..<4 { small.submit((0..<5).map { ev(9000 + c * 10 + $0) }, linger: true) { more.add($0, after: ContinuousClock.now - t1) } }
         while more.count < 4 { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(ContinuousClock.now - t1 < .seconds(10))
+        #expect(ContinuousClock.now - t1 < .seconds(30))
         #expect(more.accepted == 20)
     }
 }
