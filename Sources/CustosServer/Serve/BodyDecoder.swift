@@ -56,7 +56,12 @@ public struct BodyDecoder {
             if CustosRecord.isBlank(record) { return }
             result.records += 1
             guard record.count <= maxRecordBytes else { reject(n, "record longer than \(maxRecordBytes) bytes"); return }
-            let shape = Self.shape(record)
+            // With format vault or openbao, a record that starts as the devices write them
+            // (`{"time":"…","type":"…`) has a top-level `type`, so it is no envelope (and
+            // `schema` does not matter): no need to scan it twice. (`auto` scans: a `schema`
+            // member there makes it a custos event.)
+            let explicit = format == .vault || format == .openbao
+            let shape = explicit && Self.isAuditDeviceRecord(record) ? Shape() : Self.shape(record)
             if let inner = shape.envelope {
                 // The shipper's string holds the original line: unescape it and decode that.
                 inner.withUnsafeBytes { decodeRecord($0, n, hasSchema: Self.shape($0).hasSchema) }
@@ -108,7 +113,10 @@ public struct BodyDecoder {
                 var n = 0
                 var start = 0
                 while start <= raw.count {
-                    let end = (start..<raw.count).first(where: { raw[$0] == 0x0A }) ?? raw.count
+                    var end = raw.count
+                    if start < raw.count, let base = raw.baseAddress, let nl = memchr(base + start, 0x0A, raw.count - start) {
+                        end = base.distance(to: UnsafeRawPointer(nl))
+                    }
                     n += 1
                     if end > start { handle(UnsafeRawBufferPointer(rebasing: raw[start..<end]), n) }
                     start = end + 1
@@ -122,6 +130,26 @@ public struct BodyDecoder {
     struct Shape {
         var hasSchema = false
         var envelope: [UInt8]?
+    }
+
+    /// True when `record` starts as the Vault/OpenBao audit devices write every record:
+    /// `{"time":"<no quote or backslash>","type":"` (whitespace allowed before the brace).
+    static func isAuditDeviceRecord(_ record: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        while i < record.count, record[i] == 0x20 || record[i] == 0x09 || record[i] == 0x0D { i += 1 }
+        func expect(_ s: StaticString) -> Bool {
+            let n = s.utf8CodeUnitCount
+            guard i + n <= record.count else { return false }
+            for k in 0..<n where record[i + k] != s.utf8Start[k] { return false }
+            i += n
+            return true
+        }
+        guard expect("{\"time\":\"") else { return false }
+        while i < record.count, record[i] != 0x22 {
+            if record[i] == 0x5C { return false }
+            i += 1
+        }
+        return expect("\",\"type\":\"")
     }
 
     /// Which top-level members a record has: `schema` (a custos event), or no `type`/`schema`

@@ -1,0 +1,65 @@
+@testable import CustosServer
+import CustosCore
+import Testing
+
+/// BodyDecoder's fast path for audit-device records (format vault or openbao): it may skip
+/// the shape scan only for records the full scan would not take for an envelope.
+@Suite struct BodyDecoderTests {
+    static let real = vaultPair(id: "fast-1", path: "secret/data/a", name: "alice")
+
+    @Test func recognisesAuditDeviceRecordsOnly() {
+        let lines = Self.real.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2)
+        for l in lines { #expect(Self.fast(l), "\(l.prefix(60))") }
+        for l in [
+            #"{"log":"{\"time\":\"2026-01-01T00:00:00Z\",\"type\":\"request\"}"}"#,   // an envelope
+            #"{"schema":"custos.event/v1","time":"2026-01-01T00:00:00Z"}"#,
+            #"{"time":"2026-01-01T00:00:00Z","schema":"custos.event/v1"}"#,
+            #"{"time":"2026\"-01","type":"request"}"#,                                 // escape in the time
+            #"{"time":"2026-01-01T00:00:00Z","type""#,                                 // truncated
+            #"{"type":"request","time":"2026-01-01T00:00:00Z"}"#,                       // other key order
+            "", "{", "   ",
+        ] { #expect(!Self.fast(l), "\(l)") }
+        #expect(Self.fast("  \t" + lines[0]))
+    }
+
+    /// Mutated and truncated real records: whenever the fast path claims one, the full scan
+    /// agrees (no schema, no envelope).
+    @Test func theFastPathNeverDisagreesWithTheFullScan() {
+        var rng = SystemRandomNumberGenerator()
+        let base = Array(Self.real.split(separator: "\n")[1].utf8)
+        var claimed = 0
+        for _ in 0..<5_000 {
+            var b = base
+            for _ in 0..<Int.random(in: 0...4, using: &rng) {
+                let i = Int.random(in: 0..<b.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: b[i] = UInt8.random(in: 0...255, using: &rng)
+                case 1: b.remove(at: i)
+                default: b.insert(contentsOf: Array(#"","schema":"x","log":"y"#.utf8), at: i)
+                }
+            }
+            if Bool.random(using: &rng) { b = Array(b.prefix(Int.random(in: 0...b.count, using: &rng))) }
+            b.withUnsafeBytes { raw in
+                if BodyDecoder.isAuditDeviceRecord(raw) {
+                    claimed += 1
+                    #expect(BodyDecoder.shape(raw).envelope == nil)
+                }
+            }
+        }
+        #expect(claimed > 100)
+    }
+
+    /// The decoded result of a body is the same with the fast path as the full scan gives:
+    /// the body decodes to the pair's one event.
+    @Test func aBodyOfDeviceRecordsDecodes() {
+        let body = Array((Self.real + Self.real.replacingOccurrences(of: "fast-1", with: "fast-2")).utf8)
+        let r = BodyDecoder(format: .openbao, instance: "i", maxRecordBytes: 1 << 20).decode(body)
+        #expect(r.events.map(\.requestID) == ["fast-1", "fast-2"])
+        #expect(r.rejected == 0)
+    }
+
+    static func fast(_ s: String) -> Bool {
+        Array(s.utf8).withUnsafeBytes { BodyDecoder.isAuditDeviceRecord($0) }
+    }
+}
