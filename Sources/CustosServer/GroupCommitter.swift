@@ -34,7 +34,7 @@ public final class GroupCommitter: @unchecked Sendable {
     /// Upper bound on events per commit (callers beyond it wait for the next commit).
     public let maxBatch: Int
     /// How long events submitted with `linger` may wait for others to share their commit
-    /// (config `limits.commit_linger`): a listener without a per-record acknowledgement that
+    /// (config `limits.commit_linger_ms`): a listener without a per-record acknowledgement that
     /// reads on while its events are committed gets one commit (one fsync, one signed
     /// checkpoint) per `linger` instead of one per read. A call without linger, or `maxBatch`
     /// events waiting, ends the wait at once.
@@ -61,7 +61,7 @@ public final class GroupCommitter: @unchecked Sendable {
 
     public func append(_ events: [AccessEvent]) async throws -> Result {
         let batch = Self.encode(events)
-        return         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
             enqueue { add(Call(events: batch, complete: { c.resume(with: $0) }, linger: false, enqueued: 0)) }
         }
     }
@@ -188,7 +188,7 @@ public final class GroupCommitter: @unchecked Sendable {
     /// waits until the oldest has lingered `linger` (or a signal from `add`).
     private func lingerWait() {
         guard linger > .zero else { return }
-        let lingerNs = UInt64(linger.components.seconds) * 1_000_000_000 + UInt64(linger.components.attoseconds / 1_000_000_000)
+        let lingerNs = UInt64(linger.nanoseconds)
         lock.lock()
         defer { lock.unlock() }
         while !pending.isEmpty, pendingEntries.isEmpty, pendingEvents < maxBatch, pending.allSatisfy(\.linger) {

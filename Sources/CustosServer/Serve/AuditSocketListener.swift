@@ -10,10 +10,11 @@ import ServiceLifecycle
 /// audit record per line; `socket_type = "tcp"`).
 ///
 /// Each connection has its own decoder, so a request and its response (which the device
-/// writes on the same connection) pair up as in a file. What one read from the socket
-/// brings is decoded and committed before the next read: while the trail is catching up the
-/// listener stops reading, TCP's window fills and the sender slows down (backpressure, never
-/// loss). Lines longer than `maxLineBytes` are rejected (counted) and skipped up to their
+/// writes on the same connection) pair up as in a file. Reads are gathered for up to 10 ms
+/// (`ReadCoalescer`) and their events handed to the group committer without waiting
+/// (`CommitPipeline`, sharing commits for up to `limits.commit_linger_ms`); when too many
+/// are in flight the listener stops reading, TCP's window fills and the sender slows down
+/// (backpressure, never loss). Lines longer than `maxLineBytes` are rejected (counted) and skipped up to their
 /// newline; one bad client affects only its own connection.
 public struct AuditSocketListener: Service {
     let state: ServeState
@@ -128,7 +129,7 @@ public struct AuditSocketListener: Service {
         }
     }
 
-    /// Waits (reading nothing more) until there is room in the commit queue, then commits.
+    /// The events left at the end of a connection: waits for room, then for their commit.
     func commit(_ events: [AccessEvent]) async throws {
         try await state.commitFromListener(events, source: format.rawValue)
     }
@@ -209,8 +210,7 @@ final class ReadCoalescer: ChannelDuplexHandler {
     private var readPending = false
 
     init(delay: Duration, limit: Int) {
-        let c = delay.components
-        self.delay = .nanoseconds(c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)
+        self.delay = .nanoseconds(delay.nanoseconds)
         self.limit = limit
     }
 

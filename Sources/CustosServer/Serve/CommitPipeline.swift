@@ -72,3 +72,8 @@ final class CommitPipeline: @unchecked Sendable {
         if let f = lock.withLock({ failure }) { throw f }
     }
 }
+
+extension Duration {
+    /// The whole duration in nanoseconds.
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}

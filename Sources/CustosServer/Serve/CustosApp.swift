@@ -64,8 +64,8 @@ public final class ServeState: @unchecked Sendable {
         if failure == nil { metrics.committed(trailSize: store.trailSizeForMetrics) }
     }
 
-    /// How a listener without a per-request answer (socket device, syslog, file tail)
-    /// commits: it waits, reading nothing more, until the commit queue has room, then waits
+    /// How a listener without a per-request answer (syslog, file tail; the socket device's
+    /// reads go through `CommitPipeline`) commits: it waits, reading nothing more, until the commit queue has room, then waits
     /// for the durable commit and counts it under `source`.
     @discardableResult
     func commitFromListener(_ events: [AccessEvent], source: String) async throws -> DataStore.AppendResult {
