@@ -55,7 +55,7 @@ struct BlastRadiusCLITests {
         }
         let withPolicy = try await run(custos, ["blast-radius", "--data", data, "--secret", db, "--policy", dir.path("policy.yaml")] + window,
                                        timeout: 60).expect(0, "table --policy")
-        #expect(withPolicy.stdout.contains("OUT OF SCOPE ×1"), withPolicy.stdout)
+        #expect(withPolicy.stdout.contains("OUT OF SCOPE ×1"), "\(withPolicy.stdout)")
 
         let json = try await run(custos, ["blast-radius", "--data", data, "--secret", db, "--format", "json"] + window, timeout: 60)
             .expect(0, "json")
@@ -68,7 +68,7 @@ struct BlastRadiusCLITests {
 
         // Nothing found: a message, exit 0.
         let none = try await run(custos, ["blast-radius", "--data", data, "--secret", "secret/data/nope/*"], timeout: 60).expect(0, "empty")
-        #expect(none.stdout.contains("No event and no alert"), none.stdout)
+        #expect(none.stdout.contains("No event and no alert"), "\(none.stdout)")
 
         // Bad input: exit 2 with a message that says what is wrong.
         for (args, needle) in [(["--secret", "secret/[x"], "unterminated"), (["--secret", db, "--from", "tomorrow"], "--from"),
