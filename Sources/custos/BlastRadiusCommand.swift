@@ -97,7 +97,12 @@ struct BlastRadiusCommand: ParsableCommand {
         var out = ""
         func line(_ s: String = "") { out += s + "\n" }
         func table(_ header: [String], _ rows: [[String]]) {
-            out += formatTextTable(header: header, rows: rows)
+            // Without the padding an empty last column leaves.
+            for l in formatTextTable(header: header, rows: rows).split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+                var t = Substring(l)
+                while t.last == " " { t = t.dropLast() }
+                out += t + "\n"
+            }
         }
         line("Blast radius of \(r.secret), \(window(r))")
         if r.isEmpty {
@@ -180,10 +185,11 @@ struct BlastRadiusCommand: ParsableCommand {
             line("  none")
         } else {
             let ordered = r.alerts.items.filter { $0.alertClass == .out_of_scope } + r.alerts.items.filter { $0.alertClass != .out_of_scope }
-            table(["INDEX", "TIME", "CLASS", "SEVERITY", "IDENTITY", "IP", "COUNT", "SUMMARY"],
+            table(["INDEX", "TIME", "CLASS", "SEVERITY", "IDENTITY", "IP", "ACTION", "OUTCOME", "COUNT", "LAST"],
                   ordered.map { [String($0.index), $0.time.description, $0.alertClass.rawValue + ($0.silenced ? " (silenced)" : ""),
-                                 $0.severity.rawValue, $0.identity, $0.ip ?? "-", String($0.count), $0.summary] })
+                                 $0.severity.rawValue, $0.identity, $0.ip ?? "-", $0.action, $0.outcome, String($0.count), $0.lastTime.description] })
             if let m = more(r.alerts.more, "alerts") { line(m) }
+            for a in ordered { line("  [\(a.index)] \(a.summary)") }
         }
 
         line()
