@@ -209,6 +209,26 @@ import Testing
         #expect(json.contains("\"more\":3"))
     }
 
+    @Test func nestedSetsAreBoundedAndSaySo() throws {
+        let dir = TempDir()
+        do {
+            let store = try DataStore(directory: dir.path, origin: "t.example/blast")
+            // One identity from 1,200 addresses: more than the 1,000 distinct values tracked per set.
+            let evs = (0..<1_200).map { i in
+                Self.e("2026-03-10T10:00:00Z", Self.svc, Self.db, ip: "10.9.\(i / 256).\(i % 256)")
+            }
+            _ = try store.append(evs)
+        }
+        let r = try BlastRadius.compute(try Self.window(Self.db), reader: try EventReader(directory: dir.path))
+        #expect(r.totals.events == 1_200 && r.totals.ips == 1_200)
+        let svc = try #require(r.identities.items.first)
+        #expect(svc.ips.items.count == BlastRadiusRequest.defaultNestedLimit)
+        #expect(svc.ips.more == BlastRadiusRequest.trackLimit - BlastRadiusRequest.defaultNestedLimit)
+        #expect(r.ips.items.count == BlastRadiusRequest.defaultLimit && r.ips.more == 1_200 - BlastRadiusRequest.defaultLimit)
+        #expect(r.truncated)
+        #expect(String(decoding: r.json(), as: UTF8.self).contains("\"truncated\":true"))
+    }
+
     @Test func emptyResultIsNotAnError() throws {
         let dir = try Self.makeDirectory()
         let r = try BlastRadius.compute(try Self.window("secret/data/nope/*"), reader: try EventReader(directory: dir.path))
