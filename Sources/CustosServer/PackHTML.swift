@@ -44,7 +44,7 @@ enum PackHTML {
             """
         // Verdict first.
         h += v.isValid
-            ? "<p class=\"ok\" id=\"verdict\">The trail verified: \(v.entriesChecked) entries, \(v.tilesChecked) tiles and \(v.checkpointsChecked) kept checkpoints agree with the signed checkpoint of size \(v.size).</p>\n"
+            ? "<p class=\"ok\" id=\"verdict\">The trail verified: \(v.entriesChecked) entries, \(v.tilesChecked) tile(s) and \(v.checkpointsChecked) kept checkpoint(s) agree with the signed checkpoint of size \(v.size).</p>\n"
             : "<p class=\"bad\" id=\"verdict\">THE TRAIL DID NOT VERIFY: \(v.problems.count) problem(s); see verification.txt. Nothing below can be relied on.</p>\n"
         h += "<p><b>\(esc(e.statement))</b> (human, successful reads of secrets in environments \(esc(o.productionEnvironments.joined(separator: ", "))); evidence.json holds the proofs.)</p>\n"
         h += "<div class=\"cards\">"
@@ -74,7 +74,8 @@ enum PackHTML {
         } else {
             let withSLA = a.alerts.filter { $0.alert.slaDeadline != nil }
             let met = withSLA.filter { r in r.notified.map { $0 <= r.alert.slaDeadline! } ?? false }.count
-            h += "<p>\(a.alerts.count) alert(s); \(met) of \(withSLA.count) with a response goal had their owner notified within it.</p>\n"
+            let unrecorded = a.alerts.filter { $0.notified == nil }.count
+            h += "<p>\(a.alerts.count) alert(s); \(met) of \(withSLA.count) with a response goal had their owner notified within it; \(unrecorded) without a recorded successful notification (not sent, or delivery failed: see alerts.csv and the delivery records in the trail).</p>\n"
             h += "<table><tr><th>raised</th><th>class</th><th>severity</th><th>owner</th><th>identity</th><th>secret</th><th>SLA deadline</th><th>owner notified</th><th>within SLA</th></tr>\n"
             for r in a.alerts.prefix(2000) {
                 let x = r.alert
@@ -146,42 +147,53 @@ enum PackHTML {
         return h
     }
 
-    /// Stacked daily bars: accesses (blue), denials (red), and alerts as marks above (amber).
+    /// Stacked bars per day (or per group of days when the data spans more than 120 days):
+    /// accesses (blue), denials (red), and alerts below (amber). The axis runs over the days
+    /// that hold data within the period, not over an empty century.
     static func chart(_ a: PackAggregates) -> String {
-        let first = PackAggregates.day(a.from)
-        let last = max(first, PackAggregates.day(EventTime(seconds: a.to.seconds - 1, nanos: 0, digits: 0)))
-        let n = Int(min(last - first + 1, 400))
-        let maxCount = max(1, (0..<n).map { d -> Int in let c = a.days[first + Int64(d)] ?? (0, 0, 0); return c.ok + c.denied }.max() ?? 1)
-        let maxAlerts = max(1, (0..<n).map { a.days[first + Int64($0)]?.alerts ?? 0 }.max() ?? 1)
+        let periodFirst = PackAggregates.day(a.from)
+        let periodLast = max(periodFirst, PackAggregates.day(EventTime(seconds: a.to.seconds - 1, nanos: 0, digits: 0)))
+        let first = max(periodFirst, a.days.keys.min() ?? periodFirst)
+        let last = min(periodLast, max(first, a.days.keys.max() ?? first))
+        let span = Int(last - first + 1)
+        let width = max(1, (span + 119) / 120)          // days per bar
+        let n = (span + width - 1) / width
+        var buckets = Array(repeating: (ok: 0, denied: 0, alerts: 0), count: n)
+        for (d, c) in a.days where d >= first && d <= last {
+            let k = Int(d - first) / width
+            buckets[k].ok += c.ok; buckets[k].denied += c.denied; buckets[k].alerts += c.alerts
+        }
+        let maxCount = max(1, buckets.map { $0.ok + $0.denied }.max() ?? 1)
+        let maxAlerts = max(1, buckets.map(\.alerts).max() ?? 1)
         let w = 900.0, ph = 200.0, ah = 50.0, left = 50.0, top = 10.0
         let bw = (w - left - 10) / Double(n)
-        var svg = "<figure><svg id=\"activity-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(top + ph + ah + 45))\" role=\"img\" aria-label=\"accesses, denials and alerts per day\">\n"
+        let unit = width == 1 ? "day" : "\(width) days"
+        var svg = "<figure><svg id=\"activity-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(top + ph + ah + 45))\" role=\"img\" aria-label=\"accesses, denials and alerts per \(unit)\">\n"
         svg += "<rect x=\"0\" y=\"0\" width=\"\(Int(w))\" height=\"\(Int(top + ph + ah + 45))\" fill=\"#ffffff\"/>\n"
-        // Axis and scale.
         svg += "<line x1=\"\(left)\" y1=\"\(top + ph)\" x2=\"\(w - 10)\" y2=\"\(top + ph)\" stroke=\"#98a2b3\"/>\n"
         svg += "<text x=\"\(left - 6)\" y=\"\(top + 10)\" font-size=\"11\" text-anchor=\"end\" fill=\"#475467\">\(maxCount)</text>\n"
         svg += "<text x=\"\(left - 6)\" y=\"\(top + ph)\" font-size=\"11\" text-anchor=\"end\" fill=\"#475467\">0</text>\n"
-        for d in 0..<n {
-            let c = a.days[first + Int64(d)] ?? (0, 0, 0)
-            let x = left + Double(d) * bw
+        for (k, c) in buckets.enumerated() {
+            let x = left + Double(k) * bw
             let okH = ph * Double(c.ok) / Double(maxCount), denH = ph * Double(c.denied) / Double(maxCount)
-            let date = EventTime(seconds: (first + Int64(d)) * 86_400, nanos: 0, digits: 0).description.prefix(10)
+            let date = EventTime(seconds: (first + Int64(k * width)) * 86_400, nanos: 0, digits: 0).description.prefix(10)
+            let label = width == 1 ? String(date) : "\(date) (+\(width - 1) days)"
             if c.ok > 0 {
-                svg += "<rect class=\"bar-access\" x=\(q(x + 0.5)) y=\(q(top + ph - okH)) width=\(q(max(1, bw - 1))) height=\(q(okH)) fill=\"#2e90fa\"><title>\(date): \(c.ok) access(es)</title></rect>\n"
+                svg += "<rect class=\"bar-access\" x=\(q(x + 0.5)) y=\(q(top + ph - okH)) width=\(q(max(1, bw - 1))) height=\(q(okH)) fill=\"#2e90fa\"><title>\(label): \(c.ok) access(es)</title></rect>\n"
             }
             if c.denied > 0 {
-                svg += "<rect class=\"bar-denied\" x=\(q(x + 0.5)) y=\(q(top + ph - okH - denH)) width=\(q(max(1, bw - 1))) height=\(q(denH)) fill=\"#f04438\"><title>\(date): \(c.denied) denial(s)</title></rect>\n"
+                svg += "<rect class=\"bar-denied\" x=\(q(x + 0.5)) y=\(q(top + ph - okH - denH)) width=\(q(max(1, bw - 1))) height=\(q(max(2, denH))) fill=\"#f04438\"><title>\(label): \(c.denied) denial(s)</title></rect>\n"
             }
             if c.alerts > 0 {
                 let hgt = ah * Double(c.alerts) / Double(maxAlerts)
-                svg += "<rect class=\"bar-alert\" x=\(q(x + 0.5)) y=\(q(top + ph + 25 + ah - hgt)) width=\(q(max(1, bw - 1))) height=\(q(hgt)) fill=\"#f79009\"><title>\(date): \(c.alerts) alert(s)</title></rect>\n"
+                svg += "<rect class=\"bar-alert\" x=\(q(x + 0.5)) y=\(q(top + ph + 25 + ah - hgt)) width=\(q(max(1, bw - 1))) height=\(q(hgt)) fill=\"#f79009\"><title>\(label): \(c.alerts) alert(s)</title></rect>\n"
             }
-            if n <= 31 || d % max(1, n / 12) == 0 {
+            if n <= 31 || k % max(1, n / 12) == 0 {
                 svg += "<text x=\(q(x + bw / 2)) y=\(q(top + ph + 14)) font-size=\"9\" text-anchor=\"middle\" fill=\"#475467\">\(date.suffix(5))</text>\n"
             }
         }
-        svg += "<text x=\"\(left)\" y=\"\(top + ph + ah + 40)\" font-size=\"11\" fill=\"#475467\">alerts per day (max \(maxAlerts))</text>\n"
-        svg += "</svg><figcaption>Per UTC day: accesses (blue), denials (red) stacked; alerts below (amber). Hover a bar for its count.</figcaption></figure>\n"
+        svg += "<text x=\"\(left)\" y=\"\(top + ph + ah + 40)\" font-size=\"11\" fill=\"#475467\">alerts per \(unit) (max \(maxAlerts))</text>\n"
+        svg += "</svg><figcaption>Per UTC \(unit), \(EventTime(seconds: first * 86_400, nanos: 0, digits: 0).description.prefix(10)) to \(EventTime(seconds: last * 86_400, nanos: 0, digits: 0).description.prefix(10)) (the days of the period that hold data): accesses (blue) and denials (red) stacked; alerts below (amber). Hover a bar for its count.</figcaption></figure>\n"
         return svg
     }
 
