@@ -3,6 +3,10 @@ import CustosCore
 import CustosStore
 import CustosTrail
 import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Hummingbird
+import NIOCore
 import Testing
 
 /// An access at `day` days and `second` seconds after 2026-07-01T00:00:00Z.
@@ -307,5 +311,35 @@ func access(_ key: String, day: Int, second: Int = 0, path: String, env: String,
         #expect(Array(z.suffix(22).prefix(4)) == [0x50, 0x4B, 0x05, 0x06])
         let (time, date) = ZipWriter.dosTime(EventTime(rfc3339: "2026-01-05T09:00:00Z")!)
         #expect(time == 9 << 11 && date == UInt16(46 << 9 | 1 << 5 | 5))
+    }
+}
+
+@Suite struct EvidenceAPITests {
+    @Test func theAPIAnswersTheSameDocumentAndRecordsTheRequest() async throws {
+        let dir = TempDir()
+        let (state, t) = try ServeTests.make(dir)
+        try EvidenceTests().populate(state.store)
+        let dataPath = dir.path
+        let vkey = state.store.trail.checkpointVerifierKey
+        try await buildApplication(state: state).test(.live) { client in
+            let auditor: HTTPFields = [.authorization: "Bearer \(t.auditor)"]
+            try await client.execute(uri: "/v1/evidence?secret=secret/data/prod/*&kind=human&outcome=success&from=2026-07-10&to=2026-07-20",
+                                     method: .get, headers: auditor) { r in
+                #expect(r.status == .ok)
+                let doc = Array(r.body.readableBytesView)
+                let c = try EvidenceCheck.check(doc, verifier: NoteVerifier(vkey: vkey))
+                #expect(c.count == 0)
+                #expect((try JSONSerialization.jsonObject(with: Data(doc)) as? [String: Any])?["generated_by"] as? String == "a")
+            }
+            try await client.execute(uri: "/v1/evidence?kind=human", method: .get, headers: auditor) { r in
+                #expect(r.status == .badRequest)
+            }
+            try await client.execute(uri: "/v1/evidence?from=2026-07-10&to=2026-07-20", method: .get,
+                                     headers: [.authorization: "Bearer \(t.ingest)"]) { r in #expect(r.status == .forbidden) }
+        }
+        // The request is in the trail: who (the token's name), what, how many.
+        let inv = try EventReader(directory: dataPath).investigations()
+        #expect(inv.count == 1 && inv.first?.record.action == .evidence && inv.first?.record.actor == "a"
+                && inv.first?.record.channel == "api:auditor" && inv.first?.record.parameters["kind"] == "human" && inv.first?.record.resultCount == 0)
     }
 }

@@ -50,6 +50,7 @@ import Yams
         Case(method: .get, template: "/v1/blast-radius", uri: "/v1/blast-radius?secret=secret/data/prod/*&from=2026-01-01", role: "auditor"),
         Case(method: .post, template: "/v1/silences", uri: "/v1/silences", role: "admin",
              body: #"{"reason":"maintenance","expires":"1h","class":"off_hours"}"#),
+        Case(method: .get, template: "/v1/evidence", uri: "/v1/evidence?secret=secret/data/prod/*&kind=human&from=2026-01-01&to=2026-02-01", role: "auditor"),
         Case(method: .get, template: "/v1/incidents", uri: "/v1/incidents?state=all", role: "auditor"),
         Case(method: .get, template: "/v1/incidents/{id}", uri: "/v1/incidents/INCIDENT", role: "auditor"),
         Case(method: .post, template: "/v1/incidents/{id}/steps", uri: "/v1/incidents/INCIDENT/steps", role: "admin",

@@ -233,6 +233,7 @@ import Testing
             Endpoint(method: .get, uri: "/v1/blast-radius?secret=secret/data/prod/db", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/trail/checkpoint", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/v1/incidents?state=all", body: "", allowed: ["auditor", "admin"]),
+            Endpoint(method: .get, uri: "/v1/evidence?from=2026-01-01&to=2027-01-01", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/metrics", body: "", allowed: ["auditor", "admin"]),
             Endpoint(method: .post, uri: "/v1/silences", body: "{\"reason\":\"r\",\"expires\":\"1h\",\"class\":\"off_hours\"}", allowed: ["admin"]),
             Endpoint(method: .get, uri: "/healthz", body: "", allowed: ["none", "wrong", "ingest", "auditor", "admin"]),

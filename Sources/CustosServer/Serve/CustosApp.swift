@@ -138,6 +138,7 @@ public func buildRouter(state: ServeState) -> Router<BasicRequestContext> {
     router.post("/v1/ingest") { req, _ in try await api.ingest(req) }
     router.get("/v1/events") { req, _ in try await api.events(req) }
     router.get("/v1/alerts") { req, _ in try await api.alerts(req) }
+    router.get("/v1/evidence") { req, _ in try await api.evidence(req) }
     router.get("/v1/blast-radius") { req, _ in try await api.blastRadius(req) }
     router.post("/v1/silences") { req, _ in try await api.silence(req) }
     router.get("/v1/incidents") { req, _ in try await api.incidents(req) }
@@ -314,8 +315,8 @@ struct ServeAPI: Sendable {
         }
     }
 
-    func events(_ req: Request) async throws -> Response {
-        let who = try authorize(req, [.auditor])
+    /// The event filters of `/v1/events` and `/v1/evidence` (the same as `custos query`).
+    func eventQuery(_ req: Request) throws -> EventQuery {
         let p = req.uri.queryParameters
         var q = EventQuery()
         q.secret = p.get("secret")
@@ -332,6 +333,12 @@ struct ServeAPI: Sendable {
         q.actions = p.getAll("action")
         q.from = try time(req, "from")
         q.to = try time(req, "to")
+        return q
+    }
+
+    func events(_ req: Request) async throws -> Response {
+        let who = try authorize(req, [.auditor])
+        var q = try eventQuery(req)
         q.limit = try limit(req)
         let rows = try reader().events(q)
         try await recordInvestigation(who, .query, req, resultCount: rows.count)
@@ -342,6 +349,30 @@ struct ServeAPI: Sendable {
         }
         out.append(contentsOf: Array("]\n".utf8))
         return .json(out)
+    }
+
+    /// `custos evidence` over HTTP: the `custos.evidence/v1` document for a query over a
+    /// period (from and to required), recorded as an investigation before it is answered.
+    func evidence(_ req: Request) async throws -> Response {
+        let who = try authorize(req, [.auditor])
+        let q = try eventQuery(req)
+        guard let f = q.from, let t = q.to, f < t else {
+            throw APIError(status: .badRequest, message: "from and to are required, from before to: evidence is about a period")
+        }
+        var maxEvents = 1000
+        if let s = req.uri.queryParameters.get("max_events") {
+            guard let n = Int(s), (0...100_000).contains(n) else { throw APIError(status: .badRequest, message: "max_events must be 0...100000") }
+            maxEvents = n
+        }
+        let report: EvidenceReport
+        do {
+            report = try Evidence.run(directory: state.config.data, verifier: NoteVerifier(vkey: state.store.trail.checkpointVerifierKey),
+                                      query: q, maxEvents: maxEvents)
+        } catch {
+            throw APIError(status: .serviceUnavailable, message: "evidence cannot be gathered: \(error)")
+        }
+        try await recordInvestigation(who, .evidence, req, resultCount: report.count)
+        return .json(report.json(generatedBy: who.1))
     }
 
     func alerts(_ req: Request) async throws -> Response {

@@ -155,6 +155,20 @@ components:
         reason: { type: string }
         index: { type: integer }
       additionalProperties: true
+    Evidence:
+      type: object
+      required: [schema, count, query, events, scan, checkpoints, consistency, verifier_key, statement]
+      properties:
+        schema: { const: custos.evidence/v1 }
+        count: { type: integer }
+        query: { type: object }
+        events: { type: array, items: { type: object } }
+        scan: { type: object }
+        checkpoints: { type: object }
+        consistency: { type: array, items: { type: object } }
+        verifier_key: { type: string }
+        statement: { type: string }
+      additionalProperties: true
     Incident:
       type: object
       description: |
@@ -368,6 +382,32 @@ paths:
         "201":
           description: Recorded.
           content: { application/json: { schema: { $ref: "#/components/schemas/Silence" } } }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+  /v1/evidence:
+    get:
+      tags: [read]
+      summary: Evidence for a query over a period (role auditor), as `custos evidence --format json`.
+      description: |
+        The count of matching events over every entry of the signed log, the signed checkpoints
+        around the period with consistency proofs, and each matching event (up to max_events) with
+        its inclusion proof. Check it offline with `custos evidence check FILE --vkey VKEY`.
+        Filters as for /v1/events; from and to are required.
+      parameters:
+        - { name: secret, in: query, schema: { type: string } }
+        - { name: identity, in: query, schema: { type: string } }
+        - { name: kind, in: query, schema: { type: string } }
+        - { name: outcome, in: query, schema: { type: string } }
+        - { name: env, in: query, schema: { type: string } }
+        - { name: action, in: query, schema: { type: string } }
+        - { name: from, in: query, required: true, schema: { type: string } }
+        - { name: to, in: query, required: true, schema: { type: string } }
+        - { name: max_events, in: query, schema: { type: integer, minimum: 0, maximum: 100000, default: 1000 } }
+      responses:
+        "200":
+          description: A custos.evidence/v1 document.
+          content: { application/json: { schema: { $ref: "#/components/schemas/Evidence" } } }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "403": { $ref: "#/components/responses/Forbidden" }
