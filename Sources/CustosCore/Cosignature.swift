@@ -89,7 +89,7 @@ public struct CosignatureVerifier: Sendable, Equatable, Hashable {
         let t = signature.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         guard t <= CosignatureFormat.maxTimestamp,
               let key = try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey) else { return nil }
-        return key.isValidSignature(signature.suffix(64), for: CosignatureFormat.message(text: text, timestamp: t)) ? t : nil
+        return key.isValidSignature(Array(signature.suffix(64)), for: CosignatureFormat.message(text: text, timestamp: t)) ? t : nil
     }
 
     /// Checks the note for this witness's cosignature and returns its timestamp (POSIX

@@ -4,6 +4,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
+import CustosTrail
 import NIOCore
 import Testing
 
@@ -290,5 +292,57 @@ struct WitnessTests {
         #expect(c.witnesses == [ServeConfig.WitnessTarget(url: "http://127.0.0.1:7380", verifier: signer.verifier)])
         #expect(throws: ConfigProblems.self) { try ServeConfig.parse(yaml: "witnesses:\n  - url: ftp://x\n    vkey: \(v)\n", baseDirectory: "/") }
         #expect(throws: ConfigProblems.self) { try ServeConfig.parse(yaml: "witnesses:\n  - url: http://x\n", baseDirectory: "/") }
+    }
+}
+
+/// `custos serve`'s side: the submitter against a live witness over HTTP.
+@Suite("Witness submitter")
+struct WitnessSubmitterTests {
+    @Test func submitsCollectsAndFollows409() async throws {
+        let dir = TempDir()
+        let signer = try CosignatureSigner.generate(name: "witness.example/sub")
+        let store = try DataStore(directory: dir.path + "/data", origin: "t.example/log")
+        let logVerifier = try NoteVerifier(vkey: store.trail.checkpointVerifierKey)
+        let w = try Witness(signer: signer, logs: [WitnessedLog(origin: "t.example/log", verifier: logVerifier)],
+                            stateDirectory: dir.path + "/wstate")
+        let app = Application(router: buildWitnessRouter(witness: w), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let target = ServeConfig.WitnessTarget(url: "http://127.0.0.1:\(port)", verifier: signer.verifier)
+            let sub = WitnessSubmitter(witnesses: [target], layout: store.layout, verifier: logVerifier, logger: Logger(label: "test"))
+            func checkpoint() throws -> SignedCheckpoint { try TrailReader(layout: store.layout, verifier: logVerifier).checkpoint }
+
+            _ = try store.append((0..<300).map(ev))
+            var p = await sub.round(try checkpoint(), [WitnessSubmitter.Progress()])
+            #expect(p[0].cosignedSize == 300 && p[0].failures == 0)
+            _ = try store.append((300..<777).map(ev))
+            p = await sub.round(try checkpoint(), p)
+            #expect(p[0].cosignedSize == 777 && p[0].knownSize == 777)
+
+            // The served checkpoint carries the cosignature.
+            let note = CosignatureStore.attach(note: Array(try checkpoint().note.utf8), data: store.layout.dataDirectory)
+            #expect(try signer.verifier.verify(note) > 0)
+            _ = try SignedCheckpoint.open(note, verifier: logVerifier)
+            // A restarted submitter remembers what the witness cosigned.
+            #expect(sub.lastCosignedSize(by: signer.verifier) == 777)
+
+            // A submitter that believes the witness is at 0: 409, then from 777 with a proof.
+            _ = try store.append((777..<1000).map(ev))
+            let fresh = await sub.round(try checkpoint(), [WitnessSubmitter.Progress()])
+            #expect(fresh[0].cosignedSize == 1000 && fresh[0].failures == 0)
+        }
+    }
+
+    @Test func unreachableWitnessIsRetriedLater() async throws {
+        let dir = TempDir()
+        let signer = try CosignatureSigner.generate(name: "witness.example/gone")
+        let store = try DataStore(directory: dir.path + "/data", origin: "t.example/log")
+        let logVerifier = try NoteVerifier(vkey: store.trail.checkpointVerifierKey)
+        _ = try store.append((0..<3).map(ev))
+        let target = ServeConfig.WitnessTarget(url: "http://127.0.0.1:1", verifier: signer.verifier)
+        let sub = WitnessSubmitter(witnesses: [target], layout: store.layout, verifier: logVerifier, logger: Logger(label: "test"))
+        let cp = try TrailReader(layout: store.layout, verifier: logVerifier).checkpoint
+        let p = await sub.round(cp, [WitnessSubmitter.Progress()])
+        #expect(p[0].cosignedSize == nil && p[0].failures == 1 && p[0].notBefore > ContinuousClock.now)
     }
 }

@@ -57,9 +57,10 @@ public final class WitnessSubmitter: Service, @unchecked Sendable {
     func round(_ cp: SignedCheckpoint, _ progress: [Progress]) async -> [Progress] {
         await withTaskGroup(of: (Int, Progress).self) { group in
             for (i, w) in witnesses.enumerated() {
-                var p = progress[i]
-                guard p.cosignedSize != cp.checkpoint.size, ContinuousClock.now >= p.notBefore else { continue }
+                let before = progress[i]
+                guard before.cosignedSize != cp.checkpoint.size, ContinuousClock.now >= before.notBefore else { continue }
                 group.addTask {
+                    var p = before
                     do {
                         p.knownSize = try await self.submit(cp, to: w, old: p.knownSize)
                         p.cosignedSize = cp.checkpoint.size
@@ -93,7 +94,8 @@ public final class WitnessSubmitter: Service, @unchecked Sendable {
             guard old <= size else {
                 throw SubmitError("the witness has cosigned size \(old) of this log, larger than the trail's \(size): was the trail rolled back?")
             }
-            let proof = old == 0 || old == size ? [] : try consistencyProof(from: old, to: size)
+            var proof: [MerkleHash] = []
+            if old != 0 && old != size { proof = try consistencyProof(from: old, to: size) }
             var body = "old \(old)\n"
             for h in proof { body += h.base64 + "\n" }
             body += "\n" + cp.note
