@@ -345,7 +345,8 @@ struct WitnessSubmitterTests {
         let logVerifier = try NoteVerifier(vkey: store.trail.checkpointVerifierKey)
         _ = try store.append((0..<3).map(ev))
         let target = ServeConfig.WitnessTarget(url: "http://127.0.0.1:1", verifier: signer.verifier)
-        let sub = WitnessSubmitter(witnesses: [target], layout: store.layout, verifier: logVerifier, logger: Logger(label: "test"))
+        let sub = WitnessSubmitter(witnesses: [target], layout: store.layout, verifier: logVerifier, logger: Logger(label: "test"),
+                                   timeout: .seconds(2))
         let cp = try TrailReader(layout: store.layout, verifier: logVerifier).checkpoint
         let p = await sub.round(cp, [WitnessSubmitter.Progress()])
         #expect(p[0].cosignedSize == nil && p[0].failures == 1 && p[0].notBefore > ContinuousClock.now)

@@ -20,17 +20,20 @@ public final class WitnessSubmitter: Service, @unchecked Sendable {
     let client: HTTPClient
     let logger: Logger
     let interval: Duration
+    /// Per request (AsyncHTTPClient keeps retrying a refused connection until then).
+    let timeout: TimeAmount
     /// Witnesses answer concurrently; their cosignatures for one size share a file.
     private let storeLock = NSLock()
 
     public init(witnesses: [ServeConfig.WitnessTarget], layout: TrailLayout, verifier: NoteVerifier, logger: Logger,
-                client: HTTPClient = .shared, interval: Duration = .seconds(1)) {
+                client: HTTPClient = .shared, interval: Duration = .seconds(1), timeout: TimeAmount = .seconds(15)) {
         self.witnesses = witnesses
         self.layout = layout
         self.verifier = verifier
         self.logger = logger
         self.client = client
         self.interval = interval
+        self.timeout = timeout
     }
 
     /// What the submitter knows about one witness.
@@ -103,7 +106,7 @@ public final class WitnessSubmitter: Service, @unchecked Sendable {
             req.method = .POST
             req.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
             req.body = .bytes(ByteBuffer(string: body))
-            let resp = try await client.execute(req, timeout: .seconds(15))
+            let resp = try await client.execute(req, timeout: timeout)
             var buffer = try await resp.body.collect(upTo: 64 << 10)
             let answer = buffer.readBytes(length: buffer.readableBytes) ?? []
             switch resp.status.code {
