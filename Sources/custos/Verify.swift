@@ -76,7 +76,7 @@ struct Verify: ParsableCommand {
             let ok = cosigned.filter { $0.timestamp != nil }.count
             if ok < need {
                 let missing = cosigned.filter { $0.timestamp == nil }
-                witnessProblem = "the checkpoint (\(report.origin) size \(report.size)) has \(ok) of \(witnesses.count) witness cosignatures, \(need) required; "
+                witnessProblem = "\(ok) of \(witnesses.count) witness cosignatures on the checkpoint, \(need) required; "
                     + "not cosigned by: " + missing.map { "\($0.verifier.name) (\($0.problem ?? "?"))" }.joined(separator: "; ")
             }
         }
