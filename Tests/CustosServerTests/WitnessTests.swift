@@ -338,6 +338,39 @@ struct WitnessSubmitterTests {
         }
     }
 
+    @Test func aRolledBackTrailGetsNoCosignature() async throws {
+        let dir = TempDir()
+        let signer = try CosignatureSigner.generate(name: "witness.example/rb")
+        nonisolated(unsafe) let store = try DataStore(directory: dir.path + "/a", origin: "t.example/log")
+        _ = try store.append((0..<40).map(ev))
+        let logVerifier = try NoteVerifier(vkey: store.trail.checkpointVerifierKey)
+        // The same key over a trail with fewer entries (what a restore from an old backup or a
+        // rewrite by the key holder looks like to the witness).
+        try FileManager.default.createDirectory(atPath: dir.path + "/b", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: dir.path + "/a/keys", toPath: dir.path + "/b/keys")
+        nonisolated(unsafe) let older = try DataStore(directory: dir.path + "/b")
+        _ = try older.append((100..<110).map(ev))
+        let w = try Witness(signer: signer, logs: [WitnessedLog(origin: "t.example/log", verifier: logVerifier)],
+                            stateDirectory: dir.path + "/wstate")
+        let app = Application(router: buildWitnessRouter(witness: w), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let target = ServeConfig.WitnessTarget(url: "http://127.0.0.1:\(try #require(client.port))", verifier: signer.verifier)
+            let a = WitnessSubmitter(witnesses: [target], layout: store.layout, verifier: logVerifier, logger: Logger(label: "a"))
+            var p = await a.round(try TrailReader(layout: store.layout, verifier: logVerifier).checkpoint, [WitnessSubmitter.Progress()])
+            #expect(p[0].cosignedSize == 40)
+            let b = WitnessSubmitter(witnesses: [target], layout: older.layout, verifier: logVerifier, logger: Logger(label: "b"))
+            let cp = try TrailReader(layout: older.layout, verifier: logVerifier).checkpoint
+            #expect(cp.checkpoint.size == 10)
+            // From 0: 409 (the witness is at 40), then 40 > 10: refused before sending anything.
+            p = await b.round(cp, [WitnessSubmitter.Progress()])
+            #expect(p[0].cosignedSize == nil && p[0].failures == 1)
+            // Starting from the witness's size fails the same way (the witness would answer 400).
+            p = await b.round(cp, [WitnessSubmitter.Progress(knownSize: 40)])
+            #expect(p[0].cosignedSize == nil && p[0].failures == 1)
+            #expect(CosignatureStore.lines(data: older.layout.dataDirectory, size: 10).isEmpty)
+        }
+    }
+
     @Test func unreachableWitnessIsRetriedLater() async throws {
         let dir = TempDir()
         let signer = try CosignatureSigner.generate(name: "witness.example/gone")
