@@ -111,7 +111,7 @@ struct Serve: ParsableCommand {
                 }
             }
         }
-        let state = ServeState(config: c, store: store, tokens: tokens, detector: detector, onAlerts: onAlerts)
+        let state = ServeState(config: c, store: store, tokens: tokens, detector: detector, policy: loaded?.policy, onAlerts: onAlerts)
         stateBox.value = state
         var logger = Logger(label: "custos")
         logger.logLevel = .info
@@ -133,6 +133,10 @@ struct Serve: ParsableCommand {
         }
         if !c.fileTail.isEmpty {
             services.append(FileTailer(state: state, sources: c.fileTail, logger: logger))
+        }
+        services.append(SpoolAbsorber(state: state, logger: logger))
+        if let loaded {
+            services.append(IncidentEscalator(state: state, policy: loaded.policy, notifier: c.notify ? AlertNotifier(policy: loaded.policy) : nil, logger: logger))
         }
         if !c.witnesses.isEmpty {
             // Checkpoints go to the witnesses from a task of their own: ingest never waits for them.
