@@ -145,6 +145,12 @@ func csvField(_ s: String) -> String { csvCell(s) }
 /// Prints rows as aligned columns, one line per row (newlines and tabs in values become
 /// spaces; values wider than 60 characters are cut with an ellipsis).
 func printTextTable(header: [String], rows: [[String]]) {
+    print(formatTextTable(header: header, rows: rows), terminator: "")
+}
+
+/// `printTextTable`'s text, each line ending in a newline.
+func formatTextTable(header: [String], rows: [[String]]) -> String {
+    var out = ""
     let table = [header] + rows.map { $0.map { v in String(v.map { $0.isNewline || $0 == "\t" ? " " : $0 }) } }
     var widths = Array(repeating: 0, count: header.count)
     for row in table { for (i, v) in row.enumerated() { widths[i] = min(60, max(widths[i], v.count)) } }
@@ -153,8 +159,9 @@ func printTextTable(header: [String], rows: [[String]]) {
             let t = v.count > widths[i] ? String(v.prefix(widths[i] - 1)) + "…" : v
             return i == row.count - 1 ? t : t.padding(toLength: widths[i], withPad: " ", startingAt: 0)
         }.joined(separator: "  ")
-        print(line)
+        out += line + "\n"
     }
+    return out
 }
 
 struct Reindex: ParsableCommand {

@@ -47,6 +47,7 @@ import Yams
                 + vaultPair(id: "o2", path: "secret/data/prod/db", name: "bob", error: "permission denied")),
         Case(method: .get, template: "/v1/events", uri: "/v1/events?outcome=denied&limit=10", role: "auditor"),
         Case(method: .get, template: "/v1/alerts", uri: "/v1/alerts?limit=10", role: "auditor"),
+        Case(method: .get, template: "/v1/blast-radius", uri: "/v1/blast-radius?secret=secret/data/prod/*&from=2026-01-01", role: "auditor"),
         Case(method: .post, template: "/v1/silences", uri: "/v1/silences", role: "admin",
              body: #"{"reason":"maintenance","expires":"1h","class":"off_hours"}"#),
         Case(method: .get, template: "/v1/incidents", uri: "/v1/incidents?state=all", role: "auditor"),

@@ -230,6 +230,7 @@ import Testing
             Endpoint(method: .post, uri: "/v1/ingest?format=vault", body: Self.pairs, allowed: ["ingest"]),
             Endpoint(method: .get, uri: "/v1/events", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/v1/alerts", body: "", allowed: ["auditor"]),
+            Endpoint(method: .get, uri: "/v1/blast-radius?secret=secret/data/prod/db", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/trail/checkpoint", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/v1/incidents?state=all", body: "", allowed: ["auditor", "admin"]),
             Endpoint(method: .get, uri: "/metrics", body: "", allowed: ["auditor", "admin"]),

@@ -229,7 +229,7 @@ public struct DetectionEngine: Sendable {
         let hasRules = !rules.isEmpty
         let hasKey = !(e.identity.id?.isEmpty ?? e.identity.name?.isEmpty ?? true)
         let isRead = e.action == .read
-        let isSecretAccess = isRead || e.action == .list || e.action == .write || e.action == .delete
+        let isSecretAccess = isRead || Self.isSecretAccess(e.action)
 
         // The address: parsed at most once, when a detector needs it.
         var ip: IPAddress?
@@ -262,11 +262,7 @@ public struct DetectionEngine: Sendable {
                 if r.pointee.rule != -2 && r.pointee.ruleName == name {
                     ruleIndex = Int32(r.pointee.rule)
                 } else {
-                    let id = e.identity.id
-                    var found: Int32 = -1
-                    for (i, rule) in rules.enumerated() {
-                        if (name.map(rule.glob.matches) ?? false) || (id.map(rule.glob.matches) ?? false) { found = Int32(i); break }
-                    }
+                    let found = firstRule(name: name, id: e.identity.id)
                     r.pointee.rule = found < Int32(Int16.max) ? Int16(found) : -2
                     r.pointee.ruleName = name
                     ruleIndex = found
@@ -320,10 +316,8 @@ public struct DetectionEngine: Sendable {
         }
 
         // out_of_scope: touching a secret outside the identity's scope (allowed or denied).
-        if let rule, !rule.scope.isEmpty, isSecretAccess, let path {
-            var inScope = false
-            for g in rule.scope where g.matches(path) { inScope = true; break }
-            if !inScope {
+        if let rule, isSecretAccess, let path {
+            if Self.outsideScope(rule, path) {
                 if isOn(.out_of_scope) {
                     let scope = rule.rule.scope
                     raise(.out_of_scope, entity: "\(Self.identityKey(e))\u{0}\(path)", e, ctx,

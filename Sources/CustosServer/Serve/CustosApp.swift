@@ -25,7 +25,9 @@ public final class ServeState: @unchecked Sendable {
     private var lastCommitFailed: String?
 
     public let detector: Detector?
-    /// The policy (playbooks, owners' escalation chains), when one is loaded.
+    /// The policy (playbooks, owners' escalation chains, scopes for `GET /v1/blast-radius`),
+    /// when one is loaded: the one given, else the detector's, read once here (the detector
+    /// itself belongs to the commit thread).
     public let policy: Policy?
 
     /// `beforeCommit` is a test hook (see `GroupCommitter`).
@@ -34,7 +36,7 @@ public final class ServeState: @unchecked Sendable {
                 beforeCommit: (@Sendable (Int) -> Void)? = nil, onAlerts: (@Sendable ([Alert]) -> Void)? = nil) {
         self.config = config
         self.detector = detector
-        self.policy = policy
+        self.policy = policy ?? detector?.policy
         self.store = store
         self.tokens = tokens
         let metrics = self.metrics
@@ -136,6 +138,7 @@ public func buildRouter(state: ServeState) -> Router<BasicRequestContext> {
     router.post("/v1/ingest") { req, _ in try await api.ingest(req) }
     router.get("/v1/events") { req, _ in try await api.events(req) }
     router.get("/v1/alerts") { req, _ in try await api.alerts(req) }
+    router.get("/v1/blast-radius") { req, _ in try await api.blastRadius(req) }
     router.post("/v1/silences") { req, _ in try await api.silence(req) }
     router.get("/v1/incidents") { req, _ in try await api.incidents(req) }
     router.get("/v1/incidents/:id") { req, ctx in try await api.incident(req, id: ctx.parameters.get("id") ?? "") }
@@ -362,6 +365,33 @@ struct ServeAPI: Sendable {
         }
         out.append(contentsOf: Array("]\n".utf8))
         return .json(out)
+    }
+
+    /// The same JSON as `custos blast-radius --format json` (with the server's policy as
+    /// `--policy`, when it has one).
+    func blastRadius(_ req: Request) async throws -> Response {
+        let who = try authorize(req, [.auditor])
+        let p = req.uri.queryParameters
+        guard let secret = p.get("secret") else {
+            throw APIError(status: .badRequest, message: "secret is required: a secret path or glob (secret=secret/data/prod/*)")
+        }
+        let from = try time(req, "from"), to = try time(req, "to")
+        var limit = BlastRadiusRequest.defaultLimit
+        if let s = p.get("limit") {
+            guard let n = Int(s), (1...10_000).contains(n) else { throw APIError(status: .badRequest, message: "limit must be 1...10000") }
+            limit = n
+        }
+        let request: BlastRadiusRequest
+        do throws(BlastRadiusInputError) { request = try BlastRadiusRequest(secret: secret, from: from, to: to, limit: limit) } catch {
+            throw APIError(status: .badRequest, message: error.message)
+        }
+        let r = try reader()
+        let report: BlastRadiusReport
+        do { report = try BlastRadius.compute(request, reader: r, policy: state.policy) } catch {
+            throw APIError(status: .serviceUnavailable, message: "the trail cannot be read: \(error)")
+        }
+        try await recordInvestigation(who, .blastRadius, req, resultCount: report.totals.events)
+        return .json(report.json())
     }
 
     // MARK: Admin

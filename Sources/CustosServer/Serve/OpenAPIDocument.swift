@@ -87,6 +87,53 @@ components:
         status: { type: string }
         index: { type: integer }
       additionalProperties: true
+    BlastRadius:
+      type: object
+      description: |
+        `custos.blast-radius/v1`: who and what used a secret (path or glob) over a window, the
+        same bytes as `custos blast-radius --format json` (README "Blast radius"). Each list is
+        `{items, more}`: the first rows by count (then name) and how many were left out. Never
+        a secret value: only paths, identities, addresses and counts.
+      required: [schema, secret, totals, paths, identities, ips, systems, pipelines, alerts, alerts_by_class, out_of_scope, truncated]
+      properties:
+        schema: { const: custos.blast-radius/v1 }
+        secret: { type: string, description: "The glob as given." }
+        from: { type: string, format: date-time }
+        to: { type: string, format: date-time }
+        totals:
+          type: object
+          required: [events, successes, denied, errors, identities, consumers, ips]
+          properties:
+            events: { type: integer }
+            successes: { type: integer }
+            denied: { type: integer }
+            errors: { type: integer }
+            identities: { type: integer }
+            consumers: { type: integer, description: "Identities with at least one success." }
+            ips: { type: integer }
+            first_time: { type: string, format: date-time }
+            last_time: { type: string, format: date-time }
+        paths: { $ref: "#/components/schemas/BlastRadiusList" }
+        identities: { $ref: "#/components/schemas/BlastRadiusList" }
+        ips: { $ref: "#/components/schemas/BlastRadiusList" }
+        systems: { $ref: "#/components/schemas/BlastRadiusList" }
+        pipelines: { $ref: "#/components/schemas/BlastRadiusList" }
+        alerts: { $ref: "#/components/schemas/BlastRadiusList" }
+        alerts_by_class: { type: object, additionalProperties: { type: integer } }
+        out_of_scope:
+          type: object
+          required: [basis, alerts, identities]
+          properties:
+            basis: { enum: [policy, alerts], description: "policy: every access was checked against the server's policy scopes; alerts: only recorded out_of_scope alerts." }
+            alerts: { type: integer }
+            identities: { $ref: "#/components/schemas/BlastRadiusList" }
+        truncated: { type: boolean, description: "A memory bound stopped counting some distinct values." }
+    BlastRadiusList:
+      type: object
+      required: [items, more]
+      properties:
+        items: { type: array, items: { type: object } }
+        more: { type: integer, description: "Rows left out after the limit." }
     SilenceRequest:
       type: object
       required: [reason, expires]
@@ -288,6 +335,28 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "403": { $ref: "#/components/responses/Forbidden" }
+  /v1/blast-radius:
+    get:
+      tags: [read]
+      summary: Blast radius of a secret over a window (role auditor).
+      description: |
+        Which identities, systems, pipelines and addresses used the secret, the alerts naming
+        it, out-of-scope use (against the server's policy when it has one, else from the
+        recorded out_of_scope alerts) and the other secrets those identities accessed in the
+        window. Nothing found is a 200 with zero totals.
+      parameters:
+        - { name: secret, in: query, required: true, description: "Secret path or glob (* ? [..]).", schema: { type: string } }
+        - $ref: "#/components/parameters/from"
+        - $ref: "#/components/parameters/to"
+        - { name: limit, in: query, description: "Rows per list.", schema: { type: integer, minimum: 1, maximum: 10000, default: 50 } }
+      responses:
+        "200":
+          description: The blast radius.
+          content: { application/json: { schema: { $ref: "#/components/schemas/BlastRadius" } } }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "503": { description: "The trail cannot be read.", content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } } }
   /v1/silences:
     post:
       tags: [admin]
