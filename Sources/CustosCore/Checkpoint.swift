@@ -62,7 +62,9 @@ public struct Checkpoint: Sendable, Equatable {
         return Checkpoint(origin: origin, size: size, rootHash: root, extensions: ext)
     }
 
-    static func parseSize(_ d: ArraySlice<UInt8>) -> UInt64? {
+    /// A tree size as checkpoints (and tlog-witness requests) write it: ASCII decimal, no
+    /// leading zeros unless "0", fitting in 64 bits; nil otherwise.
+    public static func parseSize(_ d: ArraySlice<UInt8>) -> UInt64? {
         guard !d.isEmpty, d.count <= 20, d.allSatisfy({ (48...57).contains($0) }) else { return nil }
         if d.count > 1 && d.first == 48 { return nil }
         var v: UInt64 = 0

@@ -270,6 +270,9 @@ public struct NoteSignature: Sendable, Equatable {
         self.keyID = keyID
         self.bytes = bytes
     }
+
+    /// The signature line: `— <name> base64(keyID || bytes)\n`.
+    public var line: String { "— \(name) \(Base64.encode(NoteFormat.bigEndian(keyID) + bytes))\n" }
 }
 
 /// A note whose text was verified by at least one trusted key.
@@ -321,6 +324,47 @@ public enum SignedNote {
     /// Signatures whose (name, key ID) match no verifier are ignored; a matching signature
     /// that fails to verify rejects the whole note; at least one must verify.
     public static func open(_ note: [UInt8], verifiers: [NoteVerifier]) throws -> OpenedNote {
+        let parsed = try parse(note)
+        var verifiedBy: [String] = []
+        var others: [NoteSignature] = []
+        for (sig, lineNo) in zip(parsed.signatures, parsed.signatureLines) {
+            let matches = verifiers.filter { $0.name == sig.name && $0.keyID == sig.keyID }
+            guard let v = matches.first else {
+                if !others.contains(sig) { others.append(sig) }
+                continue
+            }
+            if matches.contains(where: { $0 != v }) {
+                throw NoteError(.ambiguousKey,
+                                "several verifiers have key name \"\(sig.name)\" and ID \(NoteFormat.hexID(sig.keyID))",
+                                line: lineNo)
+            }
+            guard v.verify(text: parsed.text, signature: sig.bytes) else {
+                throw NoteError(.badSignature,
+                                "signature by key \"\(sig.name)\" (ID \(NoteFormat.hexID(sig.keyID))) does not verify",
+                                line: lineNo)
+            }
+            if !verifiedBy.contains(v.name) { verifiedBy.append(v.name) }
+        }
+        guard !verifiedBy.isEmpty else {
+            throw NoteError(.noVerifiedSignature, "no signature from a known key (\(parsed.signatures.count) signature line(s) checked)")
+        }
+        return OpenedNote(text: String(decoding: parsed.text, as: UTF8.self),
+                          verifiedBy: verifiedBy, otherSignatures: others)
+    }
+
+    /// A note split into its text and signature lines, nothing verified yet.
+    public struct Parsed: Sendable, Equatable {
+        /// The note text, including its final newline, excluding the separating blank line.
+        public let text: [UInt8]
+        /// Every signature line, in order (duplicates kept).
+        public let signatures: [NoteSignature]
+        /// The 1-based line number of each signature within the note.
+        public let signatureLines: [Int]
+    }
+
+    /// Splits a note strictly per c2sp.org/signed-note (the syntax checks of `open`) without
+    /// verifying any signature: for verifiers of other signature types (cosignatures).
+    public static func parse(_ note: [UInt8]) throws -> Parsed {
         guard note.count <= maxNoteSize else {
             throw NoteError(.tooLarge, "note is \(note.count) bytes, more than the \(maxNoteSize)-byte limit")
         }
@@ -350,34 +394,14 @@ public enum SignedNote {
         guard lines.count <= maxSignatures else {
             throw NoteError(.tooLarge, "note has \(lines.count) signature lines, more than \(maxSignatures)")
         }
-
-        var verifiedBy: [String] = []
-        var others: [NoteSignature] = []
+        var sigs: [NoteSignature] = []
+        var numbers: [Int] = []
         for line in lines {
-            defer { lineNo += 1 }
-            let sig = try parseSignatureLine(line, lineNo: lineNo)
-            let matches = verifiers.filter { $0.name == sig.name && $0.keyID == sig.keyID }
-            guard let v = matches.first else {
-                if !others.contains(sig) { others.append(sig) }
-                continue
-            }
-            if matches.contains(where: { $0 != v }) {
-                throw NoteError(.ambiguousKey,
-                                "several verifiers have key name \"\(sig.name)\" and ID \(NoteFormat.hexID(sig.keyID))",
-                                line: lineNo)
-            }
-            guard v.verify(text: textBytes, signature: sig.bytes) else {
-                throw NoteError(.badSignature,
-                                "signature by key \"\(sig.name)\" (ID \(NoteFormat.hexID(sig.keyID))) does not verify",
-                                line: lineNo)
-            }
-            if !verifiedBy.contains(v.name) { verifiedBy.append(v.name) }
+            sigs.append(try parseSignatureLine(line, lineNo: lineNo))
+            numbers.append(lineNo)
+            lineNo += 1
         }
-        guard !verifiedBy.isEmpty else {
-            throw NoteError(.noVerifiedSignature, "no signature from a known key (\(lines.count) signature line(s) checked)")
-        }
-        return OpenedNote(text: String(decoding: textBytes, as: UTF8.self),
-                          verifiedBy: verifiedBy, otherSignatures: others)
+        return Parsed(text: textBytes, signatures: sigs, signatureLines: numbers)
     }
 
     /// Valid UTF-8 and no control characters other than newline.
@@ -396,6 +420,16 @@ public enum SignedNote {
             case .error: throw NoteError(.malformed, "invalid UTF-8", line: line)
             }
         }
+    }
+
+    /// Parses one signature line `— <name> <base64>`, with or without its final newline.
+    public static func parseSignatureLine(_ line: String) throws -> NoteSignature {
+        var bytes = Array(line.utf8)
+        if bytes.last == NoteFormat.newline { bytes.removeLast() }
+        if let c = bytes.first(where: { $0 < 0x20 }) {
+            throw NoteError(.malformed, "control character 0x\(Hex.encode([c])) in a signature line")
+        }
+        return try parseSignatureLine(bytes[...], lineNo: 1)
     }
 
     static func parseSignatureLine(_ line: ArraySlice<UInt8>, lineNo: Int) throws -> NoteSignature {

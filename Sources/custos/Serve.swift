@@ -21,7 +21,8 @@ struct Serve: ParsableCommand {
             device; `tls: {cert, key}` (PEM files) serves HTTPS, and a listener's own `tls:` \
             turns it on there. Its `syslog:` section adds syslog listeners (TCP and/or UDP; \
             RFC 5424/3164, octet-counted or newline framing); `file_tail:` follows the files \
-            of its file device (offsets kept in DIR/tail). Ingest is acknowledged only once \
+            of its file device (offsets kept in DIR/tail); `witnesses:` lists tlog witnesses \
+            whose cosignatures it collects for its checkpoints (README "Witnesses"). Ingest is acknowledged only once \
             the events are durable in the trail. SIGTERM or SIGINT stop \
             it gracefully: requests in flight finish, their events committed.
             Exit 0 after a graceful stop; 2 for a bad configuration; 3 when it cannot start.
@@ -136,6 +137,12 @@ struct Serve: ParsableCommand {
         services.append(SpoolAbsorber(state: state, logger: logger))
         if let loaded {
             services.append(IncidentEscalator(state: state, policy: loaded.policy, notifier: c.notify ? AlertNotifier(policy: loaded.policy) : nil, logger: logger))
+        }
+        if !c.witnesses.isEmpty {
+            // Checkpoints go to the witnesses from a task of their own: ingest never waits for them.
+            services.append(WitnessSubmitter(witnesses: c.witnesses, layout: store.layout,
+                                             verifier: try NoteVerifier(vkey: store.trail.checkpointVerifierKey), logger: logger))
+            stderrPrint("custos: submitting checkpoints to \(c.witnesses.count) witness(es): \(c.witnesses.map(\.verifier.name).joined(separator: ", "))")
         }
         let app = try buildApplication(state: state, services: services, logger: logger, tls: httpTLS)
         stderrPrint("custos: serving \(c.data) on \(c.tls == nil ? "http" : "https")://\(c.host.contains(":") ? "[\(c.host)]" : c.host):\(c.port)")

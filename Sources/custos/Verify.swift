@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustosCore
+import CustosServer
 import CustosTrail
 import Foundation
 
@@ -17,6 +18,10 @@ struct Verify: ParsableCommand {
             --token-file FILE or the CUSTOS_TOKEN environment variable) and checks them the same \
             way. --state FILE keeps the last checkpoint that verified; the next run then also \
             proves the server's tree still extends it, so a rolled-back or forked trail fails.
+
+            --witness VKEY (repeatable) also requires cosignatures by those witnesses on the \
+            checkpoint verified (the ones `custos serve` collected, README "Witnesses"): all of \
+            them, or --quorum N. Missing ones are listed by name; the exit code is then 1.
             """)
 
     @OptionGroup var data: DataOptions
@@ -30,46 +35,93 @@ struct Verify: ParsableCommand {
     var state: String?
     @Option(help: ArgumentHelp("With an https --url: trust the CA certificate(s) in FILE (PEM) instead of the system's.", valueName: "FILE"))
     var caFile: String?
+    @Option(help: ArgumentHelp("A witness's verifier key (name+id+key, type 0x04) or a file holding it; repeat for several.", valueName: "VKEY"))
+    var witness: [String] = []
+    @Option(help: ArgumentHelp("With --witness: how many of the witnesses must have cosigned the checkpoint (default: all).", valueName: "N"))
+    var quorum: Int?
     @Flag(help: "Print the report as JSON.")
     var json = false
 
     func validate() throws {
         if url == nil && (tokenFile != nil || state != nil || caFile != nil) { throw ValidationError("--token-file, --state and --ca-file go with --url") }
+        if let quorum {
+            guard !witness.isEmpty else { throw ValidationError("--quorum goes with --witness") }
+            guard (1...witness.count).contains(quorum) else { throw ValidationError("--quorum must be 1...\(witness.count) (the number of --witness keys)") }
+        }
     }
 
     func run() throws {
         let verifier = try loadVerifierKey(vkey)
+        let witnesses = try witness.map { try loadWitnessKey($0) }
         let started = Date()
         let report: TrailVerifier.Report
+        let note: [UInt8]
         if let url {
-            report = try verifyRemote(url: url, verifier: verifier)
+            let remote = try verifyRemote(url: url, verifier: verifier)
+            report = remote.0
+            note = remote.1
         } else {
             try requireDataDirectory(data.data)
-            report = TrailVerifier(layout: TrailLayout(dataDirectory: data.data), verifier: verifier).verify()
+            let layout = TrailLayout(dataDirectory: data.data)
+            report = TrailVerifier(layout: layout, verifier: verifier).verify()
+            // The checkpoint with the cosignatures `custos serve` collected for its size.
+            let n = FileManager.default.contents(atPath: layout.checkpointPath).map { [UInt8]($0) } ?? []
+            note = CosignatureStore.attach(note: n, data: data.data)
         }
+        var cosigned: [WitnessCheck] = []
+        var witnessProblem: String?
+        if !witnesses.isEmpty && report.isValid {
+            cosigned = witnesses.map { WitnessCheck(verifier: $0, note: note) }
+            let need = quorum ?? witnesses.count
+            let ok = cosigned.filter { $0.timestamp != nil }.count
+            if ok < need {
+                let missing = cosigned.filter { $0.timestamp == nil }
+                witnessProblem = "\(ok) of \(witnesses.count) witness cosignatures on the checkpoint, \(need) required; "
+                    + "not cosigned by: " + missing.map { "\($0.verifier.name) (\($0.problem ?? "?"))" }.joined(separator: "; ")
+            }
+        }
+        let valid = report.isValid && witnessProblem == nil
         let elapsed = Date().timeIntervalSince(started)
         if json {
             var o: [String: Any] = [
-                "valid": report.isValid, "origin": report.origin, "size": report.size,
+                "valid": valid, "origin": report.origin, "size": report.size,
                 "entries_checked": report.entriesChecked, "tiles_checked": report.tilesChecked,
                 "checkpoints_checked": report.checkpointsChecked,
                 "problems": report.problems.map { ["location": $0.location, "message": $0.message] },
             ]
             if let r = report.root { o["root"] = r.base64 }
+            if let witnessProblem { o["witness_problem"] = witnessProblem }
+            if !cosigned.isEmpty {
+                o["witnesses"] = cosigned.map { w -> [String: Any] in
+                    var x: [String: Any] = ["name": w.verifier.name, "cosigned": w.timestamp != nil]
+                    if let t = w.timestamp { x["time"] = Int64(t) }
+                    if let p = w.problem { x["problem"] = p }
+                    return x
+                }
+            }
             let d = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
             print(String(decoding: d, as: UTF8.self))
+        } else if let witnessProblem {
+            print("trail intact (\(report.origin) size \(report.size)) but NOT WITNESSED: \(witnessProblem)")
         } else if report.isValid {
             print("trail OK: \(report.origin) size \(report.size) root \(report.root?.base64 ?? "-")")
             print("checked \(report.entriesChecked) entries, \(report.tilesChecked) tiles, \(report.checkpointsChecked) kept checkpoints in \(String(format: "%.2f", elapsed)) s")
+            for w in cosigned {
+                if let t = w.timestamp {
+                    print("cosigned by witness \(w.verifier.name) at \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(t))))")
+                } else {
+                    print("not cosigned by witness \(w.verifier.name): \(w.problem ?? "?")")
+                }
+            }
         } else {
             print("TRAIL NOT VALID: \(report.problems.count) problem(s)")
             for p in report.problems.prefix(50) { print("  \(p)") }
             if report.problems.count > 50 { print("  ... and \(report.problems.count - 50) more") }
         }
-        if !report.isValid { throw ExitCode(1) }
+        if !valid { throw ExitCode(1) }
     }
 
-    func verifyRemote(url: String, verifier: NoteVerifier) throws -> TrailVerifier.Report {
+    func verifyRemote(url: String, verifier: NoteVerifier) throws -> (TrailVerifier.Report, [UInt8]) {
         let (client, owned) = try verifyHTTPClient(caFile: caFile)
         defer { if owned { try? client.syncShutdown() } }
         let remote = try RemoteTrail(url: url, token: try remoteToken(file: tokenFile), verifier: verifier, client: client)
@@ -110,7 +162,37 @@ struct Verify: ParsableCommand {
                 throw CLIError.operational("the trail verified but --state \(state) cannot be written")
             }
         }
-        return report
+        return (report, note)
+    }
+}
+
+/// One witness's cosignature on the verified checkpoint: its time, or why there is none.
+struct WitnessCheck {
+    var verifier: CosignatureVerifier
+    var timestamp: UInt64?
+    var problem: String?
+
+    init(verifier: CosignatureVerifier, note: [UInt8]) {
+        self.verifier = verifier
+        do { timestamp = try verifier.verify(note) } catch let e as NoteError {
+            problem = e.code == .noVerifiedSignature ? "no cosignature" : e.message
+        } catch {
+            problem = "\(error)"
+        }
+    }
+}
+
+/// Reads a witness verifier key (type 0x04) given as text or as a file holding it.
+func loadWitnessKey(_ arg: String) throws -> CosignatureVerifier {
+    var text = arg
+    if !arg.contains("+") || FileManager.default.fileExists(atPath: arg) {
+        guard let data = FileManager.default.contents(atPath: arg) else {
+            throw CLIError.usage("--witness: \(arg) is neither a witness verifier key (name+id+key) nor a readable file")
+        }
+        text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    do { return try CosignatureVerifier(vkey: text) } catch {
+        throw CLIError.usage("--witness: not a witness verifier key (Ed25519 cosignature, type 0x04): \(error)")
     }
 }
 

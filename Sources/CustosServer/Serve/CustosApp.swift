@@ -543,7 +543,10 @@ struct ServeAPI: Sendable {
         try authorize(req, [.auditor])
         guard Self.validTilePath(segments) else { throw APIError(status: .notFound, message: "no such trail file") }
         let path = state.config.data + "/trail/" + segments.joined(separator: "/")
-        guard let data = FileManager.default.contents(atPath: path) else { throw APIError(status: .notFound, message: "no such trail file") }
+        guard var data = FileManager.default.contents(atPath: path) else { throw APIError(status: .notFound, message: "no such trail file") }
+        // The checkpoint carries the witnesses' cosignatures collected for its size (extra
+        // signature lines; README "Witnesses").
+        if segments == ["checkpoint"] { data = Data(CosignatureStore.attach(note: [UInt8](data), data: state.config.data)) }
         var r = Response(status: .ok, headers: [.contentType: segments == ["checkpoint"] ? "text/plain; charset=utf-8" : "application/octet-stream"],
                          body: .init(byteBuffer: ByteBuffer(bytes: data)))
         // Full tiles never change; the checkpoint and partial tiles do.

@@ -466,7 +466,7 @@ paths:
       tags: [trail]
       summary: The latest signed checkpoint (C2SP tlog-checkpoint; role auditor).
       responses:
-        "200": { description: A signed note., content: { text/plain: { schema: { type: string } } } }
+        "200": { description: "A signed note; with `witnesses:` configured, the witness cosignatures collected for its size follow the log's signature as extra signature lines (C2SP tlog-cosignature).", content: { text/plain: { schema: { type: string } } } }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "403": { $ref: "#/components/responses/Forbidden" }
         "404": { $ref: "#/components/responses/NotFound" }

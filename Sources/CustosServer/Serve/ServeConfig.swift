@@ -29,6 +29,16 @@ public struct ServeConfig: Sendable, Equatable {
     public var syslog: Syslog?
     /// Files followed by the file tail (off unless configured; `FileTailer`).
     public var fileTail: [FileTailer.Source] = []
+    /// Witnesses the server asks to cosign its checkpoints (README "Witnesses"; none by default).
+    public var witnesses: [WitnessTarget] = []
+
+    /// A tlog-witness to submit checkpoints to: its submission URL prefix and cosigning key.
+    public struct WitnessTarget: Sendable, Equatable {
+        /// `http(s)://host:port[/prefix]`, without a trailing slash; `/add-checkpoint` is appended.
+        public var url: String
+        public var verifier: CosignatureVerifier
+        public init(url: String, verifier: CosignatureVerifier) { self.url = url; self.verifier = verifier }
+    }
 
     public struct AuditSocket: Sendable, Equatable {
         public var host = "127.0.0.1"
@@ -91,7 +101,7 @@ public struct ServeConfig: Sendable, Equatable {
     public var resolvedTokensFile: String { tokensFile ?? TokenStore.defaultPath(data: data) }
 
     static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket", "tls", "syslog",
-                                     "file_tail"]
+                                     "file_tail", "witnesses"]
     static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections", "idle_timeout", "commit_linger_ms"]
 
     /// Parses a config file's YAML. Relative paths are relative to `baseDirectory`.
@@ -152,6 +162,7 @@ public struct ServeConfig: Sendable, Equatable {
             case "tls": c.tls = TLSFiles.parse(e.value, "tls", &r, resolve: path)
             case "syslog": c.syslog = Self.parseSyslog(e.value, &r, resolve: path)
             case "file_tail": c.fileTail = Self.parseFileTail(e.value, &r, path)
+            case "witnesses": c.witnesses = Self.parseWitnesses(e.value, &r)
             case "readiness":
                 for l in r.mapping(e.value, "readiness", allowed: ["max_commit_age"]) {
                     if let v = r.duration(l.value, "readiness.max_commit_age", range: 1...86_400) { c.maxCommitAge = v }
@@ -230,5 +241,38 @@ extension ServeConfig {
         }
         if s.tls != nil && s.tcp == nil && node?["tcp"] == nil { r.problem("syslog.tls", node?["tls"], "TLS applies to the TCP listener: give syslog.tcp too") }
         return s
+    }
+}
+
+extension ServeConfig {
+    /// `witnesses: [{url: http://witness.example:7380, vkey: <name+id+key, type 0x04>}, ...]`.
+    static func parseWitnesses(_ node: ConfigNode?, _ r: inout ConfigReader) -> [WitnessTarget] {
+        var out: [WitnessTarget] = []
+        for (i, item) in r.sequence(node, "witnesses").enumerated() {
+            let p = ConfigReader.join("witnesses", i)
+            var url: String?, vkey: String?
+            for l in r.mapping(item, p, allowed: ["url", "vkey"]) {
+                switch l.key {
+                case "url": url = r.string(l.value, p + ".url", required: true)
+                case "vkey": vkey = r.string(l.value, p + ".vkey", required: true)
+                default: break
+                }
+            }
+            guard var url, let vkey else { r.problem(p, item, "each witness needs url and vkey"); continue }
+            while url.hasSuffix("/") { url.removeLast() }
+            guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme), u.host != nil,
+                  u.query == nil, u.fragment == nil else {
+                r.problem(p + ".url", item["url"], "expected an http:// or https:// URL (the witness's submission prefix)")
+                continue
+            }
+            do {
+                let v = try CosignatureVerifier(vkey: vkey)
+                if out.contains(where: { $0.verifier == v }) { r.problem(p + ".vkey", item["vkey"], "this witness is listed twice") }
+                else { out.append(WitnessTarget(url: url, verifier: v)) }
+            } catch {
+                r.problem(p + ".vkey", item["vkey"], "not a witness verifier key (name+id+key, signature type 0x04): \(error)")
+            }
+        }
+        return out
     }
 }
