@@ -119,8 +119,15 @@ public enum Evidence {
                 throw EvidenceError("\(layout.historyPath(size: size)) does not verify with \(verifier.name): \(error)")
             }
         }
-        let before = kept.contains(beforeSize) ? try keptCheckpoint(beforeSize) : nil
-        let after = try keptCheckpoint(afterSize)
+        // Witness cosignatures kept for these sizes ride along: their timestamps show when
+        // each checkpoint existed (`custos verify --witness` checks them).
+        func cosigned(_ c: SignedCheckpoint) -> SignedCheckpoint {
+            let attached = CosignatureStore.attach(note: Array(c.note.utf8), data: directory)
+            return (try? SignedCheckpoint.open(attached, verifier: verifier)) ?? c
+        }
+        let before = kept.contains(beforeSize) ? cosigned(try keptCheckpoint(beforeSize)) : nil
+        let after = cosigned(try keptCheckpoint(afterSize))
+        let headCosigned = cosigned(head)
 
         let nodes = TileNodeReader(treeSize: n) { ref in
             let path = layout.tilePath(level: ref.level, index: ref.index, width: ref.width)
@@ -153,7 +160,7 @@ public enum Evidence {
             indexCount = try reader.count(unlimited)
         }
         return EvidenceReport(query: query, count: count, matches: matches, indexCount: indexCount, entriesScanned: n,
-                              eventsScanned: events, scannedRoot: range.root(), before: before, after: after, head: head,
+                              eventsScanned: events, scannedRoot: range.root(), before: before, after: after, head: headCosigned,
                               consistency: consistency, verifierKey: verifier.vkey, generatedAt: now)
     }
 }

@@ -343,3 +343,22 @@ func access(_ key: String, day: Int, second: Int = 0, path: String, env: String,
                 && inv.first?.record.channel == "api:auditor" && inv.first?.record.parameters["kind"] == "human" && inv.first?.record.resultCount == 0)
     }
 }
+
+extension EvidenceTests {
+    @Test func witnessCosignaturesRideAlongAndStillCheck() throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "evidence.test/log")
+        try populate(store)
+        let verifier = try NoteVerifier(vkey: store.trail.checkpointVerifierKey)
+        let witness = try CosignatureSigner.generate(name: "witness.test/w1")
+        let head = store.trail.checkpoint
+        let line = try witness.cosign(text: head.checkpoint.text, timestamp: 1_785_000_000)
+        try FileManager.default.createDirectory(atPath: CosignatureStore.directory(data: dir.path), withIntermediateDirectories: true)
+        try Data(line.utf8).write(to: URL(fileURLWithPath: CosignatureStore.path(data: dir.path, size: head.checkpoint.size)))
+        let r = try Evidence.run(directory: dir.path, verifier: verifier, query: humanProdReads())
+        #expect(r.head.note.contains(line))
+        #expect(try witness.verifier.verify(r.head.note) == 1_785_000_000)
+        #expect(r.before.map { !$0.note.contains("witness.test") } ?? false)
+        #expect(try EvidenceCheck.check(r.json(generatedBy: "a"), verifier: verifier).count == 0)
+    }
+}
