@@ -52,7 +52,7 @@ struct PolicyCheck: ParsableCommand {
         print("  owners:")
         for key in p.owners.keys.sorted() {
             let o = p.owners[key]!
-            print("    \(key) (\(o.name)): \(o.notify.map(\.description).joined(separator: "; "))")
+            print("    \(key) (\(o.name)): \(o.notify.map(\.description).joined(separator: "; "))\(o.escalation.isEmpty ? "" : "; escalates to \(o.escalation.joined(separator: " → "))")")
         }
         print("  classes:")
         for c in AlertClass.allCases.sorted() {
@@ -62,6 +62,16 @@ struct PolicyCheck: ParsableCommand {
                 print("    \(c.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) alert  \(s.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) → \(owner), SLA \(s.sla.map(ConfigDuration.format) ?? "?")\(s.playbook.map { ", playbook \($0)" } ?? "")")
             } else {
                 print("    \(c.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) log")
+            }
+        }
+        print("  playbooks:")
+        for pb in p.playbooks {
+            print("    \(pb.id) \(pb.title) (\(pb.priority), respond within \(ConfigDuration.format(pb.responseGoal))): \(pb.classes.map(\.rawValue).joined(separator: ", ").nonEmptyOr("no class")), \(pb.steps.count) step\(pb.steps.count == 1 ? "" : "s")")
+        }
+        // A class that names a playbook the policy does not have.
+        for c in AlertClass.allCases.sorted() {
+            if let id = p.settings(c).playbook, !p.playbooks.contains(where: { $0.id == id }) {
+                print("  note: \(c.rawValue) names playbook \(id), which is neither a default nor in playbooks:")
             }
         }
     }
