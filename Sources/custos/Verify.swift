@@ -53,6 +53,7 @@ struct Verify: ParsableCommand {
                 "valid": report.isValid, "origin": report.origin, "size": report.size,
                 "entries_checked": report.entriesChecked, "tiles_checked": report.tilesChecked,
                 "checkpoints_checked": report.checkpointsChecked,
+                "minimum_index": report.minimumIndex, "pruned_bundles": report.prunedBundles,
                 "problems": report.problems.map { ["location": $0.location, "message": $0.message] },
             ]
             if let r = report.root { o["root"] = r.base64 }
@@ -61,6 +62,9 @@ struct Verify: ParsableCommand {
         } else if report.isValid {
             print("trail OK: \(report.origin) size \(report.size) root \(report.root?.base64 ?? "-")")
             print("checked \(report.entriesChecked) entries, \(report.tilesChecked) tiles, \(report.checkpointsChecked) kept checkpoints in \(String(format: "%.2f", elapsed)) s")
+            if report.minimumIndex > 0 {
+                print("pruned below \(report.minimumIndex): \(report.prunedBundles) entry bundle(s) removed (their tiles still hash to the signed root)")
+            }
         } else {
             print("TRAIL NOT VALID: \(report.problems.count) problem(s)")
             for p in report.problems.prefix(50) { print("  \(p)") }
