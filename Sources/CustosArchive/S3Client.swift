@@ -35,7 +35,7 @@ public struct S3Client: Sendable {
         self.endpoint = endpoint; self.signer = signer; self.client = client
     }
 
-    struct Response { var status: Int; var body: [UInt8]; var headers: HTTPHeaders }
+    struct Response { var status: Int; var body: [UInt8] }
 
     func request(_ method: String, bucket: String, key: String?, query: [(String, String)] = [],
                  headers extra: [(String, String)] = [], body: [UInt8] = [], limit: Int = 64 << 20) async throws -> Response {
@@ -66,7 +66,7 @@ public struct S3Client: Sendable {
         }
         let resp = try await client.execute(req, timeout: .seconds(60))
         var buf = try await resp.body.collect(upTo: limit)
-        return Response(status: Int(resp.status.code), body: buf.readBytes(length: buf.readableBytes) ?? [], headers: resp.headers)
+        return Response(status: Int(resp.status.code), body: buf.readBytes(length: buf.readableBytes) ?? [])
     }
 
     static func failure(_ what: String, _ r: Response) -> Failure {

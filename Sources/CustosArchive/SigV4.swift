@@ -61,10 +61,11 @@ public struct SigV4: Sendable {
     /// `UNSIGNED-PAYLOAD`).
     public func sign(method: String, path: String, query: [(String, String)], headers: [(String, String)],
                      payloadHash: String, amzDate: String) -> Signed {
-        let canonicalQuery = query
-            .map { (Self.uriEncode($0.0, keepSlash: false), Self.uriEncode($0.1, keepSlash: false)) }
-            .sorted { $0.0 == $1.0 ? $0.1 < $1.1 : $0.0 < $1.0 }
-            .map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        var pairs: [(String, String)] = query.map { (k: String, v: String) -> (String, String) in
+            (Self.uriEncode(k, keepSlash: false), Self.uriEncode(v, keepSlash: false))
+        }
+        pairs.sort { (a: (String, String), b: (String, String)) -> Bool in a.0 == b.0 ? a.1 < b.1 : a.0 < b.0 }
+        let canonicalQuery: String = pairs.map { (k: String, v: String) -> String in k + "=" + v }.joined(separator: "&")
         var merged: [String: String] = [:]
         for (k, v) in headers {
             let name = k.lowercased()
