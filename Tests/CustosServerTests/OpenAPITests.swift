@@ -50,6 +50,7 @@ import Yams
              body: #"{"reason":"maintenance","expires":"1h","class":"off_hours"}"#),
         Case(method: .get, template: "/metrics", uri: "/metrics", role: "auditor"),
         Case(method: .get, template: "/trail/checkpoint", uri: "/trail/checkpoint", role: "auditor"),
+        Case(method: .get, template: "/trail/pruned", uri: "/trail/pruned", role: "auditor"),
         Case(method: .get, template: "/trail/tile/{level}/{index}", uri: "/trail/tile/0/000.p/3", role: "auditor"),
         Case(method: .get, template: "/trail/tile/entries/{index}", uri: "/trail/tile/entries/000.p/3", role: "auditor"),
     ]
