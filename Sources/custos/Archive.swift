@@ -1,6 +1,7 @@
 import ArgumentParser
 import CustosArchive
 import CustosCore
+import CustosStore
 import CustosTrail
 import Foundation
 
@@ -132,6 +133,12 @@ struct Prune: ParsableCommand {
         let dry = dryRun
         let plan = try blockingResult {
             try await Pruner.run(layout: layout, signer: signer, policy: policy, archiver: archiver, now: at, dryRun: dry)
+        }
+        // The index forgets the pruned entries too (it holds their secret paths, identities, times).
+        if !plan.dryRun, plan.newMinimum > plan.previousMinimum, FileManager.default.fileExists(atPath: layout.indexPath) {
+            do { try SQLiteEventIndex(path: layout.indexPath).prune(below: plan.newMinimum) } catch {
+                stderrPrint("custos: the trail was pruned below \(plan.newMinimum) but the index still holds those entries: \(error); run `custos reindex`")
+            }
         }
         print("trail size \(plan.size); archive \(archiver.store.description) verified for entries 0..<\(plan.verifiedEnd)")
         print("first entry within retention: \(plan.firstUnexpired == plan.verifiedEnd ? "none below the verified archive end" : String(plan.firstUnexpired))")

@@ -68,6 +68,13 @@ struct RetentionCLITests {
             #expect(FileManager.default.fileExists(atPath: data + "/trail/tile/0/" + n))
         }
 
+        // The index forgot the pruned entries, and a rebuild starts at the minimum index.
+        let count = try await custos(["query", "--data", data, "--count"]).expect(0, "query --count after prune")
+        #expect(count.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "488", "\(count.stdout)")
+        try await custos(["reindex", "--data", data]).expect(0, "reindex after prune")
+        let recount = try await custos(["query", "--data", data, "--count"]).expect(0, "query --count after reindex")
+        #expect(recount.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "488", "\(recount.stdout)")
+
         let v = try await custos(["verify", "--data", data, "--vkey", vkey]).expect(0, "verify after prune")
         #expect(v.stdout.contains("pruned below 512"), "\(v.stdout)")
 
