@@ -35,7 +35,12 @@ public struct S3Client: Sendable {
         self.endpoint = endpoint; self.signer = signer; self.client = client
     }
 
-    struct Response { var status: Int; var body: [UInt8] }
+    struct Response {
+        var status: Int
+        var body: [UInt8]
+        var headers: [(String, String)] = []
+        func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name }?.1 }
+    }
 
     func request(_ method: String, bucket: String, key: String?, query: [(String, String)] = [],
                  headers extra: [(String, String)] = [], body: [UInt8] = [], limit: Int = 64 << 20) async throws -> Response {
@@ -66,7 +71,8 @@ public struct S3Client: Sendable {
         }
         let resp = try await client.execute(req, timeout: .seconds(60))
         var buf = try await resp.body.collect(upTo: limit)
-        return Response(status: Int(resp.status.code), body: buf.readBytes(length: buf.readableBytes) ?? [])
+        return Response(status: Int(resp.status.code), body: buf.readBytes(length: buf.readableBytes) ?? [],
+                        headers: resp.headers.map { ($0.name, $0.value) })
     }
 
     static func failure(_ what: String, _ r: Response) -> Failure {
@@ -107,18 +113,26 @@ public struct S3Client: Sendable {
     }
 
     /// The object's Object Lock retention (`GET ?retention`): mode and retain-until date,
-    /// or nil when the object has none.
+    /// or nil when the object has none. A store that answers `?retention` with something other
+    /// than a `<Retention>` document (moto 5.2 returns the object itself) is asked with HEAD
+    /// instead, whose `x-amz-object-lock-mode` and `-retain-until-date` headers S3 also sets.
     public func retention(bucket: String, key: String) async throws -> (mode: String, until: Date?)? {
-        let r = try await request("GET", bucket: bucket, key: key, query: [("retention", "")])
+        let r = try await request("GET", bucket: bucket, key: key, query: [("retention", "")], limit: 64 << 20)
         if r.status == 404 {
             let text = String(decoding: r.body.prefix(2000), as: UTF8.self)
             if Self.xmlValue(text, "Code") == "NoSuchObjectLockConfiguration" { return nil }
             throw Self.failure("GET \(key)?retention", r)
         }
         guard r.status == 200 else { throw Self.failure("GET \(key)?retention", r) }
-        let text = String(decoding: r.body, as: UTF8.self)
-        guard let mode = Self.xmlValue(text, "Mode") else { return nil }
-        return (mode, Self.xmlValue(text, "RetainUntilDate").flatMap(Self.parseISO8601))
+        let text = String(decoding: r.body.prefix(4096), as: UTF8.self)
+        if text.contains("<Retention") {
+            guard let mode = Self.xmlValue(text, "Mode") else { return nil }
+            return (mode, Self.xmlValue(text, "RetainUntilDate").flatMap(Self.parseISO8601))
+        }
+        let h = try await request("HEAD", bucket: bucket, key: key)
+        guard h.status == 200 else { throw Self.failure("HEAD \(key)", h) }
+        guard let mode = h.header("x-amz-object-lock-mode") else { return nil }
+        return (mode, h.header("x-amz-object-lock-retain-until-date").flatMap(Self.parseISO8601))
     }
 
     static func xmlValue(_ text: String, _ tag: String) -> String? {

@@ -286,7 +286,14 @@ struct TrailFixture {
         proc.standardOutput = FileHandle.nullDevice
         proc.standardError = FileHandle.nullDevice
         try proc.run()
-        defer { proc.terminate(); proc.waitUntilExit() }
+        defer {
+            // Children of Foundation's Process start with most signals blocked: SIGTERM, then SIGKILL.
+            proc.terminate()
+            let deadline = Date().addingTimeInterval(3)
+            while proc.isRunning && Date() < deadline { usleep(10_000) }
+            if proc.isRunning { kill(proc.processIdentifier, SIGKILL) }
+            while proc.isRunning { usleep(10_000) }
+        }
 
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         let client = S3Client(endpoint: "http://127.0.0.1:\(port)",
@@ -301,6 +308,16 @@ struct TrailFixture {
         #expect(created, "moto did not start on port \(port)")
         guard created else { try await http.shutdown(); return }
 
+        do {
+            try await Self.scenario(client)
+        } catch {
+            try await http.shutdown()
+            throw error
+        }
+        try await http.shutdown()
+    }
+
+    static func scenario(_ client: S3Client) async throws {
         let f = try TrailFixture()
         let nowDate = Date()
         let store = S3ArchiveStore(client: client, bucket: "custos-archive", prefix: "trail/prod")
@@ -324,7 +341,6 @@ struct TrailFixture {
         let plan = try await Pruner.run(layout: f.layout, signer: f.signer, policy: RetentionPolicy(), archiver: archiver, now: later, dryRun: false)
         #expect(plan.newMinimum == 768)
         #expect(f.verify().isValid)
-        try await http.shutdown()
     }
 }
 
