@@ -1,4 +1,5 @@
 import CustosCore
+import CustosTrail
 @testable import CustosServer
 import Foundation
 import HTTPTypes
@@ -119,6 +120,10 @@ import Yams
         let dir = TempDir()
         let (state, t) = try ServeTests.make(dir)
         let tokens = ["ingest": t.ingest, "auditor": t.auditor, "admin": t.admin]
+        // A (trivially) pruned trail, so that /trail/pruned has a signed minimum index to serve.
+        let layout = TrailLayout(dataDirectory: dir.path)
+        let signer = try TrailKeys.load(layout: layout)
+        try Data(try signer.sign("custos.pruned/v1\n\(signer.name)\n0\n").utf8).write(to: URL(fileURLWithPath: layout.prunedPath))
         try await buildApplication(state: state).test(.live) { client in
             for c in Self.cases {
                 let key = "\(c.method.rawValue) \(c.template)"
