@@ -84,6 +84,34 @@ struct RetentionCLITests {
         let gone = try await custos(["proof", "--data", data, "10"])
         #expect(gone.status == 2 && gone.stderr.contains("pruned"), "\(gone.stderr)")
 
+        // A remote audit of the pruned trail through `custos serve`: /trail/pruned tells
+        // `verify --url` which bundles are gone.
+        let port = try ServeIntegrationTests.freePort()
+        let server = Process()
+        server.executableURL = try locateCustos()
+        server.arguments = ["serve", "--data", data, "--listen", "127.0.0.1:\(port)"]
+        let out = dir.path("serve.out")
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        server.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        var up = false
+        for _ in 0..<300 where !up {
+            if let (code, _) = try? await ServeIntegrationTests.http("GET", "http://127.0.0.1:\(port)/healthz", token: nil), code == 200 { up = true } else {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let serveOut = try String(contentsOfFile: out, encoding: .utf8)
+        try #require(up, "custos serve did not come up: \(serveOut)")
+        let tokenLine = try #require(serveOut.split(separator: "\n").first { $0.hasPrefix("auditor token: ") }, "no auditor token in \(serveOut)")
+        let tokenFile = dir.path("auditor.token")
+        try String(tokenLine.dropFirst("auditor token: ".count)).write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let remote = try await custos(["verify", "--url", "http://127.0.0.1:\(port)", "--vkey", vkey, "--token-file", tokenFile])
+            .expect(0, "verify --url of a pruned trail")
+        #expect(remote.stdout.contains("pruned below 512"), "\(remote.stdout)")
+        kill(server.processIdentifier, SIGKILL)
+
         // The archive still verifies against the tiles that stayed; a second prune has nothing to do.
         try await custos(["archive", "verify", "--data", data, "--to", archive]).expect(0, "archive verify after prune")
         let again = try await custos(["prune", "--data", data, "--to", archive]).expect(0, "prune again")
