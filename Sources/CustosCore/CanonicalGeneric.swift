@@ -10,7 +10,7 @@
 /// Errors say what and at which 1-based byte offset, never the content.
 public enum GenericCanonical {
     /// Schemas of the trail's non-event entries.
-    public static let otherSchemas: Set<String> = [Alert.schema, Silence.schema, DeliveryRecord.schema]
+    public static let otherSchemas: Set<String> = [Alert.schema, Silence.schema, DeliveryRecord.schema, InvestigationRecord.schema, IncidentStep.schema]
 
     public struct Result: Sendable, Equatable {
         /// The top-level `schema` member, when there is one.

@@ -154,7 +154,8 @@ public struct EventTime: Sendable, Hashable, Comparable, CustomStringConvertible
         return era * 146_097 + doe - 719_468
     }
 
-    static func civil(fromDays z0: Int64) -> (Int64, Int, Int) {
+    /// Year, month (1–12) and day of the month of `z0` days since 1970-01-01.
+    public static func civil(fromDays z0: Int64) -> (Int64, Int, Int) {
         let z = z0 + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

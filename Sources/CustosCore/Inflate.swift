@@ -170,7 +170,12 @@ public enum Inflate {
 
 // MARK: - CRC-32 (IEEE 802.3, reflected, as in gzip), slicing by eight
 
-enum CRC32 {
+public enum CRC32 {
+    /// The CRC-32 of `bytes` (ZIP, gzip).
+    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { b in b.baseAddress.map { update(0, $0, b.count) } ?? 0 }
+    }
+
     static let table: [UInt32] = {
         var t = [UInt32](repeating: 0, count: 8 * 256)
         for i in 0..<256 {

@@ -8,6 +8,8 @@ public enum TrailEntry: Sendable, Equatable {
     case alert(Alert)
     case silence(Silence)
     case delivery(DeliveryRecord)
+    case investigation(InvestigationRecord)
+    case incident(IncidentStep)
 
     /// The canonical bytes the trail stores.
     public func canonicalJSON() -> [UInt8] {
@@ -16,6 +18,8 @@ public enum TrailEntry: Sendable, Equatable {
         case .alert(let a): return a.canonicalJSON()
         case .silence(let s): return s.canonicalJSON()
         case .delivery(let d): return d.canonicalJSON()
+        case .investigation(let i): return i.canonicalJSON()
+        case .incident(let i): return i.canonicalJSON()
         }
     }
 
@@ -25,6 +29,21 @@ public enum TrailEntry: Sendable, Equatable {
         case .alert: return Alert.schema
         case .silence: return Silence.schema
         case .delivery: return DeliveryRecord.schema
+        case .investigation: return InvestigationRecord.schema
+        case .incident: return IncidentStep.schema
+        }
+    }
+
+    /// When the entry was made: an event's time, an alert's `raised_at`, a silence's
+    /// `created_at`, a delivery's or an investigation's `time`.
+    public var recordedTime: EventTime {
+        switch self {
+        case .event(let e): return e.time
+        case .alert(let a): return a.raisedAt
+        case .silence(let s): return s.createdAt
+        case .delivery(let d): return d.time
+        case .investigation(let i): return i.time
+        case .incident(let i): return i.time
         }
     }
 
@@ -43,6 +62,8 @@ public enum TrailEntry: Sendable, Equatable {
             case Alert.schema: entry = .alert(try Alert(tree: o))
             case Silence.schema: entry = .silence(try Silence(tree: o))
             case DeliveryRecord.schema: entry = .delivery(try DeliveryRecord(tree: o))
+            case InvestigationRecord.schema: entry = .investigation(try InvestigationRecord(tree: o))
+            case IncidentStep.schema: entry = .incident(try IncidentStep(tree: o))
             default: throw EventCodingError(reason: "unknown schema")
             }
             let again = entry.canonicalJSON()
@@ -313,6 +334,13 @@ struct TreeReader {
         guard case .int(let v)? = take(k), let i = Int(exactly: v) else { throw fail(k, "expected an integer") }
         return i
     }
+    mutating func optionalInt(_ k: String) throws -> Int? {
+        switch take(k) {
+        case nil: return nil
+        case .int(let v)?: guard let i = Int(exactly: v) else { throw fail(k, "expected an integer") }; return i
+        default: throw fail(k, "expected an integer")
+        }
+    }
     mutating func bool(_ k: String) throws -> Bool {
         guard let b = try optionalBool(k) else { throw fail(k, "missing") }
         return b
@@ -342,6 +370,18 @@ struct TreeReader {
         case nil: return nil
         case .object(let o)?: return o
         default: throw fail(k, "expected an object")
+        }
+    }
+    /// An array of strings; absent means empty (canonical form omits empty arrays).
+    mutating func stringArray(_ k: String) throws -> [String] {
+        switch take(k) {
+        case nil: return []
+        case .array(let a)?:
+            return try a.map { v in
+                guard case .string(let s) = v else { throw fail(k, "expected strings") }
+                return s
+            }
+        default: throw fail(k, "expected an array")
         }
     }
     mutating func intArray(_ k: String) throws -> [Int64] {

@@ -39,6 +39,8 @@ public final class DataStore {
         index = try SQLiteEventIndex(path: layout.indexPath)
         knownIDs = EventKeySet()
         try catchUp()
+        // Investigations recorded while another process held the directory (InvestigationLog).
+        try absorbInvestigationSpool()
     }
 
     /// The default checkpoint origin: `custos.local/<hostname>` (a schema-less URL with no

@@ -104,6 +104,13 @@ public struct EventReader {
         }
     }
 
+    /// Every investigation record in the trail, in trail order.
+    public func investigations() throws -> [(index: UInt64, record: InvestigationRecord)] {
+        try Self.entries(try index.entries(schema: InvestigationRecord.schema), from: trail).compactMap {
+            if case .investigation(let r) = $0.entry { return ($0.index, r) } else { return nil }
+        }
+    }
+
     /// Reads the entries at `indices` (ascending) from the trail, any schema, each bundle once.
     static func entries(_ indices: [UInt64], from reader: TrailReader) throws -> [(index: UInt64, entry: TrailEntry)] {
         var out = [(index: UInt64, entry: TrailEntry)]()

@@ -16,6 +16,24 @@ public struct EventQuery: Sendable, Equatable {
     public init() {}
 }
 
+extension EventQuery {
+    /// Whether `e` passes every filter (the limit aside): the same verdict as the index's
+    /// query, computed from the event itself (evidence scans the trail with it).
+    public func matches(_ e: AccessEvent) -> Bool {
+        if let g = secret { guard let p = e.secret?.path, Glob.matches(g, p) else { return false } }
+        if let g = identity {
+            guard (e.identity.name.map { Glob.matches(g, $0) } ?? false) || (e.identity.id.map { Glob.matches(g, $0) } ?? false) else { return false }
+        }
+        if !kinds.isEmpty && !kinds.contains(e.identity.kind) { return false }
+        if !outcomes.isEmpty && !outcomes.contains(e.outcome) { return false }
+        if !environments.isEmpty { guard let env = e.secret?.environment, environments.contains(env) else { return false } }
+        if !actions.isEmpty && !actions.contains(e.action.rawValue) { return false }
+        if let f = from, e.time.unixNanos < f.unixNanos { return false }
+        if let t = to, e.time.unixNanos >= t.unixNanos { return false }
+        return true
+    }
+}
+
 /// A filter over indexed alert entries (`custos.alert/v1`). Times are the alert's `time`
 /// (its first event); globs as for events.
 public struct AlertQuery: Sendable, Equatable {

@@ -58,19 +58,7 @@ public final class InMemoryEventIndex: EventIndex, @unchecked Sendable {
         lock.withLock { entries.indices.filter { entries[$0].schema == schema }.map { UInt64($0) } }
     }
 
-    func matches(_ e: AccessEvent, _ q: EventQuery) -> Bool {
-        if let g = q.secret { guard let p = e.secret?.path, Glob.matches(g, p) else { return false } }
-        if let g = q.identity {
-            guard (e.identity.name.map { Glob.matches(g, $0) } ?? false) || (e.identity.id.map { Glob.matches(g, $0) } ?? false) else { return false }
-        }
-        if !q.kinds.isEmpty && !q.kinds.contains(e.identity.kind) { return false }
-        if !q.outcomes.isEmpty && !q.outcomes.contains(e.outcome) { return false }
-        if !q.environments.isEmpty { guard let env = e.secret?.environment, q.environments.contains(env) else { return false } }
-        if !q.actions.isEmpty && !q.actions.contains(e.action.rawValue) { return false }
-        if let f = q.from, e.time.unixNanos < f.unixNanos { return false }
-        if let t = q.to, e.time.unixNanos >= t.unixNanos { return false }
-        return true
-    }
+    func matches(_ e: AccessEvent, _ q: EventQuery) -> Bool { q.matches(e) }
 
     public func query(_ q: EventQuery) throws -> [UInt64] {
         lock.withLock {

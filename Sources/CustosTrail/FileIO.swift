@@ -30,10 +30,10 @@ public struct TrailError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Minimal POSIX file helpers with explicit durability.
-enum FileIO {
+package enum FileIO {
     static func errnoText() -> String { String(cString: strerror(errno)) }
 
-    static func mkdirs(_ path: String) throws {
+    package static func mkdirs(_ path: String) throws {
         var cur = path.hasPrefix("/") ? "" : "."
         for comp in path.split(separator: "/") {
             cur += "/" + comp
@@ -45,9 +45,9 @@ enum FileIO {
 
     static func sysRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { read(fd, p, n) }
 
-    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+    package static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
-    static func readFile(_ path: String, limit: Int = 64 << 20) throws -> [UInt8]? {
+    package static func readFile(_ path: String, limit: Int = 64 << 20) throws -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
@@ -134,7 +134,7 @@ enum FileIO {
         try bytes.withUnsafeBytes { try writeFile(path, $0, mode: mode, sync: sync, exclusive: exclusive) }
     }
 
-    static func fsyncPath(_ path: String) throws {
+    package static func fsyncPath(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw TrailError(.io, "cannot open \(path) to sync: \(errnoText())") }
         defer { close(fd) }
@@ -142,14 +142,14 @@ enum FileIO {
     }
 
     /// Atomically replaces `path` with `bytes`: temp file, fsync, rename, fsync directory.
-    static func replaceAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+    package static func replaceAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
         let tmp = path + ".tmp"
         try writeFile(tmp, bytes, mode: mode, sync: true)
         guard rename(tmp, path) == 0 else { throw TrailError(.io, "cannot rename \(tmp): \(errnoText())") }
         try fsyncPath(directory(of: path))
     }
 
-    static func directory(of path: String) -> String {
+    package static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
@@ -169,11 +169,11 @@ enum FileIO {
         #endif
     }
 
-    static func removeTree(_ path: String) {
+    package static func removeTree(_ path: String) {
         try? FileManager.default.removeItem(atPath: path)
     }
 
-    static func listDirectory(_ path: String) -> [String] {
+    package static func listDirectory(_ path: String) -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
     }
 }

@@ -19,6 +19,7 @@ struct Alerts: ParsableCommand {
             """)
 
     @OptionGroup var data: DataOptions
+    @OptionGroup var actor: ActorOptions
     @Option(name: .customLong("class"), help: ArgumentHelp("Alert class: \(AlertClass.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "CLASS"))
     var classes: [String] = []
     @Option(help: ArgumentHelp("Severity: low, medium, high, critical.", valueName: "SEVERITY")) var severity: [String] = []
@@ -47,8 +48,8 @@ struct Alerts: ParsableCommand {
         q.owners = owner
         q.secret = secret
         q.identity = identity
-        q.from = try from.map { try Query.parseTime($0, "--from") }
-        q.to = try to.map { try Query.parseTime($0, "--to") }
+        q.from = try from.map { try FilterOptions.parseTime($0, "--from") }
+        q.to = try to.map { try FilterOptions.parseTime($0, "--to") }
         if let f = q.from, let t = q.to, !(f < t) { throw ValidationError("--from must be before --to") }
         if !silenced { q.silenced = false }
         if let l = limit, l < 0 { throw ValidationError("--limit must be >= 0") }
@@ -93,6 +94,12 @@ struct Alerts: ParsableCommand {
             }
             return (r.index, a)
         }
+        try recordInvestigation(data: data.data, actor: actor, .alerts, parameters: [
+            "class": classes.isEmpty ? nil : classes.joined(separator: ","),
+            "severity": severity.isEmpty ? nil : severity.joined(separator: ","),
+            "owner": owner.isEmpty ? nil : owner.joined(separator: ","), "secret": secret, "identity": identity,
+            "from": from, "to": to, "silenced": silenced ? nil : "excluded", "limit": limit.map(String.init), "format": format,
+        ], resultCount: merged.count)
         switch format {
         case "json":
             var out = [UInt8]("[".utf8)

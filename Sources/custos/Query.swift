@@ -17,41 +17,14 @@ struct Query: ParsableCommand {
             """)
 
     @OptionGroup var data: DataOptions
-    @Option(help: ArgumentHelp("Secret path glob, e.g. 'secret/data/prod/*'.", valueName: "GLOB")) var secret: String?
-    @Option(help: ArgumentHelp("Identity name or id glob.", valueName: "GLOB")) var identity: String?
-    @Option(help: ArgumentHelp("Identity kind: \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "KIND")) var kind: [String] = []
-    @Option(help: ArgumentHelp("Outcome: success, denied, error.", valueName: "OUTCOME")) var outcome: [String] = []
-    @Option(help: ArgumentHelp("Environment, e.g. prod.", valueName: "ENV")) var env: [String] = []
-    @Option(help: ArgumentHelp("Action, e.g. read, list, write, delete, login, token_create, policy_change.", valueName: "ACTION")) var action: [String] = []
-    @Option(help: ArgumentHelp("Earliest time (inclusive).", valueName: "TIME")) var from: String?
-    @Option(help: ArgumentHelp("Latest time (exclusive).", valueName: "TIME")) var to: String?
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var filter: FilterOptions
     @Option(help: ArgumentHelp("At most N events.", valueName: "N")) var limit: Int?
     @Option(help: "Output: table, json or csv.") var format: String = "table"
     @Flag(help: "Print only the number of matching events.") var count = false
 
-    static func parseTime(_ s: String, _ flag: String) throws -> EventTime {
-        if let t = EventTime(rfc3339: s) { return t }
-        if s.utf8.count == 10, let t = EventTime(rfc3339: s + "T00:00:00Z") { return t }
-        throw ValidationError("\(flag): '\(s)' is not an RFC 3339 time or a YYYY-MM-DD date")
-    }
-
     func buildQuery() throws -> EventQuery {
-        var q = EventQuery()
-        q.secret = secret
-        q.identity = identity
-        q.kinds = try kind.map { k in
-            guard let v = IdentityKind(rawValue: k) else { throw ValidationError("--kind: '\(k)' is not one of \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", "))") }
-            return v
-        }
-        q.outcomes = try outcome.map { o in
-            guard let v = Outcome(rawValue: o) else { throw ValidationError("--outcome: '\(o)' is not one of success, denied, error") }
-            return v
-        }
-        q.environments = env
-        q.actions = action
-        q.from = try from.map { try Self.parseTime($0, "--from") }
-        q.to = try to.map { try Self.parseTime($0, "--to") }
-        if let f = q.from, let t = q.to, !(f < t) { throw ValidationError("--from must be before --to") }
+        var q = try filter.buildQuery()
         if let l = limit, l < 0 { throw ValidationError("--limit must be >= 0") }
         q.limit = limit
         return q
@@ -71,10 +44,13 @@ struct Query: ParsableCommand {
             stderrPrint("custos: warning: the index is \(reader.lag) entries behind the trail (an interrupted ingest?); run `custos reindex` to include them")
         }
         if count {
-            print(try reader.count(q))
+            let n = try reader.count(q)
+            try recordInvestigation(data: data.data, actor: actor, .query, parameters: parameters, resultCount: n)
+            print(n)
             return
         }
         let rows = try reader.events(q)
+        try recordInvestigation(data: data.data, actor: actor, .query, parameters: parameters, resultCount: rows.count)
         switch format {
         case "json":
             var out = [UInt8]("[".utf8)
@@ -90,6 +66,11 @@ struct Query: ParsableCommand {
         default:
             printTable(rows)
         }
+    }
+
+    /// The request as the trail records it (`custos.investigation/v1`).
+    var parameters: [String: String?] {
+        filter.parameters.merging(["limit": limit.map(String.init), "format": count ? "count" : format]) { a, _ in a }
     }
 
     static let columns: [(String, @Sendable (IndexedEvent) -> String)] = [
@@ -114,15 +95,52 @@ struct Query: ParsableCommand {
     }
 }
 
-/// A CSV field per RFC 4180, with spreadsheet formulas defused.
-func csvField(_ s: String) -> String {
-    var v = s
-    if let f = v.first, "=+-@\t\r".contains(f), v != "-" { v = "'" + v }
-    if v.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-        return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+/// The event filters `query`, `evidence` and the evidence pack share.
+struct FilterOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Secret path glob, e.g. 'secret/data/prod/*'.", valueName: "GLOB")) var secret: String?
+    @Option(help: ArgumentHelp("Identity name or id glob.", valueName: "GLOB")) var identity: String?
+    @Option(help: ArgumentHelp("Identity kind: \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "KIND")) var kind: [String] = []
+    @Option(help: ArgumentHelp("Outcome: success, denied, error.", valueName: "OUTCOME")) var outcome: [String] = []
+    @Option(help: ArgumentHelp("Environment, e.g. prod.", valueName: "ENV")) var env: [String] = []
+    @Option(help: ArgumentHelp("Action, e.g. read, list, write, delete, login, token_create, policy_change.", valueName: "ACTION")) var action: [String] = []
+    @Option(help: ArgumentHelp("Earliest time (inclusive).", valueName: "TIME")) var from: String?
+    @Option(help: ArgumentHelp("Latest time (exclusive).", valueName: "TIME")) var to: String?
+
+    static func parseTime(_ s: String, _ flag: String) throws -> EventTime {
+        if let t = EventTime(rfc3339: s) { return t }
+        if s.utf8.count == 10, let t = EventTime(rfc3339: s + "T00:00:00Z") { return t }
+        throw ValidationError("\(flag): '\(s)' is not an RFC 3339 time or a YYYY-MM-DD date")
     }
-    return v
+
+    func buildQuery() throws -> EventQuery {
+        var q = EventQuery()
+        q.secret = secret
+        q.identity = identity
+        q.kinds = try kind.map { k in
+            guard let v = IdentityKind(rawValue: k) else { throw ValidationError("--kind: '\(k)' is not one of \(IdentityKind.allCases.map(\.rawValue).joined(separator: ", "))") }
+            return v
+        }
+        q.outcomes = try outcome.map { o in
+            guard let v = Outcome(rawValue: o) else { throw ValidationError("--outcome: '\(o)' is not one of success, denied, error") }
+            return v
+        }
+        q.environments = env
+        q.actions = action
+        q.from = try from.map { try Self.parseTime($0, "--from") }
+        q.to = try to.map { try Self.parseTime($0, "--to") }
+        if let f = q.from, let t = q.to, !(f < t) { throw ValidationError("--from must be before --to") }
+        return q
+    }
+
+    /// The filters as the trail records them (`custos.investigation/v1`).
+    var parameters: [String: String?] {
+        ["secret": secret, "identity": identity, "kind": kind.isEmpty ? nil : kind.joined(separator: ","),
+         "outcome": outcome.isEmpty ? nil : outcome.joined(separator: ","), "env": env.isEmpty ? nil : env.joined(separator: ","),
+         "action": action.isEmpty ? nil : action.joined(separator: ","), "from": from, "to": to]
+    }
 }
+
+func csvField(_ s: String) -> String { csvCell(s) }
 
 /// Prints rows as aligned columns, one line per row (newlines and tabs in values become
 /// spaces; values wider than 60 characters are cut with an ellipsis).

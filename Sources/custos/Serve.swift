@@ -110,7 +110,7 @@ struct Serve: ParsableCommand {
                 }
             }
         }
-        let state = ServeState(config: c, store: store, tokens: tokens, detector: detector, onAlerts: onAlerts)
+        let state = ServeState(config: c, store: store, tokens: tokens, detector: detector, policy: loaded?.policy, onAlerts: onAlerts)
         stateBox.value = state
         var logger = Logger(label: "custos")
         logger.logLevel = .info
@@ -132,6 +132,10 @@ struct Serve: ParsableCommand {
         }
         if !c.fileTail.isEmpty {
             services.append(FileTailer(state: state, sources: c.fileTail, logger: logger))
+        }
+        services.append(SpoolAbsorber(state: state, logger: logger))
+        if let loaded {
+            services.append(IncidentEscalator(state: state, policy: loaded.policy, notifier: c.notify ? AlertNotifier(policy: loaded.policy) : nil, logger: logger))
         }
         let app = try buildApplication(state: state, services: services, logger: logger, tls: httpTLS)
         stderrPrint("custos: serving \(c.data) on \(c.tls == nil ? "http" : "https")://\(c.host.contains(":") ? "[\(c.host)]" : c.host):\(c.port)")

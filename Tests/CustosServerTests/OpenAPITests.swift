@@ -1,6 +1,7 @@
 import CustosCore
 import CustosTrail
 @testable import CustosServer
+import CustosStore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -49,6 +50,10 @@ import Yams
         Case(method: .get, template: "/v1/alerts", uri: "/v1/alerts?limit=10", role: "auditor"),
         Case(method: .post, template: "/v1/silences", uri: "/v1/silences", role: "admin",
              body: #"{"reason":"maintenance","expires":"1h","class":"off_hours"}"#),
+        Case(method: .get, template: "/v1/incidents", uri: "/v1/incidents?state=all", role: "auditor"),
+        Case(method: .get, template: "/v1/incidents/{id}", uri: "/v1/incidents/INCIDENT", role: "auditor"),
+        Case(method: .post, template: "/v1/incidents/{id}/steps", uri: "/v1/incidents/INCIDENT/steps", role: "admin",
+             body: #"{"step":"acknowledged"}"#),
         Case(method: .get, template: "/metrics", uri: "/metrics", role: "auditor"),
         Case(method: .get, template: "/trail/checkpoint", uri: "/trail/checkpoint", role: "auditor"),
         Case(method: .get, template: "/trail/pruned", uri: "/trail/pruned", role: "auditor"),
@@ -118,14 +123,22 @@ import Yams
         let plan = ops.mapValues { Self.documented($0, doc) }
 
         let dir = TempDir()
-        let (state, t) = try ServeTests.make(dir)
+        // Three denials of one secret raise a high alert, which opens the incident the
+        // incident routes are exercised on.
+        let (state, t) = try ServeTests.make(dir, policy: IncidentTests.policyYAML)
         let tokens = ["ingest": t.ingest, "auditor": t.auditor, "admin": t.admin]
+        let dataPath = dir.path
         // A (trivially) pruned trail, so that /trail/pruned has a signed minimum index to serve.
         let layout = TrailLayout(dataDirectory: dir.path)
         let signer = try TrailKeys.load(layout: layout)
         try Data(try signer.sign("custos.pruned/v1\n\(signer.name)\n0\n").utf8).write(to: URL(fileURLWithPath: layout.prunedPath))
         try await buildApplication(state: state).test(.live) { client in
-            for c in Self.cases {
+            let denials = IngestDetectionTests.denials([(0, 0), (1, 0), (2, 0)], prefix: "openapi")
+            try await client.execute(uri: "/v1/ingest?format=vault", method: .post, headers: [.authorization: "Bearer \(t.ingest)"],
+                                     body: ByteBuffer(string: denials)) { r in #expect(r.status == .ok) }
+            let incident = try #require(try EventReader(directory: dataPath).alerts(AlertQuery()).first?.alert.id)
+            for var c in Self.cases {
+                c.uri = c.uri.replacingOccurrences(of: "INCIDENT", with: incident)
                 let key = "\(c.method.rawValue) \(c.template)"
                 let d = try #require(plan[key])
                 #expect(d.needsToken == (c.role != nil), "\(key): the document and the server disagree on needing a token")

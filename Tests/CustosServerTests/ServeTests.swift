@@ -26,11 +26,13 @@ import Testing
                                           TokenStore.entry(token: t.auditor, role: .auditor, name: "a"),
                                           TokenStore.entry(token: t.admin, role: .admin, name: "root-admin")])
         var detector: Detector?
+        var loadedPolicy: Policy?
         if let policy {
             let loaded = try PolicyLoader.load(yaml: policy, baseDirectory: dir.path)
             detector = Detector(engine: DetectionEngine(policy: loaded.policy))
+            loadedPolicy = loaded.policy
         }
-        return (ServeState(config: c, store: store, tokens: tokens, detector: detector, beforeCommit: beforeCommit), t)
+        return (ServeState(config: c, store: store, tokens: tokens, detector: detector, policy: loadedPolicy, beforeCommit: beforeCommit), t)
     }
 
     static func gzip(_ data: [UInt8]) throws -> [UInt8] {
@@ -87,7 +89,8 @@ import Testing
             try await client.execute(uri: "/trail/checkpoint", method: .get, headers: read) { r in
                 #expect(r.status == .ok)
                 let lines = String(buffer: r.body).split(separator: "\n")
-                #expect(lines.first == "t.example/log" && lines.dropFirst().first == "2")
+                // Two events, and the auditor's query above recorded as an investigation.
+                #expect(lines.first == "t.example/log" && lines.dropFirst().first == "3")
             }
             try await client.execute(uri: "/trail/tile/entries/000.p/2", method: .get, headers: read) { r in
                 #expect(r.status == .ok)
@@ -228,6 +231,7 @@ import Testing
             Endpoint(method: .get, uri: "/v1/events", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/v1/alerts", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/trail/checkpoint", body: "", allowed: ["auditor"]),
+            Endpoint(method: .get, uri: "/v1/incidents?state=all", body: "", allowed: ["auditor", "admin"]),
             Endpoint(method: .get, uri: "/metrics", body: "", allowed: ["auditor", "admin"]),
             Endpoint(method: .post, uri: "/v1/silences", body: "{\"reason\":\"r\",\"expires\":\"1h\",\"class\":\"off_hours\"}", allowed: ["admin"]),
             Endpoint(method: .get, uri: "/healthz", body: "", allowed: ["none", "wrong", "ingest", "auditor", "admin"]),

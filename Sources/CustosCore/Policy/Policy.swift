@@ -41,6 +41,8 @@ public struct Policy: Sendable {
     public var identities: [IdentityRule] = []
     public var secrets: [SecretRule] = []
     public var classes: [AlertClass: ClassSettings] = [:]
+    /// Response playbooks (defaults PB-SEC-01 … PB-SEC-05; the policy's `playbooks:` replaces by id or adds).
+    public var playbooks: [Playbook] = Playbook.defaults
 
     public init() {}
 
@@ -63,6 +65,9 @@ public struct Policy: Sendable {
         public var key: String
         public var name: String
         public var notify: [NotifyTarget]
+        /// Owners (keys) an unacknowledged incident escalates to, in order: the first when the
+        /// SLA is missed, the next after another SLA period, and so on.
+        public var escalation: [String] = []
         public init(key: String, name: String, notify: [NotifyTarget]) { self.key = key; self.name = name; self.notify = notify }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 
 extension Policy {
     static let topKeys: Set<String> = ["networks", "geoip", "schedules", "owners", "fallback_owner", "smtp",
-                                       "identities", "secrets", "classes"]
+                                       "identities", "secrets", "classes", "playbooks"]
     static let classKeys: Set<String> = ["action", "severity", "owner", "sla", "playbook", "fold", "count", "window",
                                          "speed_kmh", "min_km", "min_count", "deviations", "warmup"]
     /// Keys that only some classes understand.
@@ -92,7 +92,7 @@ extension Policy {
         // owners
         for e in r.mapping(top["owners"], "owners") {
             let path = ConfigReader.join("owners", e.key)
-            let m = Dictionary(r.mapping(e.value, path, allowed: ["name", "notify"]).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+            let m = Dictionary(r.mapping(e.value, path, allowed: ["name", "notify", "escalation"]).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             let name = r.string(m["name"], "\(path).name") ?? e.key
             var targets: [NotifyTarget] = []
             let items = r.sequence(m["notify"], "\(path).notify")
@@ -102,7 +102,17 @@ extension Policy {
             for (i, item) in items.enumerated() {
                 if let t = Self.parseTarget(item, "\(path).notify[\(i)]", &r) { targets.append(t) }
             }
-            p.owners[e.key] = Owner(key: e.key, name: name, notify: targets)
+            var owner = Owner(key: e.key, name: name, notify: targets)
+            owner.escalation = r.strings(m["escalation"], "\(path).escalation")
+            p.owners[e.key] = owner
+        }
+        // Escalation chains name other owners, without cycles back to the owner itself.
+        for (key, owner) in p.owners {
+            for (i, next) in owner.escalation.enumerated() {
+                let path = "\(ConfigReader.join("owners", key)).escalation[\(i)]"
+                if p.owners[next] == nil { r.problem(path, nil, "\"\(next)\" is not one of the owners") }
+                else if next == key { r.problem(path, nil, "an owner cannot escalate to itself") }
+            }
         }
         if p.owners.values.contains(where: { $0.notify.contains { if case .email = $0 { return true } else { return false } } }), p.smtp == nil, top["smtp"] == nil {
             r.problem("smtp", nil, "an owner is notified by email, so smtp (host, port, from) is required")
@@ -196,6 +206,27 @@ extension Policy {
                 }
             }
             p.classes[c] = s
+        }
+
+        // playbooks: replace a default by id, or add one.
+        for (i, item) in r.sequence(top["playbooks"], "playbooks").enumerated() {
+            let path = ConfigReader.join("playbooks", i)
+            let m = Dictionary(r.mapping(item, path, allowed: ["id", "title", "classes", "priority", "response_goal", "steps"]).map { ($0.key, $0.value) },
+                               uniquingKeysWith: { a, _ in a })
+            guard let id = r.string(m["id"], "\(path).id", required: true) else { continue }
+            let title = r.string(m["title"], "\(path).title", required: true) ?? id
+            var classes: [AlertClass] = []
+            for c in r.strings(m["classes"], "\(path).classes") {
+                if let v = AlertClass(rawValue: c) { classes.append(v) }
+                else { r.problem("\(path).classes", m["classes"], "\"\(c)\" is not an alert class (\(AlertClass.allCases.map(\.rawValue).joined(separator: ", ")))") }
+            }
+            let priority = r.string(m["priority"], "\(path).priority") ?? "P2"
+            if !["P1", "P2", "P3", "P4"].contains(priority) { r.problem("\(path).priority", m["priority"], "expected P1, P2, P3 or P4") }
+            let goal = r.duration(m["response_goal"], "\(path).response_goal", range: 60...(30 * 86_400)) ?? 3600
+            let steps = r.strings(m["steps"], "\(path).steps")
+            if steps.isEmpty { r.problem("\(path).steps", m["steps"] ?? item, "a playbook needs at least one step") }
+            let pb = Playbook(id: id, title: title, classes: classes, priority: priority, responseGoal: goal, steps: steps)
+            if let k = p.playbooks.firstIndex(where: { $0.id == id }) { p.playbooks[k] = pb } else { p.playbooks.append(pb) }
         }
 
         if !r.problems.isEmpty { throw ConfigProblems(r.problems) }

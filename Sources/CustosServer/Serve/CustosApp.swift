@@ -25,13 +25,16 @@ public final class ServeState: @unchecked Sendable {
     private var lastCommitFailed: String?
 
     public let detector: Detector?
+    /// The policy (playbooks, owners' escalation chains), when one is loaded.
+    public let policy: Policy?
 
     /// `beforeCommit` is a test hook (see `GroupCommitter`).
     /// `onAlerts` gets the alerts each commit recorded (on the commit thread; hand them off).
-    public init(config: ServeConfig, store: DataStore, tokens: TokenStore, detector: Detector? = nil,
+    public init(config: ServeConfig, store: DataStore, tokens: TokenStore, detector: Detector? = nil, policy: Policy? = nil,
                 beforeCommit: (@Sendable (Int) -> Void)? = nil, onAlerts: (@Sendable ([Alert]) -> Void)? = nil) {
         self.config = config
         self.detector = detector
+        self.policy = policy
         self.store = store
         self.tokens = tokens
         let metrics = self.metrics
@@ -134,6 +137,9 @@ public func buildRouter(state: ServeState) -> Router<BasicRequestContext> {
     router.get("/v1/events") { req, _ in try await api.events(req) }
     router.get("/v1/alerts") { req, _ in try await api.alerts(req) }
     router.post("/v1/silences") { req, _ in try await api.silence(req) }
+    router.get("/v1/incidents") { req, _ in try await api.incidents(req) }
+    router.get("/v1/incidents/:id") { req, ctx in try await api.incident(req, id: ctx.parameters.get("id") ?? "") }
+    router.post("/v1/incidents/:id/steps") { req, ctx in try await api.incidentStep(req, id: ctx.parameters.get("id") ?? "") }
     router.get("/trail/checkpoint") { req, _ in try api.trailFile(req, ["checkpoint"]) }
     router.get("/trail/pruned") { req, _ in try api.trailFile(req, ["pruned"]) }
     router.get("/trail/tile/**") { req, ctx in try api.trailFile(req, ["tile"] + ctx.parameters.getCatchAll().map(String.init)) }
@@ -291,8 +297,23 @@ struct ServeAPI: Sendable {
         return n
     }
 
+    /// Records an auditor's read in the trail (`custos.investigation/v1`) before answering it:
+    /// who (the token's name), which role, what was asked (the query parameters), how many results.
+    func recordInvestigation(_ who: (Role, String), _ action: InvestigationRecord.Action, _ req: Request, resultCount: Int?) async throws {
+        var params: [String: String] = [:]
+        for (k, v) in req.uri.queryParameters where params.count < 32 {
+            let key = String(k.prefix(64)), value = String(v.prefix(1024))
+            params[key] = params[key].map { $0 + "," + value } ?? value
+        }
+        let r = InvestigationRecord(time: EventTime(unixTime: Date().timeIntervalSince1970), actor: who.1, channel: "api:\(who.0.rawValue)",
+                                    action: action, parameters: params, resultCount: resultCount)
+        do { _ = try await state.committer.appendEntries([.investigation(r)]) } catch {
+            throw APIError(status: .serviceUnavailable, message: "the request could not be recorded in the trail, so it is not answered: \(error)")
+        }
+    }
+
     func events(_ req: Request) async throws -> Response {
-        try authorize(req, [.auditor])
+        let who = try authorize(req, [.auditor])
         let p = req.uri.queryParameters
         var q = EventQuery()
         q.secret = p.get("secret")
@@ -311,6 +332,7 @@ struct ServeAPI: Sendable {
         q.to = try time(req, "to")
         q.limit = try limit(req)
         let rows = try reader().events(q)
+        try await recordInvestigation(who, .query, req, resultCount: rows.count)
         var out = [UInt8]("[".utf8)
         for (i, r) in rows.enumerated() {
             if i > 0 { out.append(contentsOf: Array(",\n".utf8)) }
@@ -321,7 +343,7 @@ struct ServeAPI: Sendable {
     }
 
     func alerts(_ req: Request) async throws -> Response {
-        try authorize(req, [.auditor])
+        let who = try authorize(req, [.auditor])
         let p = req.uri.queryParameters
         var q = AlertQuery()
         q.classes = try p.getAll("class").map { c in
@@ -333,6 +355,7 @@ struct ServeAPI: Sendable {
         q.to = try time(req, "to")
         q.limit = try limit(req)
         let rows = try reader().alerts(q)
+        try await recordInvestigation(who, .alerts, req, resultCount: rows.count)
         var out = [UInt8]("[".utf8)
         for (i, r) in rows.enumerated() {
             if i > 0 { out.append(contentsOf: Array(",\n".utf8)) }
@@ -385,6 +408,68 @@ struct ServeAPI: Sendable {
                         alertClass: cls, identity: identity, secret: secret, owner: who, reason: reason, createdAt: now, expiresAt: end)
         let index = try await state.committer.appendEntries([.silence(s)])
         var bytes = s.canonicalJSON()
+        bytes.removeLast()
+        bytes.append(contentsOf: Array(",\"index\":\(index.lowerBound)}\n".utf8))
+        return .json(bytes, status: .created)
+    }
+
+    // MARK: Incidents
+
+    func incidents(_ req: Request) async throws -> Response {
+        try authorize(req, [.auditor, .admin])
+        let state = req.uri.queryParameters.get("state") ?? "active"
+        guard ["active", "all"].contains(state) || Incident.State(rawValue: state) != nil else {
+            throw APIError(status: .badRequest, message: "state must be open, acknowledged, investigating, decided, closed, active or all")
+        }
+        let rows = try IncidentBook.load(reader()).filter { state == "all" || (state == "active" ? $0.state != .closed : $0.state.rawValue == state) }
+        return .json(IncidentJSON.list(rows))
+    }
+
+    func findIncident(_ id: String) throws -> Incident {
+        guard (6...64).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw APIError(status: .notFound, message: "no such incident")
+        }
+        do { return try IncidentBook.find(id, in: try IncidentBook.load(reader())) } catch let e as IncidentError {
+            throw APIError(status: .notFound, message: e.message)
+        }
+    }
+
+    func incident(_ req: Request, id: String) async throws -> Response {
+        try authorize(req, [.auditor, .admin])
+        let i = try findIncident(id)
+        return .json(IncidentJSON.show(i, playbook: Playbook.resolve(i.alert, in: state.policy?.playbooks ?? Playbook.defaults)))
+    }
+
+    /// Records one response step; the actor is the token's name. Escalations are the server's own.
+    func incidentStep(_ req: Request, id: String) async throws -> Response {
+        let who = try authorize(req, [.admin])
+        let body = try await collect(req)
+        guard body.count <= 16_384, let o = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw APIError(status: .badRequest, message: "expected a JSON object {step, verdict?, text?} of at most 16 KiB")
+        }
+        if let k = o.keys.sorted().first(where: { !["step", "verdict", "text"].contains($0) }) {
+            throw APIError(status: .badRequest, message: "unknown key \(k.count <= 40 ? k : "(long key)") (expected step, verdict, text)")
+        }
+        let allowed: [IncidentStep.Kind] = [.acknowledged, .investigating, .verdict, .action, .closed, .note]
+        guard let sv = o["step"] as? String, let kind = IncidentStep.Kind(rawValue: sv), allowed.contains(kind) else {
+            throw APIError(status: .badRequest, message: "step must be one of \(allowed.map(\.rawValue).joined(separator: ", "))")
+        }
+        var verdict: IncidentStep.Verdict?
+        if let v = o["verdict"] {
+            guard let vs = v as? String, let x = IncidentStep.Verdict(rawValue: vs) else { throw APIError(status: .badRequest, message: "verdict must be false_positive or confirmed") }
+            verdict = x
+        }
+        if o["text"] != nil && !(o["text"] is String) { throw APIError(status: .badRequest, message: "text must be a string") }
+        let text = o["text"] as? String
+        let i = try findIncident(id)
+        do { try IncidentBook.check(i, kind, verdict: verdict, text: text) } catch let e as IncidentError {
+            throw APIError(status: .conflict, message: e.message)
+        }
+        let step = IncidentStep(incident: i.id, step: kind, actor: who.1, channel: "api:\(who.0.rawValue)",
+                                time: EventTime(unixTime: Date().timeIntervalSince1970), verdict: verdict, text: text,
+                                investigations: kind == .verdict || kind == .closed ? i.investigations.map(\.record.id) : [])
+        let index = try await state.committer.appendEntries([.incident(step)])
+        var bytes = step.canonicalJSON()
         bytes.removeLast()
         bytes.append(contentsOf: Array(",\"index\":\(index.lowerBound)}\n".utf8))
         return .json(bytes, status: .created)

@@ -108,6 +108,46 @@ components:
         reason: { type: string }
         index: { type: integer }
       additionalProperties: true
+    Incident:
+      type: object
+      description: |
+        An incident: an alert of severity high or critical (its id is the alert's) and the
+        response steps recorded for it, with its playbook and the investigations linked to it.
+      required: [id, state, class, severity, raised_at, steps, investigations]
+      properties:
+        id: { type: string }
+        state: { enum: [open, acknowledged, investigating, decided, closed] }
+        class: { type: string }
+        severity: { type: string }
+        owner: { type: string }
+        raised_at: { type: string }
+        sla_deadline: { type: string }
+        acknowledged_within_sla: { type: boolean }
+        steps: { type: array, items: { type: object } }
+        investigations: { type: array, items: { type: object } }
+        playbook: { type: object }
+      additionalProperties: true
+    IncidentStepRequest:
+      type: object
+      required: [step]
+      additionalProperties: false
+      properties:
+        step: { enum: [acknowledged, investigating, verdict, action, closed, note] }
+        verdict: { enum: [false_positive, confirmed] }
+        text: { type: string, maxLength: 4096, description: "Reason (verdict), what was done (action), summary (closed), note. Never a secret value." }
+    IncidentStep:
+      type: object
+      description: The `custos.incident/v1` entry as recorded, with its trail `index`; the actor is the token's name.
+      required: [schema, incident, step, actor, channel, time, index]
+      properties:
+        schema: { const: custos.incident/v1 }
+        incident: { type: string }
+        step: { type: string }
+        actor: { type: string }
+        channel: { type: string }
+        time: { type: string }
+        index: { type: integer }
+      additionalProperties: true
   parameters:
     from:
       name: from
@@ -136,7 +176,7 @@ components:
       description: The token's role may not use this route.
       content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
     NotFound:
-      description: No such trail file.
+      description: No such trail file or incident.
       content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
 security:
   - token: []
@@ -262,6 +302,56 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "403": { $ref: "#/components/responses/Forbidden" }
+  /v1/incidents:
+    get:
+      tags: [read]
+      summary: Incidents (roles auditor and admin).
+      parameters:
+        - { name: state, in: query, description: "open, acknowledged, investigating, decided, closed, active (default: all but closed) or all.", schema: { type: string } }
+      responses:
+        "200":
+          description: Incidents in the order their alerts were raised.
+          content: { application/json: { schema: { type: array, items: { $ref: "#/components/schemas/Incident" } } } }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+  /v1/incidents/{id}:
+    get:
+      tags: [read]
+      summary: One incident with its timeline, playbook and linked investigations (roles auditor and admin).
+      parameters:
+        - { name: id, in: path, required: true, description: "The alert id, or a unique prefix of 6+ characters.", schema: { type: string } }
+      responses:
+        "200":
+          description: The incident.
+          content: { application/json: { schema: { $ref: "#/components/schemas/Incident" } } }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+  /v1/incidents/{id}/steps:
+    post:
+      tags: [admin]
+      summary: Record a response step (role admin); the lifecycle is enforced.
+      description: |
+        acknowledged → investigating → verdict (false_positive or confirmed, with a reason) →
+        action (one or more; at least one when confirmed) → closed (with a summary); notes any
+        time before closing. A step out of order is answered 409 with the step that must come first.
+      parameters:
+        - { name: id, in: path, required: true, schema: { type: string } }
+      requestBody:
+        required: true
+        content: { application/json: { schema: { $ref: "#/components/schemas/IncidentStepRequest" } } }
+      responses:
+        "201":
+          description: Recorded in the trail.
+          content: { application/json: { schema: { $ref: "#/components/schemas/IncidentStep" } } }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409":
+          description: The step may not follow the incident's steps so far (the message says which must come first).
+          content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
   /trail/checkpoint:
     get:
       tags: [trail]
