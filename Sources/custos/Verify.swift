@@ -10,7 +10,9 @@ struct Verify: ParsableCommand {
             Trusts nothing in the data directory but checks it against VKEY (the verifier key \
             printed by keygen, as text or a file holding it). Exit 0 when the trail is intact; \
             1 when anything was altered (each problem printed with the file and what is wrong); \
-            2 for usage errors; 3 when a server could not be read.
+            2 for usage errors; 3 when a server could not be read. A pruned trail (`custos prune`) \
+            verifies too: below its signed minimum index the level-0 tiles stand in for the \
+            deleted entry bundles, and the report says "pruned below N".
 
             With --url it audits a running `custos serve` over HTTP instead: it downloads the \
             checkpoint, every tile and every entry bundle from /trail/ (an auditor token from \
