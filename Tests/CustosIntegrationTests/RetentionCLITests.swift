@@ -116,5 +116,9 @@ struct RetentionCLITests {
         try await custos(["archive", "verify", "--data", data, "--to", archive]).expect(0, "archive verify after prune")
         let again = try await custos(["prune", "--data", data, "--to", archive]).expect(0, "prune again")
         #expect(again.stdout.contains("nothing to prune"), "\(again.stdout)")
+
+        // Evidence is proven over every entry of the log: on a pruned trail it says why it cannot.
+        let evidence = try await custos(["evidence", "--data", data, "--from", "2000-01-01", "--to", "2100-01-01"])
+        #expect(evidence.status != 0 && (evidence.stderr + evidence.stdout).contains("pruned below entry 512"), "\(evidence.status) \(evidence.stderr)")
     }
 }
