@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "CustosStore", targets: ["CustosStore"]),
         .library(name: "CustosServer", targets: ["CustosServer"]),
         .library(name: "CustosAlerting", targets: ["CustosAlerting"]),
+        .library(name: "CustosArchive", targets: ["CustosArchive"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -64,10 +65,17 @@ let package = Package(
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict),
+        // Retention tiers, archive (local directory, S3 with Object Lock, SigV4) and pruning.
+        .target(
+            name: "CustosArchive",
+            dependencies: ["CustosCore", "CustosTrail", "CustosAlerting", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict),
         .executableTarget(
             name: "custos",
             dependencies: [
-                "CustosCore", "CustosTrail", "CustosStore", "CustosServer", "CustosAlerting",
+                "CustosCore", "CustosTrail", "CustosStore", "CustosServer", "CustosAlerting", "CustosArchive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,6 +89,9 @@ let package = Package(
         .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "CustosTrailTests", dependencies: ["CustosTrail", "CustosCore"], swiftSettings: strict),
+        .testTarget(name: "CustosArchiveTests", dependencies: ["CustosArchive", "CustosTrail", "CustosCore",
+                                                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+                    swiftSettings: strict),
         .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore"], swiftSettings: strict),
         .testTarget(name: "CustosAlertingTests", dependencies: ["CustosAlerting", "CustosCore"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),

@@ -60,6 +60,8 @@ public struct EventReader {
     /// Indexes the trail entries in `range` (which must start at the index's size).
     static func fill(_ index: any EventIndex, from reader: TrailReader, range: Range<UInt64>) throws {
         let origin = reader.checkpoint.checkpoint.origin
+        // A pruned trail starts at its minimum index (the entries below are in the archive).
+        if range.lowerBound < reader.minimumIndex { try index.prune(below: reader.minimumIndex) }
         var batch: [TrailEntry] = []
         var first = range.lowerBound
         try reader.forEachEntry(in: range) { i, bytes in

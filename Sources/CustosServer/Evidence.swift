@@ -69,6 +69,10 @@ public enum Evidence {
         }
         let layout = TrailLayout(dataDirectory: directory)
         let trail = try TrailReader(layout: layout, verifier: verifier)
+        // Evidence recomputes the root from every entry: a pruned trail no longer has them all.
+        if trail.minimumIndex > 0 {
+            throw EvidenceError("the trail was pruned below entry \(trail.minimumIndex) (`custos prune`); evidence is proven over the whole log: in a copy of the data directory, put the archived bundles back under trail/tile/entries/ and delete trail/pruned, then run evidence on the copy")
+        }
         let head = trail.checkpoint
         let n = head.checkpoint.size
         // Kept checkpoint sizes up to the head, ascending.

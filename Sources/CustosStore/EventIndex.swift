@@ -87,9 +87,17 @@ public protocol EventIndex: AnyObject {
     func allEventIDs() throws -> [String]
     /// Drops everything (before a rebuild).
     func reset() throws
+    /// Forgets the trail entries below `below` (pruned from the trail, see `TrailPruning`):
+    /// their rows go, and an index holding fewer entries than `below` continues at `below`
+    /// (a rebuild of a pruned trail starts there).
+    func prune(below: UInt64) throws
 }
 
 extension EventIndex {
+    public func prune(below: UInt64) throws {
+        throw IndexError("this index (\(Self.self)) cannot forget pruned entries")
+    }
+
     /// `append(entries:firstIndex:origin:)` for events only.
     public func append(_ events: [AccessEvent], firstIndex: UInt64, origin: String) throws {
         try append(entries: events.map { .event($0) }, firstIndex: firstIndex, origin: origin)

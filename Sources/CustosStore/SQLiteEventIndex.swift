@@ -278,6 +278,26 @@ public final class SQLiteEventIndex: EventIndex {
         try wrap { try db.read { db in try String.fetchAll(db, sql: "SELECT id FROM events") } }
     }
 
+    /// Deletes the rows below `below` from every table keyed by trail index (tables added
+    /// later included), and moves the indexed size up to `below` when it is smaller.
+    public func prune(below: UInt64) throws {
+        try wrap {
+            try db.write { db in
+                let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%'")
+                for t in tables where t != "meta" {
+                    let columns = try Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [t]).map { $0["name"] as String? }
+                    if columns.contains("idx") {
+                        try db.execute(sql: "DELETE FROM \"\(t.replacingOccurrences(of: "\"", with: "\"\""))\" WHERE idx < ?", arguments: [Int64(below)])
+                    }
+                }
+                let size = try UInt64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'size'") ?? 0
+                if size < below {
+                    try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('size', ?)", arguments: [String(below)])
+                }
+            }
+        }
+    }
+
     public func reset() throws {
         try wrap {
             try db.write { db in

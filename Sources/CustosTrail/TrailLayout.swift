@@ -6,6 +6,7 @@ import CustosCore
 /// <data>/trail/checkpoint              latest signed checkpoint (C2SP tlog-checkpoint)
 /// <data>/trail/tile/<L>/<N>[.p/<W>]    Merkle tiles (C2SP tlog-tiles)
 /// <data>/trail/tile/entries/<N>[.p/<W>] entry bundles: uint16-BE length-prefixed canonical JSON
+/// <data>/trail/pruned                  minimum index after pruning (signed note; absent = 0)
 /// <data>/checkpoints/<size>            every checkpoint ever signed (20-digit size), for rollback checks
 /// <data>/keys/trail.key                signing key (signed-note private key, mode 0600)
 /// <data>/keys/trail.vkey               verifier key (public)
@@ -21,6 +22,8 @@ public struct TrailLayout: Sendable {
     public var trailDirectory: String { dataDirectory + "/trail" }
     public var checkpointPath: String { trailDirectory + "/checkpoint" }
     public var historyDirectory: String { dataDirectory + "/checkpoints" }
+    /// The minimum index (C2SP tlog-tiles "Pruning"): entry bundles below it may be gone.
+    public var prunedPath: String { trailDirectory + "/pruned" }
     public var keysDirectory: String { dataDirectory + "/keys" }
     public var signingKeyPath: String { keysDirectory + "/trail.key" }
     public var verifierKeyPath: String { keysDirectory + "/trail.vkey" }

@@ -4,6 +4,8 @@ import CustosCore
 public struct TrailReader: Sendable {
     public var layout: TrailLayout
     public let checkpoint: SignedCheckpoint
+    /// Entries below this index were pruned (`TrailPruning`); 0 when nothing was.
+    public let minimumIndex: UInt64
 
     /// Opens the trail, checking its checkpoint against `verifier`.
     public init(layout: TrailLayout, verifier: NoteVerifier) throws {
@@ -16,14 +18,16 @@ public struct TrailReader: Sendable {
         } catch {
             throw TrailError(.damaged, "\(layout.checkpointPath) does not verify with key \(verifier.name): \(error)")
         }
+        minimumIndex = try TrailPruning.minimumIndex(layout: layout, verifier: verifier)
     }
 
     public var size: UInt64 { checkpoint.checkpoint.size }
 
-    /// Calls `body` with each entry in `range` (clamped to the checkpoint) in order.
+    /// Calls `body` with each entry in `range` (clamped to the checkpoint and to the
+    /// minimum index: pruned entries are skipped) in order.
     public func forEachEntry(in range: Range<UInt64>, _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         let end = min(range.upperBound, size)
-        var i = range.lowerBound
+        var i = max(range.lowerBound, minimumIndex)
         while i < end {
             let bundleIndex = i >> 8
             let width = (bundleIndex + 1) * 256 <= size ? 256 : Int(size & 255)
@@ -54,6 +58,9 @@ public struct TrailReader: Sendable {
     public func entry(at index: UInt64) throws -> [UInt8] {
         guard index < size else {
             throw TrailError(.invalidArgument, "index \(index) is outside the trail (size \(size))")
+        }
+        guard index >= minimumIndex else {
+            throw TrailError(.invalidArgument, "entry \(index) was pruned (the trail keeps entries from \(minimumIndex) on; see the archive)")
         }
         var out: [UInt8] = []
         try forEachEntry(in: index..<(index + 1)) { _, e in out = Array(e) }

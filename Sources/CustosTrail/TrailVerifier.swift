@@ -21,6 +21,12 @@ public struct TrailVerifier: Sendable {
         public var size: UInt64 = 0
         public var root: MerkleHash?
         public var entriesChecked: UInt64 = 0
+        /// The trail's minimum index (`trail/pruned`): entries below it were pruned. Their
+        /// bundles are not required; their level-0 tiles stand in for them and must still
+        /// hash to the signed root.
+        public var minimumIndex: UInt64 = 0
+        /// Entry bundles below the minimum index that are gone (the rest were still there and checked).
+        public var prunedBundles = 0
         public var tilesChecked = 0
         public var checkpointsChecked = 0
         public var problems: [Problem] = []
@@ -66,6 +72,20 @@ public struct TrailVerifier: Sendable {
         report.size = size
         report.root = cp.checkpoint.rootHash
 
+        // 1b. The minimum index (pruning), signed with the same key.
+        var minimumIndex: UInt64 = 0
+        do {
+            minimumIndex = try TrailPruning.minimumIndex(layout: layout, verifier: verifier)
+            if minimumIndex > size {
+                report.problems.append(.init(location: rel(layout.prunedPath), message: "minimum index \(minimumIndex) is beyond the checkpoint (size \(size))"))
+                minimumIndex = 0
+            }
+        } catch {
+            report.problems.append(.init(location: rel(layout.prunedPath), message: "\(error)"))
+        }
+        report.minimumIndex = minimumIndex
+        let prunedBundleCount = minimumIndex / 256
+
         // 2. Entry bundles → leaf hashes (in parallel).
         let bundleCount = Int((size + 255) / 256)
         var leaves = [MerkleHash](repeating: MerkleHash(storage: .init()), count: Int(size))
@@ -87,6 +107,20 @@ public struct TrailVerifier: Sendable {
                     let buffer = FileIO.ReadBuffer()
                     for b in lo..<hi {
                         let width = (UInt64(b) + 1) * 256 <= size ? 256 : Int(size & 255)
+                        if UInt64(b) < prunedBundleCount, !FileIO.exists(layout.bundlePath(index: UInt64(b), width: 256)) {
+                            // Pruned: the level-0 tile stands in for the entries; the levels
+                            // above and the root check it.
+                            let path = layout.tilePath(level: 0, index: UInt64(b), width: 256)
+                            if let bytes = try? buffer.read(path), bytes.count == 256 * 32 {
+                                for k in 0..<256 {
+                                    out[b * 256 + k] = MerkleHash(bytes: UnsafeRawBufferPointer(rebasing: bytes[(k * 32)..<(k * 32 + 32)]))!
+                                }
+                            } else {
+                                local.append(.init(location: rel(path), message: "missing or not 8192 bytes (entry bundle \(b) was pruned: this tile is all that is left of it)"))
+                            }
+                            tileOut[b] = .pruned
+                            continue
+                        }
                         checkBundle(index: UInt64(b), width: width, buffer: buffer, into: out, problems: &local)
                         if local.count > 100 { break }
                         let path = layout.tilePath(level: 0, index: UInt64(b), width: width)
@@ -99,7 +133,9 @@ public struct TrailVerifier: Sendable {
             }
         }
         report.problems += problemsBox.all()
-        report.entriesChecked = size
+        let prunedGone = tile0.reduce(0) { n, t in if case .pruned = t { return n + 1 }; return n }
+        report.prunedBundles = prunedGone
+        report.entriesChecked = size - UInt64(prunedGone) * 256
 
         // 3. Tiles at every level, and the root.
         let levels = TreeLevels(leaves: leaves, parallelism: parallelism)
@@ -109,7 +145,7 @@ public struct TrailVerifier: Sendable {
             if ref.level == 0, ref.index < UInt64(bundleCount),
                ref.width == ((ref.index + 1) * 256 <= size ? 256 : Int(size & 255)) {
                 switch tile0[Int(ref.index)] {
-                case .ok: continue
+                case .ok, .pruned: continue
                 case .problem(let p): report.problems.append(p); continue
                 case .notChecked: break
                 }
@@ -156,7 +192,7 @@ public struct TrailVerifier: Sendable {
     }
 
     enum TileCheck {
-        case notChecked, ok, problem(Problem)
+        case notChecked, ok, pruned, problem(Problem)
         init(_ p: Problem?) { self = p.map { .problem($0) } ?? .ok }
     }
 

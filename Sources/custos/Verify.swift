@@ -11,7 +11,9 @@ struct Verify: ParsableCommand {
             Trusts nothing in the data directory but checks it against VKEY (the verifier key \
             printed by keygen, as text or a file holding it). Exit 0 when the trail is intact; \
             1 when anything was altered (each problem printed with the file and what is wrong); \
-            2 for usage errors; 3 when a server could not be read.
+            2 for usage errors; 3 when a server could not be read. A pruned trail (`custos prune`) \
+            verifies too: below its signed minimum index the level-0 tiles stand in for the \
+            deleted entry bundles, and the report says "pruned below N".
 
             With --url it audits a running `custos serve` over HTTP instead: it downloads the \
             checkpoint, every tile and every entry bundle from /trail/ (an auditor token from \
@@ -87,6 +89,7 @@ struct Verify: ParsableCommand {
                 "valid": valid, "origin": report.origin, "size": report.size,
                 "entries_checked": report.entriesChecked, "tiles_checked": report.tilesChecked,
                 "checkpoints_checked": report.checkpointsChecked,
+                "minimum_index": report.minimumIndex, "pruned_bundles": report.prunedBundles,
                 "problems": report.problems.map { ["location": $0.location, "message": $0.message] },
             ]
             if let r = report.root { o["root"] = r.base64 }
@@ -112,6 +115,9 @@ struct Verify: ParsableCommand {
                 } else {
                     print("not cosigned by witness \(w.verifier.name): \(w.problem ?? "?")")
                 }
+            }
+            if report.minimumIndex > 0 {
+                print("pruned below \(report.minimumIndex): \(report.prunedBundles) entry bundle(s) removed (their tiles still hash to the signed root)")
             }
         } else {
             print("TRAIL NOT VALID: \(report.problems.count) problem(s)")

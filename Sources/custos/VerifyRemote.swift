@@ -88,8 +88,18 @@ struct RemoteTrail {
                 (TilePath.tile(level: $0.level, index: $0.index, width: $0.width),
                  layout.tilePath(level: $0.level, index: $0.index, width: $0.width), Self.tileLimit)
             }
+            // A pruned trail publishes its minimum index (signed) at /trail/pruned; bundles
+            // below it are not fetched (the tiles stand in for them, as on disk).
+            var firstBundle: UInt64 = 0
+            do {
+                let pruned = try await get("pruned", limit: 1 << 16, timeout: .seconds(10))
+                try write(pruned, to: layout.prunedPath)
+                if let m = try? TrailPruning.minimumIndex(layout: layout, verifier: verifier), m <= size { firstBundle = m / 256 }
+            } catch .missing {
+                // Not pruned (or a server without the route): every bundle is needed.
+            }
             let bundles = (size + 255) / 256
-            for b in 0..<bundles {
+            for b in firstBundle..<bundles {
                 let width = (b + 1) * 256 <= size ? 256 : Int(size & 255)
                 paths.append((TilePath.entries(index: b, width: width), layout.bundlePath(index: b, width: width), Self.bundleLimit))
             }

@@ -1,4 +1,5 @@
 import CustosCore
+import CustosTrail
 @testable import CustosServer
 import CustosStore
 import Foundation
@@ -57,6 +58,7 @@ import Yams
              body: #"{"step":"acknowledged"}"#),
         Case(method: .get, template: "/metrics", uri: "/metrics", role: "auditor"),
         Case(method: .get, template: "/trail/checkpoint", uri: "/trail/checkpoint", role: "auditor"),
+        Case(method: .get, template: "/trail/pruned", uri: "/trail/pruned", role: "auditor"),
         Case(method: .get, template: "/trail/tile/{level}/{index}", uri: "/trail/tile/0/000.p/3", role: "auditor"),
         Case(method: .get, template: "/trail/tile/entries/{index}", uri: "/trail/tile/entries/000.p/3", role: "auditor"),
     ]
@@ -128,6 +130,10 @@ import Yams
         let (state, t) = try ServeTests.make(dir, policy: IncidentTests.policyYAML)
         let tokens = ["ingest": t.ingest, "auditor": t.auditor, "admin": t.admin]
         let dataPath = dir.path
+        // A (trivially) pruned trail, so that /trail/pruned has a signed minimum index to serve.
+        let layout = TrailLayout(dataDirectory: dir.path)
+        let signer = try TrailKeys.load(layout: layout)
+        try Data(try signer.sign("custos.pruned/v1\n\(signer.name)\n0\n").utf8).write(to: URL(fileURLWithPath: layout.prunedPath))
         try await buildApplication(state: state).test(.live) { client in
             let denials = IngestDetectionTests.denials([(0, 0), (1, 0), (2, 0)], prefix: "openapi")
             try await client.execute(uri: "/v1/ingest?format=vault", method: .post, headers: [.authorization: "Bearer \(t.ingest)"],

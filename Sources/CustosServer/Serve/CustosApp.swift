@@ -145,6 +145,7 @@ public func buildRouter(state: ServeState) -> Router<BasicRequestContext> {
     router.get("/v1/incidents/:id") { req, ctx in try await api.incident(req, id: ctx.parameters.get("id") ?? "") }
     router.post("/v1/incidents/:id/steps") { req, ctx in try await api.incidentStep(req, id: ctx.parameters.get("id") ?? "") }
     router.get("/trail/checkpoint") { req, _ in try api.trailFile(req, ["checkpoint"]) }
+    router.get("/trail/pruned") { req, _ in try api.trailFile(req, ["pruned"]) }
     router.get("/trail/tile/**") { req, ctx in try api.trailFile(req, ["tile"] + ctx.parameters.getCatchAll().map(String.init)) }
     return router
 }
@@ -537,7 +538,7 @@ struct ServeAPI: Sendable {
 
     // MARK: The trail, for tlog-tiles clients
 
-    /// `checkpoint` or `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`: files under
+    /// `checkpoint`, `pruned` (the signed minimum index, once pruned) or `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`: files under
     /// `<data>/trail/`, each path segment checked against the tlog-tiles grammar.
     func trailFile(_ req: Request, _ segments: [String]) throws -> Response {
         try authorize(req, [.auditor])
@@ -547,7 +548,8 @@ struct ServeAPI: Sendable {
         // The checkpoint carries the witnesses' cosignatures collected for its size (extra
         // signature lines; README "Witnesses").
         if segments == ["checkpoint"] { data = Data(CosignatureStore.attach(note: [UInt8](data), data: state.config.data)) }
-        var r = Response(status: .ok, headers: [.contentType: segments == ["checkpoint"] ? "text/plain; charset=utf-8" : "application/octet-stream"],
+        let isNote = segments == ["checkpoint"] || segments == ["pruned"]
+        var r = Response(status: .ok, headers: [.contentType: isNote ? "text/plain; charset=utf-8" : "application/octet-stream"],
                          body: .init(byteBuffer: ByteBuffer(bytes: data)))
         // Full tiles never change; the checkpoint and partial tiles do.
         let immutable = segments.count > 1 && !segments.contains { $0.hasSuffix(".p") }
@@ -556,7 +558,7 @@ struct ServeAPI: Sendable {
     }
 
     static func validTilePath(_ s: [String]) -> Bool {
-        if s == ["checkpoint"] { return true }
+        if s == ["checkpoint"] || s == ["pruned"] { return true }
         guard s.count >= 3, s[0] == "tile", s[1] == "entries" || (s[1].count == 1 && s[1].allSatisfy(\.isNumber)) else { return false }
         var rest = Array(s[2...])
         if rest.count >= 2, rest[rest.count - 2].hasSuffix(".p") {

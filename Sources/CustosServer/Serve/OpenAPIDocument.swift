@@ -470,6 +470,19 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "403": { $ref: "#/components/responses/Forbidden" }
         "404": { $ref: "#/components/responses/NotFound" }
+  /trail/pruned:
+    get:
+      tags: [trail]
+      summary: The trail's minimum index, once pruned (C2SP tlog-tiles "Pruning"; role auditor).
+      description: |
+        A signed note (`custos.pruned/v1`, origin, minimum index) with the checkpoint's key.
+        Entry bundles below the minimum index may be gone (404); tiles stay. 404 when the
+        trail was never pruned.
+      responses:
+        "200": { description: A signed note., content: { text/plain: { schema: { type: string } } } }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
   /trail/tile/{level}/{index}:
     get:
       tags: [trail]
