@@ -41,6 +41,9 @@ public struct EvidenceReport: Sendable {
     public var matches: [Match]
     public var indexCount: Int?
     public var entriesScanned: UInt64
+    /// Entries below this index were pruned (archived, then removed): their hashes come from
+    /// the tiles, and the count covers entries from here on. 0 when nothing was pruned.
+    public var prunedBelow: UInt64 = 0
     public var eventsScanned: UInt64
     public var scannedRoot: MerkleHash
     /// Nil when the period begins with the log (no checkpoint older than it was kept).
@@ -69,12 +72,30 @@ public enum Evidence {
         }
         let layout = TrailLayout(dataDirectory: directory)
         let trail = try TrailReader(layout: layout, verifier: verifier)
-        // Evidence recomputes the root from every entry: a pruned trail no longer has them all.
-        if trail.minimumIndex > 0 {
-            throw EvidenceError("the trail was pruned below entry \(trail.minimumIndex) (`custos prune`); evidence is proven over the whole log: in a copy of the data directory, put the archived bundles back under trail/tile/entries/ and delete trail/pruned, then run evidence on the copy")
-        }
         let head = trail.checkpoint
         let n = head.checkpoint.size
+        let nodes = TileNodeReader(treeSize: n) { ref in
+            let path = layout.tilePath(level: ref.level, index: ref.index, width: ref.width)
+            guard let bytes = try FileIO.readFile(path), bytes.count == ref.width * 32 else {
+                throw EvidenceError("\(path) is missing or has the wrong size; run `custos verify`")
+            }
+            return (0..<ref.width).map { MerkleHash(bytes: bytes[($0 * 32)..<($0 * 32 + 32)])! }
+        }
+        // A pruned trail (`custos prune`) no longer holds the entries below its minimum index:
+        // their part of the tree is taken from the tiles that stay, and the root check below
+        // still covers it. The count then covers the entries kept; the report says so.
+        let pruned = min(trail.minimumIndex, n)
+        var range = CompactRange()
+        if pruned > 0 {
+            var hashes: [MerkleHash] = []
+            var start: UInt64 = 0
+            for bit in (0..<64).reversed() where pruned & (UInt64(1) << UInt64(bit)) != 0 {
+                let size = UInt64(1) << UInt64(bit)
+                hashes.append(try Merkle.subtreeRoot(start: start, end: start + size, node: nodes.node))
+                start += size
+            }
+            range = CompactRange(size: pruned, hashes: hashes)!
+        }
         // Kept checkpoint sizes up to the head, ascending.
         let kept = FileIO.listDirectory(layout.historyDirectory).compactMap { name -> UInt64? in
             guard name.count == 20, name.allSatisfy(\.isNumber) else { return nil }
@@ -84,13 +105,13 @@ public enum Evidence {
         var newestAt: [UInt64: Int64] = [:]
         var nextKept = kept.makeIterator()
         var pending = nextKept.next()
-        while pending == 0 { newestAt[0] = Int64.min; pending = nextKept.next() }
+        // Pruned entries were past retention: recorded before any period evidence is asked for.
+        while let p = pending, p <= pruned { newestAt[p] = Int64.min; pending = nextKept.next() }
 
-        var range = CompactRange()
         var newest = Int64.min
         var count = 0, events: UInt64 = 0
         var matched: [(UInt64, [UInt8], AccessEvent)] = []
-        try trail.forEachEntry(in: 0..<n) { i, bytes in
+        try trail.forEachEntry(in: pruned..<n) { i, bytes in
             range.append(Merkle.leafHash(bytes))
             let entry: TrailEntry
             do { entry = try TrailEntry.decode(bytes) } catch {
@@ -133,13 +154,6 @@ public enum Evidence {
         let after = cosigned(try keptCheckpoint(afterSize))
         let headCosigned = cosigned(head)
 
-        let nodes = TileNodeReader(treeSize: n) { ref in
-            let path = layout.tilePath(level: ref.level, index: ref.index, width: ref.width)
-            guard let bytes = try FileIO.readFile(path), bytes.count == ref.width * 32 else {
-                throw EvidenceError("\(path) is missing or has the wrong size; run `custos verify`")
-            }
-            return (0..<ref.width).map { MerkleHash(bytes: bytes[($0 * 32)..<($0 * 32 + 32)])! }
-        }
         var consistency: [EvidenceReport.Consistency] = []
         for (a, b) in [(before, after), (after, head)] {
             guard let a else { continue }
@@ -164,7 +178,7 @@ public enum Evidence {
             indexCount = try reader.count(unlimited)
         }
         return EvidenceReport(query: query, count: count, matches: matches, indexCount: indexCount, entriesScanned: n,
-                              eventsScanned: events, scannedRoot: range.root(), before: before, after: after, head: headCosigned,
+                              prunedBelow: pruned, eventsScanned: events, scannedRoot: range.root(), before: before, after: after, head: headCosigned,
                               consistency: consistency, verifierKey: verifier.vkey, generatedAt: now)
     }
 }

@@ -36,7 +36,7 @@ extension EvidenceReport {
                 ["index": m.index, "entry": String(decoding: m.entry, as: UTF8.self),
                  "inclusion_proof": m.inclusionProof.map(\.base64)]
             },
-            "scan": ["entries": entriesScanned, "events": eventsScanned, "root": scannedRoot.base64,
+            "scan": ["entries": entriesScanned, "pruned_below": prunedBelow, "events": eventsScanned, "root": scannedRoot.base64,
                      "matches_signed_root": scannedRoot == head.checkpoint.rootHash],
             "checkpoints": checkpoints,
             "consistency": consistency.map { ["from": $0.from, "to": $0.to, "proof": $0.proof.map(\.base64)] as [String: Any] },
@@ -53,7 +53,9 @@ extension EvidenceReport {
         let origin = head.checkpoint.origin
         let period = "from \(query.from?.description ?? "the beginning") to \(query.to?.description ?? "now")"
         let what = count == 0 ? "no event matches" : count == 1 ? "1 event matches" : "\(count) events match"
-        return "Over all \(entriesScanned) entries of log \(origin) (the signed checkpoint of size \(head.checkpoint.size), root \(head.checkpoint.rootHash.base64)), \(what) the query for the period \(period)."
+        let scope = prunedBelow == 0 ? "Over all \(entriesScanned) entries"
+            : "Over entries \(prunedBelow)..<\(entriesScanned) (entries below \(prunedBelow) were archived and pruned after their retention; their hashes are in the signed tree)"
+        return "\(scope) of log \(origin) (the signed checkpoint of size \(head.checkpoint.size), root \(head.checkpoint.rootHash.base64)), \(what) the query for the period \(period)."
     }
 }
 
@@ -133,7 +135,9 @@ public struct EvidenceCheck: Sendable {
         guard UInt64(entries) == head.checkpoint.size, root == head.checkpoint.rootHash else {
             throw fail("the scan covered \(entries) entries with root \(root.base64), not the head checkpoint (size \(head.checkpoint.size))")
         }
-        lines.append("the query ran over all \(entries) entries of the head checkpoint (root \(root.base64))")
+        let prunedBelow = (scan["pruned_below"] as? Int) ?? 0
+        lines.append(prunedBelow == 0 ? "the query ran over all \(entries) entries of the head checkpoint (root \(root.base64))"
+                     : "the query ran over entries \(prunedBelow)..<\(entries) of the head checkpoint (root \(root.base64)); entries below \(prunedBelow) were pruned after archiving")
 
         // Each event listed: in the log, matching, in the period.
         guard let count = doc["count"] as? Int, count >= 0, let events = doc["events"] as? [[String: Any]] else { throw fail("count or events missing") }
