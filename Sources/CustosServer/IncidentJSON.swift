@@ -30,6 +30,10 @@ public enum IncidentJSON {
         Array((try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()) + [0x0A]
     }
 
-    public static func list(_ rows: [Incident]) -> [UInt8] { encode(rows.map { obj($0, playbook: Playbook.resolve($0.alert, in: Playbook.defaults)) }) }
+    /// The incidents with the playbook that applies to each (from `playbooks`: the server's
+    /// policy, or the defaults).
+    public static func list(_ rows: [Incident], playbooks: [Playbook] = Playbook.defaults) -> [UInt8] {
+        encode(rows.map { obj($0, playbook: Playbook.resolve($0.alert, in: playbooks)) })
+    }
     public static func show(_ i: Incident, playbook: Playbook?) -> [UInt8] { encode(obj(i, playbook: playbook)) }
 }

@@ -483,7 +483,7 @@ struct ServeAPI: Sendable {
             throw APIError(status: .badRequest, message: "state must be open, acknowledged, investigating, decided, closed, active or all")
         }
         let rows = try IncidentBook.load(reader()).filter { state == "all" || (state == "active" ? $0.state != .closed : $0.state.rawValue == state) }
-        return .json(IncidentJSON.list(rows))
+        return .json(IncidentJSON.list(rows, playbooks: self.state.policy?.playbooks ?? Playbook.defaults))
     }
 
     func findIncident(_ id: String) throws -> Incident {
