@@ -46,7 +46,7 @@ import Testing
               ops: { name: Platform on-call, notify: [ { webhook: "http://127.0.0.1:\(closed)/hook" } ] }
             fallback_owner: sec
             """)
-        let notifier = AlertNotifier(policy: policy, retry: RetryPolicy(attempts: 1, timeout: .seconds(2), sleep: { _ in }))
+        let notifier = AlertNotifier(policy: policy, retry: RetryPolicy(attempts: 1, timeout: .seconds(8), sleep: { _ in }))
         // Times relative to now: Alertmanager refuses a startsAt after its own endsAt.
         let now = Int64(Date().timeIntervalSince1970)
         var alert = NotifierSamples.alert()
