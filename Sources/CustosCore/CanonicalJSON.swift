@@ -135,7 +135,7 @@ extension AccessEvent {
         for p in identity.policies { add(p) }
         add(origin?.ip)
         if let p = pipeline {
-            add(p.provider); add(p.name); add(p.runID); add(p.job); add(p.step); add(p.triggerIdentity); add(p.runnerIP)
+            add(p.provider); add(p.repository); add(p.name); add(p.id); add(p.environment); add(p.runID); add(p.job); add(p.step); add(p.triggerIdentity); add(p.runnerIP)
             for x in p.scope { add(x) }
         }
         return n
@@ -173,9 +173,13 @@ extension AccessEvent {
         if let p = pipeline {
             w.key("pipeline")
             w.beginObject()
+            w.field("attempt", p.attempt)
+            w.field("environment", p.environment)
+            w.field("id", p.id)
             w.field("job", p.job)
             w.field("name", p.name)
             w.field("provider", p.provider)
+            w.field("repository", p.repository)
             w.field("run_id", p.runID)
             w.field("runner_ip", p.runnerIP)
             w.field("scope", p.scope)
@@ -311,6 +315,13 @@ extension AccessEvent {
                         guard keys.insert(k.string).inserted else { throw s.fail("duplicate key") }
                         switch k.string {
                         case "provider": p.provider = try s.readString()
+                        case "repository": p.repository = try s.readString()
+                        case "id": p.id = try s.readString()
+                        case "environment": p.environment = try s.readString()
+                        case "attempt":
+                            let a = try s.readInt()
+                            guard (0...1_000_000).contains(a) else { throw s.fail("attempt out of range") }
+                            p.attempt = Int(a)
                         case "name": p.name = try s.readString()
                         case "run_id": p.runID = try s.readString()
                         case "job": p.job = try s.readString()

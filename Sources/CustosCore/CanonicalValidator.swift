@@ -14,7 +14,7 @@
 ///   and `\u00xx` (lower-case hex) for the other code points below U+0020;
 /// - enum values verbatim (`outcome`, `identity.kind`, `pipeline.trigger`), `schema` equal
 ///   to `custos.event/v1`;
-/// - `origin.port` an integer 0...65535 in shortest form;
+/// - `origin.port` an integer 0...65535 and `pipeline.attempt` 0...1000000, in shortest form;
 /// - string arrays (`policies`, `scope`) non-empty (empty ones are omitted) and at most 1024
 ///   elements long (the decoder's limit);
 /// - `time` exactly as `EventTime` prints it: `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, a real
@@ -157,9 +157,13 @@ public enum CanonicalValidator {
         mutating func pipeline() throws(Failure) {
             try byte(0x7B, "expected an object", "pipeline")
             var first = true
+            if member("attempt", &first) { try attempt() }
+            if member("environment", &first) { try string("pipeline.environment") }
+            if member("id", &first) { try string("pipeline.id") }
             if member("job", &first) { try string("pipeline.job") }
             if member("name", &first) { try string("pipeline.name") }
             if member("provider", &first) { try string("pipeline.provider") }
+            if member("repository", &first) { try string("pipeline.repository") }
             if member("run_id", &first) { try string("pipeline.run_id") }
             if member("runner_ip", &first) { try string("pipeline.runner_ip") }
             if member("scope", &first) { try stringArray("pipeline.scope") }
@@ -190,16 +194,20 @@ public enum CanonicalValidator {
         }
 
         /// 0...65535, shortest form.
-        mutating func port() throws(Failure) {
-            guard i < n else { throw fail("expected an integer", "origin.port") }
+        mutating func port() throws(Failure) { try boundedInt(65_535, "origin.port", "port out of range") }
+        mutating func attempt() throws(Failure) { try boundedInt(1_000_000, "pipeline.attempt", "attempt out of range") }
+
+        /// A non-negative integer without leading zeros, at most `max`.
+        mutating func boundedInt(_ max: Int, _ field: StaticString, _ range: StaticString) throws(Failure) {
+            guard i < n else { throw fail("expected an integer", field) }
             let c = p[i]
-            if c == 0x30 { i += 1; return }  // a digit after it fails the closing '}'
-            guard c >= 0x31, c <= 0x39 else { throw fail("expected an integer", "origin.port") }
+            if c == 0x30 { i += 1; return }  // a digit after it fails the closing '}' or ','
+            guard c >= 0x31, c <= 0x39 else { throw fail("expected an integer", field) }
             var v = Int(c) - 48
             i += 1
             while i < n, p[i] >= 0x30, p[i] <= 0x39 {
                 v = v * 10 + Int(p[i]) - 48
-                guard v <= 65_535 else { throw fail("port out of range", "origin.port") }
+                guard v <= max else { throw fail(range, field) }
                 i += 1
             }
         }

@@ -71,20 +71,35 @@ public struct AccessEvent: Sendable, Equatable {
         public init(ip: String, port: Int? = nil) { self.ip = ip; self.port = port }
     }
 
+    /// The CI/CD run an access happened in. Everything is optional: each way in (`custos ci
+    /// report`, a GitHub Actions OIDC token, a CI audit log) knows a different part.
     public struct Pipeline: Sendable, Equatable {
+        /// github, gitlab, ...
         public var provider: String?
+        /// The repository or project (`octo-org/octo-repo`, `group/project`).
+        public var repository: String?
+        /// The workflow or pipeline definition's name (`deploy`).
         public var name: String?
+        /// The pipeline definition's id (GitHub `workflow_ref`/`job_workflow_ref`, GitLab pipeline id).
+        public var id: String?
         public var runID: String?
+        /// 1 for the first try of a run; re-runs count up.
+        public var attempt: Int?
         public var job: String?
         public var step: String?
+        /// The deployment environment the run targets (`prod`), when the provider says.
+        public var environment: String?
         public var trigger: Trigger?
         public var triggerIdentity: String?
         public var runnerIP: String?
+        /// The secrets the pipeline is allowed (as the run or the policy states them).
         public var scope: [String]
-        public init(provider: String? = nil, name: String? = nil, runID: String? = nil, job: String? = nil,
-                    step: String? = nil, trigger: Trigger? = nil, triggerIdentity: String? = nil,
+        public init(provider: String? = nil, repository: String? = nil, name: String? = nil, id: String? = nil,
+                    runID: String? = nil, attempt: Int? = nil, job: String? = nil,
+                    step: String? = nil, environment: String? = nil, trigger: Trigger? = nil, triggerIdentity: String? = nil,
                     runnerIP: String? = nil, scope: [String] = []) {
-            self.provider = provider; self.name = name; self.runID = runID; self.job = job; self.step = step
+            self.provider = provider; self.repository = repository; self.name = name; self.id = id
+            self.runID = runID; self.attempt = attempt; self.job = job; self.step = step; self.environment = environment
             self.trigger = trigger; self.triggerIdentity = triggerIdentity; self.runnerIP = runnerIP; self.scope = scope
         }
         public enum Trigger: String, Sendable, CaseIterable { case manual, automated }

@@ -14,11 +14,12 @@ struct CanonicalJSONTests {
         identity: .init(id: "ent-1", name: "userpass-alice", kind: .human, method: "userpass", policies: ["default", "payments-read"]),
         origin: .init(ip: "10.0.0.1", port: 8200),
         requestID: "req-1",
-        pipeline: .init(provider: "github", name: "deploy", runID: "42", job: "build", step: "fetch", trigger: .automated,
+        pipeline: .init(provider: "github", repository: "o/r", name: "deploy", id: "o/r/.github/workflows/deploy.yml@refs/heads/main",
+                        runID: "42", attempt: 2, job: "build", step: "fetch", environment: "prod", trigger: .automated,
                         triggerIdentity: "octocat", runnerIP: "20.1.2.3", scope: ["repo:o/r", "env:prod"]))
 
     // Written by hand from the rules: keys in byte order at every level, no whitespace.
-    static let fullJSON = #"{"action":"read","id":"0123456789abcdef0123456789abcdef","identity":{"id":"ent-1","kind":"human","method":"userpass","name":"userpass-alice","policies":["default","payments-read"]},"origin":{"ip":"10.0.0.1","port":8200},"outcome":"denied","pipeline":{"job":"build","name":"deploy","provider":"github","run_id":"42","runner_ip":"20.1.2.3","scope":["repo:o/r","env:prod"],"step":"fetch","trigger":"automated","trigger_identity":"octocat"},"reason":"permission denied","request_id":"req-1","schema":"custos.event/v1","secret":{"environment":"prod","namespace":"team-a/","path":"secret/data/prod/db","store":"secret/"},"source":{"instance":"prod-1","kind":"openbao"},"time":"2024-02-29T12:34:56.789Z"}"#
+    static let fullJSON = #"{"action":"read","id":"0123456789abcdef0123456789abcdef","identity":{"id":"ent-1","kind":"human","method":"userpass","name":"userpass-alice","policies":["default","payments-read"]},"origin":{"ip":"10.0.0.1","port":8200},"outcome":"denied","pipeline":{"attempt":2,"environment":"prod","id":"o/r/.github/workflows/deploy.yml@refs/heads/main","job":"build","name":"deploy","provider":"github","repository":"o/r","run_id":"42","runner_ip":"20.1.2.3","scope":["repo:o/r","env:prod"],"step":"fetch","trigger":"automated","trigger_identity":"octocat"},"reason":"permission denied","request_id":"req-1","schema":"custos.event/v1","secret":{"environment":"prod","namespace":"team-a/","path":"secret/data/prod/db","store":"secret/"},"source":{"instance":"prod-1","kind":"openbao"},"time":"2024-02-29T12:34:56.789Z"}"#
 
     static let minimalEvent = AccessEvent(id: "x", time: EventTime(seconds: 0), source: .init(kind: "k", instance: "i"),
                                           action: .read, outcome: .success, identity: .init(kind: .unknown))
@@ -248,8 +249,9 @@ struct CanonicalJSONTests {
             origin: maybe(&rng) { rng in .init(ip: str(&rng), port: maybe(&rng) { rng in Int.random(in: 0...65535, using: &rng) }) },
             requestID: maybe(&rng, str),
             pipeline: maybe(&rng) { rng in
-                .init(provider: maybe(&rng, str), name: maybe(&rng, str), runID: maybe(&rng, str), job: maybe(&rng, str),
-                      step: maybe(&rng, str), trigger: maybe(&rng) { rng in AccessEvent.Pipeline.Trigger.allCases.randomElement(using: &rng)! },
+                .init(provider: maybe(&rng, str), repository: maybe(&rng, str), name: maybe(&rng, str), id: maybe(&rng, str),
+                      runID: maybe(&rng, str), attempt: maybe(&rng) { rng in Int.random(in: 0...1_000_000, using: &rng) }, job: maybe(&rng, str),
+                      step: maybe(&rng, str), environment: maybe(&rng, str), trigger: maybe(&rng) { rng in AccessEvent.Pipeline.Trigger.allCases.randomElement(using: &rng)! },
                       triggerIdentity: maybe(&rng, str), runnerIP: maybe(&rng, str), scope: arr(&rng))
             })
     }

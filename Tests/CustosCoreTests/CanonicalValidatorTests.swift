@@ -114,7 +114,9 @@ struct CanonicalValidatorTests {
             e.origin = .init(ip: randomString(&r), port: r.chance(0.3) ? nil : (r.chance(0.3) ? r.pick([0, 1, 9, 10, 65535]) : r.int(0...65535)))
         }
         if r.chance(0.4) {
-            e.pipeline = .init(provider: maybe(&r), name: maybe(&r), runID: maybe(&r), job: maybe(&r), step: maybe(&r),
+            e.pipeline = .init(provider: maybe(&r), repository: maybe(&r), name: maybe(&r), id: maybe(&r), runID: maybe(&r),
+                               attempt: r.chance(0.5) ? nil : (r.chance(0.3) ? r.pick([0, 1, 9, 10, 1_000_000]) : r.int(0...1_000_000)),
+                               job: maybe(&r), step: maybe(&r), environment: maybe(&r),
                                trigger: r.chance(0.5) ? r.pick(AccessEvent.Pipeline.Trigger.allCases) : nil,
                                triggerIdentity: maybe(&r), runnerIP: maybe(&r), scope: randomArray(&r))
         }
@@ -464,6 +466,8 @@ struct CanonicalValidatorTests {
         replacing(#""secret":{"environment":"prod","namespace":"team-a/","path":"secret/data/prod/db","store":"secret/"}"#,
                   #""secret":{"path":""}"#),
         replacing(#""trigger":"automated""#, #""trigger":"manual""#),
+        replacing(#""attempt":2"#, #""attempt":0"#),
+        replacing(#""attempt":2"#, #""attempt":1000000"#),
     ]
 
     static let rejected: [String] = [
@@ -484,6 +488,11 @@ struct CanonicalValidatorTests {
         replacing(#""port":8200"#, #""port":00"#),
         replacing(#""port":8200"#, #""port":-0"#),
         replacing(#""port":8200"#, #""port":8200.0"#),
+        replacing(#""attempt":2"#, #""attempt":1000001"#),
+        replacing(#""attempt":2"#, #""attempt":02"#),
+        replacing(#""attempt":2"#, #""attempt":-1"#),
+        replacing(#""attempt":2"#, #""attempt":"2""#),
+        replacing(#""attempt":2,"environment":"prod","#, #""environment":"prod","attempt":2,"#),
         minimal("1970-01-01T00:00:00Z", "2023-02-29T00:00:00Z"),
         minimal("1970-01-01T00:00:00Z", "1900-02-29T00:00:00Z"),
         minimal("1970-01-01T00:00:00Z", "2024-04-31T00:00:00Z"),
