@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "CustosServer", targets: ["CustosServer"]),
         .library(name: "CustosAlerting", targets: ["CustosAlerting"]),
         .library(name: "CustosArchive", targets: ["CustosArchive"]),
+        .library(name: "CustosScan", targets: ["CustosScan"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -72,10 +73,15 @@ let package = Package(
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
+        // Secret-leak scanning of CI build logs (`custos scan-log`): pure engine, bytes in, findings out.
+        .target(
+            name: "CustosScan",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         .executableTarget(
             name: "custos",
             dependencies: [
-                "CustosCore", "CustosTrail", "CustosStore", "CustosServer", "CustosAlerting", "CustosArchive",
+                "CustosCore", "CustosTrail", "CustosStore", "CustosServer", "CustosAlerting", "CustosArchive", "CustosScan",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -86,6 +92,10 @@ let package = Package(
         // Benchmarks/README.md: detection throughput (release build, one core).
         .executableTarget(name: "custos-bench", dependencies: ["CustosCore"], path: "Benchmarks/Sources/custos-bench",
                           swiftSettings: strict),
+        // Benchmarks/scan-log/README.md: scan-log throughput (release build, one core).
+        .executableTarget(name: "custos-scan-bench", dependencies: ["CustosScan"], path: "Benchmarks/scan-log/Sources/custos-scan-bench",
+                          swiftSettings: strict),
+        .testTarget(name: "CustosScanTests", dependencies: ["CustosScan"], swiftSettings: strict),
         .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "CustosTrailTests", dependencies: ["CustosTrail", "CustosCore"], swiftSettings: strict),

@@ -1,0 +1,2 @@
+import CustosScan
+print("stub")
