@@ -55,7 +55,8 @@ private func entropy(_ buf: UnsafePointer<UInt8>, _ r: Range<Int>) -> Double {
 }
 
 /// AWS access key IDs: AKIA/ASIA/ABIA/ACCA + 16 upper-case letters or digits.
-private let awsAccessKey = Detector(name: "aws-access-key-id", keywords: ["AKIA", "ASIA", "ABIA", "ACCA"], maxLength: 20, multiline: false) { buf, at, lineEnd, _ in
+private let awsAccessKey = Detector(name: "aws-access-key-id", keywords: ["AKIA", "ASIA", "ABIA", "ACCA"].flatMap { p in
+    Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8).map { p + String(UnicodeScalar($0)) } }, maxLength: 20, multiline: false) { buf, at, lineEnd, _ in
     guard has(buf, at, lineEnd, "AKIA") || has(buf, at, lineEnd, "ASIA") || has(buf, at, lineEnd, "ABIA") || has(buf, at, lineEnd, "ACCA") else { return nil }
     if at > 0 && isAlnum(buf[at - 1]) { return nil }
     let e = run(buf, from: at + 4, limit: min(lineEnd, at + 21), isUpperOrDigit)
@@ -65,7 +66,8 @@ private let awsAccessKey = Detector(name: "aws-access-key-id", keywords: ["AKIA"
 }
 
 /// GitHub tokens: ghp_/gho_/ghu_/ghs_/ghr_ + 36 letters or digits.
-private let githubToken = Detector(name: "github-token", keywords: ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], maxLength: 40, multiline: false) { buf, at, lineEnd, _ in
+private let githubToken = Detector(name: "github-token", keywords: ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"].flatMap { p in
+    Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8).map { p + String(UnicodeScalar($0)) } }, maxLength: 40, multiline: false) { buf, at, lineEnd, _ in
     guard has(buf, at, lineEnd, "ghp_") || has(buf, at, lineEnd, "gho_") || has(buf, at, lineEnd, "ghu_")
         || has(buf, at, lineEnd, "ghs_") || has(buf, at, lineEnd, "ghr_") else { return nil }
     if at > 0 && isB64URL(buf[at - 1]) { return nil }
@@ -146,8 +148,9 @@ private let privateKey = Detector(name: "private-key", keywords: ["-BEGIN "], ma
     return .init(range: start..<(k + 5), value: start..<(k + 5))
 }
 
-/// JSON Web Tokens: three base64url parts, the first two JSON objects (`eyJ`).
-private let jwt = Detector(name: "jwt", keywords: (Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)).map { "eyJ" + String(UnicodeScalar($0)) },
+/// JSON Web Tokens: three base64url parts, the first two JSON objects (`eyJ`), the header
+/// starting with one of the registered names alg, typ, kid, enc, cty, x5t, zip, jku, jwk.
+private let jwt = Detector(name: "jwt", keywords: ["eyJhbGci", "eyJ0eXAi", "eyJraWQi", "eyJlbmMi", "eyJjdHki", "eyJ4NXQi", "eyJ6aXAi", "eyJqa3Ui", "eyJqd2si"],
                            maxLength: 8_192, multiline: false) { buf, at, lineEnd, _ in
     guard has(buf, at, lineEnd, "eyJ") else { return nil }
     if at > 0 && isB64URL(buf[at - 1]) { return nil }

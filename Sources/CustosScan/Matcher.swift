@@ -6,8 +6,9 @@
 /// - Tier A (needles of 12 bytes or more): every 8-byte gram of every needle, in a blocked
 ///   Bloom bit array (two bits in one 64-bit word) and an open-addressing table. The log is
 ///   probed every 5 bytes, which finds any match of 12 bytes or more.
-/// - Tier B (shorter needles and the detectors' keywords): the first 4 bytes (ASCII case
-///   folded) of each, probed at every byte.
+/// - Tier B (shorter needles and the detectors' keywords): the 4-byte grams (ASCII case
+///   folded) at the first `bStride` offsets of each, probed every `bStride` bytes, where
+///   `bStride` is the shortest key's length minus 3, at most 4 (2 with the detectors on).
 public final class SecretMatcher: @unchecked Sendable {
     struct SecretInfo {
         var name: String
@@ -17,7 +18,7 @@ public final class SecretMatcher: @unchecked Sendable {
     }
 
     struct EntryA { var gram: UInt64; var needle: UInt32; var offset: UInt32 }
-    struct EntryB { var gram: UInt32; var id: UInt32 }   // id: needle, or detector | detectorFlag
+    struct EntryB { var gram: UInt32; var id: UInt32; var offset: Int32 }   // id: needle, or detector | detectorFlag
 
     static let detectorFlag: UInt32 = 0x8000_0000
     static let flagCompleteOnly: UInt8 = 1
@@ -42,6 +43,7 @@ public final class SecretMatcher: @unchecked Sendable {
     let bBits: [UInt64]
     let bTable: [EntryB]
     let bMask: Int
+    let bStride: Int
     let detectors: [Detector]
 
     public let fingerprintKey: FingerprintKey
@@ -101,7 +103,7 @@ public final class SecretMatcher: @unchecked Sendable {
         var gramsA = 0
         for l in lens where l >= 12 { gramsA += l - 7 }
         var wordsA = 64
-        while wordsA * 64 < gramsA * 24, wordsA < (1 << 22) { wordsA <<= 1 }
+        while wordsA * 64 < gramsA * 8, wordsA < (1 << 22) { wordsA <<= 1 }
         var aBits = [UInt64](repeating: 0, count: wordsA)
         let aWordShift = UInt64(64 - wordsA.trailingZeroBitCount)
         var capA = 16
@@ -123,23 +125,25 @@ public final class SecretMatcher: @unchecked Sendable {
         self.aBits = aBits; self.aWordShift = aWordShift; self.aTable = aTable; self.aMask = aMask; hasTierA = gramsA > 0
 
         // Tier B.
-        var bEntries: [EntryB] = []
-        bytes.withUnsafeBytes { nb in
-            for n in lens.indices where lens[n] < 12 {
-                bEntries.append(EntryB(gram: nb.loadUnaligned(fromByteOffset: starts[n], as: UInt32.self) | 0x2020_2020, id: UInt32(n)))
-            }
-        }
+        var keys: [([UInt8], UInt32)] = []
+        for n in lens.indices where lens[n] < 12 { keys.append((Array(bytes[starts[n]..<(starts[n] + lens[n])]), UInt32(n))) }
         for (d, det) in detectors.enumerated() {
-            for kw in det.keywords {
-                let k = Array(kw.utf8)
-                let g = UInt32(k[0]) | UInt32(k[1]) << 8 | UInt32(k[2]) << 16 | UInt32(k[3]) << 24
-                bEntries.append(EntryB(gram: g | 0x2020_2020, id: UInt32(d) | Self.detectorFlag))
+            for kw in det.keywords { keys.append((Array(kw.utf8), UInt32(d) | Self.detectorFlag)) }
+        }
+        let bStride = min(4, max(1, (keys.map(\.0.count).min() ?? 7) - 3))
+        var bEntries: [EntryB] = []
+        for (k, id) in keys {
+            for o in 0..<bStride {
+                let g = UInt32(k[o]) | UInt32(k[o + 1]) << 8 | UInt32(k[o + 2]) << 16 | UInt32(k[o + 3]) << 24
+                bEntries.append(EntryB(gram: g | 0x2020_2020, id: id, offset: Int32(o)))
             }
         }
+        for var k in keys where k.1 & Self.detectorFlag == 0 { wipeBytes(&k.0) }
+        self.bStride = bStride
         var bBits = [UInt64](repeating: 0, count: 1024)
         var capB = 16
         while capB < bEntries.count * 2 { capB <<= 1 }
-        var bTable = [EntryB](repeating: EntryB(gram: 0, id: .max), count: capB)
+        var bTable = [EntryB](repeating: EntryB(gram: 0, id: .max, offset: 0), count: capB)
         let bMask = capB - 1
         for e in bEntries {
             let (w, m) = bloomB(e.gram)
@@ -147,7 +151,7 @@ public final class SecretMatcher: @unchecked Sendable {
             var slot = slotB(e.gram) & bMask
             var dup = false
             while bTable[slot].id != .max {
-                if bTable[slot].gram == e.gram && bTable[slot].id == e.id { dup = true; break }
+                if bTable[slot].gram == e.gram && bTable[slot].id == e.id && bTable[slot].offset == e.offset { dup = true; break }
                 slot = (slot + 1) & bMask
             }
             if !dup { bTable[slot] = e }
@@ -167,6 +171,6 @@ public final class SecretMatcher: @unchecked Sendable {
 }
 @inline(__always) func bloomB(_ g: UInt32) -> (Int, UInt64) {
     let h = g &* 0x9E37_79B1
-    return (Int(h >> 22), (1 << UInt64(h & 63)) | (1 << UInt64((h >> 6) & 63)))
+    return (Int(h >> 22), 1 << UInt64(h & 63))
 }
 @inline(__always) func slotB(_ g: UInt32) -> Int { Int((g &* 0x85EB_CA6B) >> 8) }

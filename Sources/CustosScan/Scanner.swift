@@ -364,53 +364,58 @@ public final class LogScanner {
         let n = clLen
         guard n >= 4 else { return }
         let buf = UnsafePointer(cl)
-        let base = clBase
-        m.aBits.withUnsafeBufferPointer { aBits in
-        m.aTable.withUnsafeBufferPointer { aTable in
-        m.bBits.withUnsafeBufferPointer { bBits in
-        m.bTable.withUnsafeBufferPointer { bTable in
-            let aShift = m.aWordShift
-            let aMask = m.aMask, bMask = m.bMask
-            let hasA = m.hasTierA
-            let rp = UnsafeRawPointer(buf)
-            var p = 0
-            // First tier-A probe at an absolute multiple of 5.
-            var nextA = (5 - base % 5) % 5
-            while p + 8 <= n {
-                if hasA && p == nextA {
-                    nextA += 5
+        let rp = UnsafeRawPointer(buf)
+        // Two tight passes that only collect positions (so many bit-array loads are in flight
+        // at once), then the rare verifications in log order.
+        var hitsA: [Int] = []
+        var hitsB: [Int] = []
+        if m.hasTierA && n >= 8 {
+            m.aBits.withUnsafeBufferPointer { aBits in
+                let shift = m.aWordShift
+                var p = (5 - clBase % 5) % 5
+                let last = n - 8
+                while p <= last {
                     let g = rp.loadUnaligned(fromByteOffset: p, as: UInt64.self)
-                    let (w, mk) = bloomA(g, shift: aShift)
-                    if aBits[w] & mk == mk {
-                        var slot = slotA(g) & aMask
-                        while aTable[slot].needle != .max {
-                            if aTable[slot].gram == g { verifyA(buf, n, p, aTable[slot], &cands) }
-                            slot = (slot + 1) & aMask
-                        }
-                    }
+                    let (w, mk) = bloomA(g, shift: shift)
+                    if aBits[w] & mk == mk { hitsA.append(p) }
+                    p += 5
                 }
-                let g4 = rp.loadUnaligned(fromByteOffset: p, as: UInt32.self) | 0x2020_2020
-                let (wb, mb) = bloomB(g4)
-                if bBits[wb] & mb == mb {
-                    var slot = slotB(g4) & bMask
-                    while bTable[slot].id != .max {
-                        if bTable[slot].gram == g4 { verifyB(buf, n, p, bTable[slot].id, &cands) }
-                        slot = (slot + 1) & bMask
-                    }
-                }
-                p += 1
             }
-            // The last few positions: tier B only.
-            while p + 4 <= n {
+        }
+        m.bBits.withUnsafeBufferPointer { bBits in
+            let stride = m.bStride
+            var p = (stride - clBase % stride) % stride
+            let last = n - 4
+            while p <= last {
+                let g4 = rp.loadUnaligned(fromByteOffset: p, as: UInt32.self) | 0x2020_2020
+                let (w, mk) = bloomB(g4)
+                if bBits[w] & mk != 0 { hitsB.append(p) }
+                p += stride
+            }
+        }
+        m.aTable.withUnsafeBufferPointer { aTable in
+            let aMask = m.aMask
+            for p in hitsA {
+                let g = rp.loadUnaligned(fromByteOffset: p, as: UInt64.self)
+                var slot = slotA(g) & aMask
+                while aTable[slot].needle != .max {
+                    if aTable[slot].gram == g { verifyA(buf, n, p, aTable[slot], &cands) }
+                    slot = (slot + 1) & aMask
+                }
+            }
+        }
+        m.bTable.withUnsafeBufferPointer { bTable in
+            let bMask = m.bMask
+            for p in hitsB {
                 let g4 = rp.loadUnaligned(fromByteOffset: p, as: UInt32.self) | 0x2020_2020
                 var slot = slotB(g4) & bMask
                 while bTable[slot].id != .max {
-                    if bTable[slot].gram == g4 { verifyB(buf, n, p, bTable[slot].id, &cands) }
+                    let e = bTable[slot]
+                    if e.gram == g4, p >= Int(e.offset) { verifyB(buf, n, p - Int(e.offset), e.id, &cands) }
                     slot = (slot + 1) & bMask
                 }
-                p += 1
             }
-        }}}}
+        }
     }
 
     @inline(__always) func coverage(_ needle: Int, _ i: Int, _ j: Int) -> Int {
