@@ -59,6 +59,8 @@ public final class LogScanner {
     let overlap: Int
     let margin: Int
     var maskRanges: [Range<Int>] = []   // absolute raw ranges, not yet flushed
+    var hitBufferA: [Int] = []          // reused between blocks (no page faults per block)
+    var hitBufferB: [Int] = []
 
     /// Findings kept (at most `limits.maxFindings`), in log order.
     public private(set) var findings: [Finding] = []
@@ -367,8 +369,12 @@ public final class LogScanner {
         let rp = UnsafeRawPointer(buf)
         // Two tight passes that only collect positions (so many bit-array loads are in flight
         // at once), then the rare verifications in log order.
-        var hitsA: [Int] = []
-        var hitsB: [Int] = []
+        var hitsA = hitBufferA, hitsB = hitBufferB
+        hitBufferA = []; hitBufferB = []
+        defer {
+            hitsA.removeAll(keepingCapacity: true); hitsB.removeAll(keepingCapacity: true)
+            hitBufferA = hitsA; hitBufferB = hitsB
+        }
         if m.hasTierA && n >= 8 {
             m.aBits.withUnsafeBufferPointer { aBits in
                 let shift = m.aWordShift

@@ -16,8 +16,8 @@ struct ScanLog: ParsableCommand {
             codes in the way; and truncated (12 bytes or more of a secret of 12 bytes or more with \
             high entropy). Secrets under 12 bytes, or with low entropy, must appear whole; under 8 \
             bytes, also as a whole word. Generic detectors also report AWS access key IDs, GitHub \
-            tokens, Stripe keys, Slack tokens and webhooks, PEM private keys, JWTs and high-entropy \
-            values assigned to names like password, secret, token or api_key.
+            tokens, Stripe keys, Slack tokens and webhooks, PEM private keys, JWTs (header starting \
+            with alg, typ, kid, enc, cty, x5t, zip, jku or jwk) and high-entropy values assigned to names like password, secret, token or api_key.
 
             Secret values are read from the environment or a file, kept in memory only and wiped \
             once the matchers are built; no output, error or log line ever contains one. A finding \
