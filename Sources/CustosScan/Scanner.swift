@@ -166,19 +166,24 @@ public final class LogScanner {
                 }
             }
         }
-        // GitLab section markers: section_start:1715362009:name[collapsed=true]
-        guard i < n, p[i] == UInt8(ascii: "s") else { return i }
+        return i + sectionMarkerLength(p + i, n - i)
+    }
+
+    /// GitLab section markers (`section_start:1715362009:name[collapsed=true]`, `section_end:…`),
+    /// up to the `\r` or escape that follows them; 0 if there is none at `p`.
+    static func sectionMarkerLength(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
+        guard n > 12, p[0] == UInt8(ascii: "s"), p[1] == UInt8(ascii: "e"), p[7] == UInt8(ascii: "_") else { return 0 }
         for lit in ["section_start:", "section_end:"] {
             let l = Array(lit.utf8)
-            guard i + l.count < n else { continue }
+            guard l.count < n else { continue }
             var ok = true
-            for k in l.indices where p[i + k] != l[k] { ok = false; break }
+            for k in l.indices where p[k] != l[k] { ok = false; break }
             guard ok else { continue }
-            var j = i + l.count
-            while j < n, j - i < 200, p[j] != 0x0D, p[j] != 0x0A, p[j] != 0x1B { j += 1 }
+            var j = l.count
+            while j < n, j < 200, p[j] != 0x0D, p[j] != 0x0A, p[j] != 0x1B { j += 1 }
             return j
         }
-        return i
+        return 0
     }
 
     /// Length of an escape sequence at `p` (p[0] == ESC), or 0 if it may be incomplete.
@@ -253,6 +258,11 @@ public final class LogScanner {
                 if l == 0 { rawCleaned = rawBase + i; return }
                 i += l
                 needSegment = true
+                // GitLab writes `\e[0Ksection_start:…`: the marker after an escape goes too.
+                if i < n, p[i] == UInt8(ascii: "s") {
+                    if n - i < 256 && !final { i -= l; rawCleaned = rawBase + i; return }
+                    i += Self.sectionMarkerLength(p + i, n - i)
+                }
             default: // tab and other control bytes stay
                 emit(p + i, 1, rawAt: rawBase + i)
                 i += 1

@@ -159,7 +159,7 @@ import Testing
             + "2024-05-10T17:46:49.065432Z 00O $ echo $TOKEN | base64\n"
             + "2024-05-10T17:46:49.065999Z 01O+\(base64(secret).prefix(20))\n"
             + "2024-05-10T17:46:49.066101Z 01O \(base64(secret).dropFirst(20))\n"
-            + "section_end:1715362010:step_script\r\u{1B}[0K\n"
+            + "\u{1B}[0Ksection_end:1715362010:step_script\r\u{1B}[0K\n"
         let f = scan(m, log)
         #expect(f.count == 1)
         #expect(f.first?.variant == "base64-std/offset0+split-lines")
