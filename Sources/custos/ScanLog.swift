@@ -45,7 +45,7 @@ struct ScanLog: ParsableCommand {
     @Option(name: .customLong("secrets-env-prefix"), help: ArgumentHelp("Look for every environment variable whose name starts with PREFIX (repeatable).", valueName: "PREFIX"))
     var secretsEnvPrefix: [String] = []
 
-    @Option(name: .customLong("secrets-file"), help: ArgumentHelp("Read secrets from FILE: NAME=VALUE lines, or a JSON object (see below).", valueName: "FILE"))
+    @Option(name: .customLong("secrets-file"), help: ArgumentHelp("Read secrets from FILE: NAME=VALUE lines, or a JSON object (see above).", valueName: "FILE"))
     var secretsFile: String?
 
     @Option(name: .customLong("fingerprint-key-env"), help: ArgumentHelp("Take the HMAC key for fingerprints from environment variable NAME (default: a random key per run).", valueName: "NAME"))
