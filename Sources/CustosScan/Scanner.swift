@@ -96,8 +96,8 @@ public final class LogScanner {
         precondition(!finished, "feed after finish")
         var off = 0
         while off < bytes.count {
-            // Take at most one block at a time so the cleaned view never outgrows its buffer.
-            let take = min(bytes.count - off, m.limits.blockSize)
+            // Take at most 1 MiB at a time so the cleaned view and the segment list stay bounded.
+            let take = min(bytes.count - off, 1 << 20)
             compactRaw()
             ensureRaw(rawLen + take)
             (raw + rawLen).update(from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + off, count: take)
@@ -105,7 +105,9 @@ public final class LogScanner {
             bytesRead += take
             off += take
             cleanRaw(final: false)
-            if clLen >= m.limits.blockSize + overlap { scanBlock(final: false) }
+            // Scan when a block is full, or early when lines are so short that the segment
+            // list (about 48 bytes a line) would outweigh the block.
+            if clLen >= m.limits.blockSize + overlap || (segs.count >= 1 << 18 && clLen > overlap) { scanBlock(final: false) }
         }
     }
 
