@@ -404,6 +404,21 @@ public final class LogScanner {
             let stride = m.bStride
             var p = (stride - clBase % stride) % stride
             let last = n - 4
+            if stride == 2 {
+                // Three grams (at p, p+2, p+4) from one 8-byte load.
+                while p + 8 <= n {
+                    let x = rp.loadUnaligned(fromByteOffset: p, as: UInt64.self) | 0x2020_2020_2020_2020
+                    let (w0, m0) = bloomB(UInt32(truncatingIfNeeded: x))
+                    let (w1, m1) = bloomB(UInt32(truncatingIfNeeded: x >> 16))
+                    let (w2, m2) = bloomB(UInt32(truncatingIfNeeded: x >> 32))
+                    if (bBits[w0] & m0) | (bBits[w1] & m1) | (bBits[w2] & m2) != 0 {
+                        if bBits[w0] & m0 != 0 { hitsB.append(p) }
+                        if bBits[w1] & m1 != 0 { hitsB.append(p + 2) }
+                        if bBits[w2] & m2 != 0 { hitsB.append(p + 4) }
+                    }
+                    p += 6
+                }
+            }
             while p <= last {
                 let g4 = rp.loadUnaligned(fromByteOffset: p, as: UInt32.self) | 0x2020_2020
                 let (w, mk) = bloomB(g4)
