@@ -228,12 +228,31 @@ public final class LogScanner {
         let n = rawLen
         ensureClean(n - i)
         let p = UnsafePointer(raw)
+        let out = cl
+        let base = rawBase, cBase = clBase
+        // The state in locals for the loop (no exclusivity checks per byte), written back at the end.
+        var cLen = clLen, ln = line, lsr = lineStartRaw, atLS = atLineStart
+        var needSeg = needSegment, pendingLS = pendingLineStart
+        defer {
+            clLen = cLen; line = ln; lineStartRaw = lsr; atLineStart = atLS
+            needSegment = needSeg; pendingLineStart = pendingLS
+            rawCleaned = base + i
+        }
+        @inline(__always) func emit(_ from: Int, _ count: Int) {
+            if needSeg {
+                segs.append(Segment(clean: cBase + cLen, raw: base + from, line: ln, lineStartRaw: lsr, startsLine: pendingLS))
+                needSeg = false
+                pendingLS = false
+            }
+            (out + cLen).update(from: p + from, count: count)
+            cLen += count
+        }
         while i < n {
-            if atLineStart {
-                if n - i < 256 && !final { break }
+            if atLS {
+                if n - i < 256 && !final { return }
                 i += Self.prefixLength(p + i, n - i)
-                atLineStart = false
-                needSegment = true
+                atLS = false
+                needSeg = true
                 continue
             }
             let runStart = i
@@ -243,44 +262,33 @@ public final class LogScanner {
                 i += 8
             }
             while i < n, p[i] >= 0x20 { i += 1 }
-            if i > runStart { emit(p + runStart, i - runStart, rawAt: rawBase + runStart) }
-            if i >= n { break }
+            if i > runStart { emit(runStart, i - runStart) }
+            if i >= n { return }
             switch p[i] {
             case 0x0A:
                 i += 1
-                line += 1
-                lineStartRaw = rawBase + i
-                atLineStart = true
-                pendingLineStart = true
+                ln += 1
+                lsr = base + i
+                atLS = true
+                pendingLS = true
             case 0x0D:
                 i += 1
-                needSegment = true
+                needSeg = true
             case 0x1B:
                 let l = Self.escapeLength(p + i, n - i, final: final)
-                if l == 0 { rawCleaned = rawBase + i; return }
+                if l == 0 { return }
                 i += l
-                needSegment = true
+                needSeg = true
                 // GitLab writes `\e[0Ksection_start:…`: the marker after an escape goes too.
                 if i < n, p[i] == UInt8(ascii: "s") {
-                    if n - i < 256 && !final { i -= l; rawCleaned = rawBase + i; return }
+                    if n - i < 256 && !final { i -= l; return }
                     i += Self.sectionMarkerLength(p + i, n - i)
                 }
             default: // tab and other control bytes stay
-                emit(p + i, 1, rawAt: rawBase + i)
+                emit(i, 1)
                 i += 1
             }
         }
-        rawCleaned = rawBase + i
-    }
-
-    @inline(__always) func emit(_ src: UnsafePointer<UInt8>, _ count: Int, rawAt: Int) {
-        if needSegment {
-            segs.append(Segment(clean: clBase + clLen, raw: rawAt, line: line, lineStartRaw: lineStartRaw, startsLine: pendingLineStart))
-            needSegment = false
-            pendingLineStart = false
-        }
-        (cl + clLen).update(from: src, count: count)
-        clLen += count
     }
 
     // MARK: mapping
