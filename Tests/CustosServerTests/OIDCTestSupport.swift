@@ -72,7 +72,7 @@ struct TestIssuer: Sendable {
         return c
     }
 
-    enum Signer { case rsa, ec, otherEC, none, hmac(key: [UInt8]) }
+    enum Signer: Equatable { case rsa, ec, otherEC, none, hmac(key: [UInt8]) }
 
     /// A compact JWS over `claims` (header `alg`/`kid` as given; `typ: JWT`).
     func token(_ claims: [String: Any], signer: Signer = .rsa, alg: String? = nil, kid: String? = nil,

@@ -165,7 +165,7 @@ import Testing
             #expect(Self.refusal(TestIssuer.b64(dotted) + "." + TestIssuer.b64(bytes) + "." + TestIssuer.b64(dotted), v) != nil)
         }
         // Huge header (over the size limit) and one just under it, padded with a long member.
-        let parts = String(decoding: Array(Self.gh.token(TestIssuer.claims(now: Self.now)).utf8), as: UTF8.self).split(separator: ".")
+        let parts = Self.gh.token(TestIssuer.claims(now: Self.now)).split(separator: ".").map(String.init)
         let huge = TestIssuer.b64(Array(TestIssuer.json(["alg": "RS256", "kid": "rsa-1", "pad": String(repeating: "x", count: 40_000)]).utf8))
         #expect(Self.refusal(huge + "." + parts[1] + "." + parts[2], v)?.code == .malformed)
         let big = TestIssuer.b64(Array(TestIssuer.json(["alg": "RS256", "kid": "rsa-1", "pad": String(repeating: "x", count: 9_000)]).utf8))
@@ -192,10 +192,11 @@ import Testing
             #expect(Base64URL.decode(e) == b)
         }
         #expect(Base64URL.decode("") == [])
-        for bad in ["QQ==", "QQ=", "Q", "QUJDR", "QR", "QUI", "a+b/", "a b", "QQ\n", "-_-_-"] {
+        // Padding, the standard alphabet, whitespace, a 4k+1 length, non-zero unused bits.
+        for bad in ["QQ==", "QQ=", "Q", "QUJDR", "QR", "QUF", "a+b/", "a b", "QQ\n", "-_-_-"] {
             #expect(Base64URL.decode(bad) == nil, "\(bad)")
         }
-        #expect(Base64URL.decode("QQ") == [0x41] && Base64URL.decode("QUI") == nil && Base64URL.decode("QUE") == [0x41, 0x41])
+        #expect(Base64URL.decode("QQ") == [0x41] && Base64URL.decode("QUI") == [0x41, 0x42] && Base64URL.decode("QUE") == [0x41, 0x41])
     }
 
     // MARK: JWK Sets
@@ -205,7 +206,7 @@ import Testing
         #expect(set.keys.map(\.kid) == ["rsa-1", "ec-1"] && set.ignored == 2)
         #expect(set.key(kid: "rsa-1")?.alg == .RS256 && set.key(kid: "ec-1")?.alg == nil)
         func problem(_ keys: [[String: Any]]) -> String? {
-            do { _ = try JWKS.parse(json: Array(TestIssuer.json(["keys": keys]).utf8)); return nil } catch { return error.description }
+            do { _ = try JWKS.parse(json: Array(TestIssuer.json(["keys": keys]).utf8)); return nil } catch { return "\(error)" }
         }
         var rsa = Self.gh.rsaJWK, ec = Self.gh.ecJWK
         #expect(problem([rsa, rsa])?.contains("kid rsa-1 appears twice") == true)
@@ -296,29 +297,32 @@ import Testing
                                  signer: .ec, kid: "e1")
         #expect(Self.refusal(ghes, v) == nil)
 
-        func problems(_ yaml: String) -> [String] {
-            do { _ = try ServeConfig.parse(yaml: yaml, baseDirectory: dir.path); return [] } catch { return error.problems.map(\.description) }
+        func problems(_ yaml: String) -> [ConfigProblem] {
+            do { _ = try ServeConfig.parse(yaml: yaml, baseDirectory: dir.path); return [] } catch { return error.problems }
         }
         _ = dir.write("bad.json", "{\"keys\": [{\"kty\": \"RSA\", \"kid\": \"k\", \"n\": \"AQAB\", \"e\": \"AQAB\"}]}")
-        let cases: [(String, String)] = [
-            ("oidc: [{issuer: https://i.example, audience: a, jwks_file: missing.json}]", "oidc[0].jwks_file: cannot read \(dir.path)/missing.json"),
-            ("oidc: [{issuer: https://i.example, audience: a, jwks_file: bad.json}]", "\(dir.path)/bad.json: keys[0]: not a usable RSA public key"),
-            ("oidc: [{issuer: http://i.example, audience: a, jwks_file: jwks.json}]", "oidc[0].issuer"),
-            ("oidc: [{issuer: 'https://i.example?x=1', audience: a, jwks_file: jwks.json}]", "expected an https:// URL"),
-            ("oidc: [{issuer: https://i.example, jwks_file: jwks.json}]", "oidc[0].audience"),
-            ("oidc: [{audience: a, jwks_file: jwks.json}]", "oidc[0].issuer"),
-            ("oidc: [{issuer: https://i.example, audience: a}]", "needs jwks_file"),
-            ("oidc: [{issuer: https://i.example, audience: a, jwks_file: jwks.json, jwks: {keys: []}}]", "not both"),
-            ("oidc: [{issuer: https://i.example, audience: a, jwks: 'nope'}]", "oidc[0].jwks: not a JWK Set"),
-            ("oidc: [{issuer: https://i.example, audience: a, jwks_file: jwks.json, repositories: []}]", "empty allow-list"),
-            ("oidc: [{issuer: https://i.example, audience: a, jwks_file: jwks.json, leeway: 1h}]", "oidc[0].leeway"),
-            ("oidc: [{issuer: https://i.example, audience: a, jwks_file: jwks.json, colour: red}]", "oidc[0].colour"),
-            ("oidc: [{issuer: https://i.example, audience: a, jwks_file: jwks.json}, {issuer: https://i.example, audience: b, jwks_file: jwks.json}]",
-             "configured twice"),
+        let ok = "issuer: https://i.example, audience: a"
+        let cases: [(String, String, String)] = [
+            ("oidc: [{\(ok), jwks_file: missing.json}]", "oidc[0].jwks_file", "cannot read \(dir.path)/missing.json"),
+            ("oidc: [{\(ok), jwks_file: bad.json}]", "oidc[0].jwks_file", "\(dir.path)/bad.json: keys[0]: not a usable RSA public key"),
+            ("oidc: [{issuer: http://i.example, audience: a, jwks_file: jwks.json}]", "oidc[0].issuer", "expected an https:// URL"),
+            ("oidc: [{issuer: 'https://i.example?x=1', audience: a, jwks_file: jwks.json}]", "oidc[0].issuer", "expected an https:// URL"),
+            ("oidc: [{issuer: https://i.example, jwks_file: jwks.json}]", "oidc[0].audience", "is required"),
+            ("oidc: [{audience: a, jwks_file: jwks.json}]", "oidc[0].issuer", "is required"),
+            ("oidc: [{\(ok)}]", "oidc[0]", "needs jwks_file"),
+            ("oidc: [{\(ok), jwks_file: jwks.json, jwks: {keys: []}}]", "oidc[0].jwks", "not both"),
+            ("oidc: [{\(ok), jwks: 'nope'}]", "oidc[0].jwks", "not a JWK Set"),
+            ("oidc: [{\(ok), jwks: {keys: []}}]", "oidc[0].jwks", "no usable signing key"),
+            ("oidc: [{\(ok), jwks_file: jwks.json, repositories: []}]", "oidc[0].repositories", "empty allow-list"),
+            ("oidc: [{\(ok), jwks_file: jwks.json, repository_owners: [a/b]}]", "oidc[0].repository_owners[0]", "expected an owner"),
+            ("oidc: [{\(ok), jwks_file: jwks.json, leeway: 1h}]", "oidc[0].leeway", "must be between"),
+            ("oidc: [{\(ok), jwks_file: jwks.json, colour: red}]", "oidc[0].colour", "unknown key"),
+            ("oidc: [{\(ok), jwks_file: jwks.json}, {\(ok), jwks_file: jwks.json}]", "oidc[1].issuer", "configured twice"),
+            ("oidc: nope", "oidc", "expected a list"),
         ]
-        for (yaml, expected) in cases {
+        for (yaml, path, expected) in cases {
             let p = problems(yaml)
-            #expect(p.contains { $0.contains(expected) }, "\(yaml): \(p)")
+            #expect(p.contains { $0.path == path && $0.message.contains(expected) }, "\(yaml): \(p)")
         }
         // A single mapping is one issuer.
         let one = try ServeConfig.parse(yaml: "oidc: {issuer: https://i.example, audience: a, jwks_file: jwks.json}", baseDirectory: dir.path)
@@ -342,7 +346,7 @@ import Testing
                                   pipeline: .init(provider: "gitlab", repository: "evil/claim", runID: "666", job: "deploy", step: "fetch",
                                                   runnerIP: "203.0.113.9", scope: ["secret/data/ci/*"]))
         let custosBody = String(decoding: claimed.canonicalJSON(), as: UTF8.self) + "\n"
-        let bearer = { (tok: String) -> HTTPFields in [.authorization: "Bearer \(tok)"] }
+        let bearer: @Sendable (String) -> HTTPFields = { tok in [.authorization: "Bearer \(tok)"] }
         try await buildApplication(state: state).test(.live) { client in
             try await client.execute(uri: "/v1/ingest?format=custos", method: .post, headers: bearer(good), body: ByteBuffer(string: custosBody)) { r in
                 #expect(r.status == .ok, "\(String(buffer: r.body))")

@@ -42,7 +42,9 @@ public enum GitHubPipeline {
         event.pipeline = q
         let i = event.identity
         if i.kind == .unknown && i.id == nil && i.name == nil {
-            event.identity = AccessEvent.Identity(id: token.subject.flatMap { $0.isEmpty || $0.utf8.count > 1024 ? nil : $0 },
+            var sub = token.subject
+            if let s = sub, s.isEmpty || s.utf8.count > 1024 { sub = nil }
+            event.identity = AccessEvent.Identity(id: sub,
                                                   name: q.repository, kind: .pipeline, method: "oidc", policies: i.policies)
         }
     }
