@@ -176,6 +176,20 @@ import Testing
             #expect(Self.refusal(d + "." + parts[1] + "." + parts[2], v)?.code == .malformed)
             #expect(Self.refusal(parts[0] + "." + d + "." + parts[2], v)?.code == .malformed)
         }
+        // Mutated JWK Sets: parsed or refused with a Problem, never a crash.
+        let jwks = Array(Self.gh.jwksJSON.utf8)
+        var parsed = 0
+        for i in 0..<400 {
+            var b = jwks
+            let at = Int(rng.next() % UInt64(b.count))
+            switch i % 3 {
+            case 0: b[at] = UInt8(truncatingIfNeeded: rng.next())
+            case 1: b.removeSubrange(at...)
+            default: b.insert(contentsOf: Array("{[\"".utf8).shuffled(using: &rng).prefix(1), at: at)
+            }
+            if (try? JWKS.parse(json: b)) != nil { parsed += 1 }
+        }
+        #expect(parsed < 400)
         let abyss = String(repeating: "[", count: 1_000_000)
         #expect(throws: JOSEValue.ParseError.self) { try JOSEValue.parse(Array(abyss.utf8)) }
         #expect(throws: JOSEValue.ParseError.self) { try JOSEValue.parse(Array(("[" + String(repeating: "1,", count: 5000) + "1]").utf8)) }

@@ -12,8 +12,10 @@ info:
     The API of `custos serve`. Ingest is acknowledged only after the events are durable in
     the trail (fsync and a signed checkpoint). No route deletes or changes a trail entry,
     for any role. Tokens are bearer tokens with one role each: `ingest` (append only),
-    `auditor` (read, query, verify) and `admin` (silences). A missing or unknown token gets
-    401 with `WWW-Authenticate`; a token of another role gets 403. The same document is
+    `auditor` (read, query, verify) and `admin` (silences). A GitHub Actions OIDC ID token
+    from an issuer the server trusts (`oidc:` in its config) has the ingest role and no
+    other. A missing or unknown token gets 401 with `WWW-Authenticate` (a refused OIDC
+    token: with the reason); a token of another role gets 403. The same document is
     served at `/openapi.yaml`; a test sends a request to every path it lists.
   license:
     name: Apache-2.0
