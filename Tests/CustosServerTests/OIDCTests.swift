@@ -343,6 +343,35 @@ import Testing
         #expect(one.oidc.count == 1)
     }
 
+    /// A rotated key: the `jwks_file` is reread when a token names a kid the set lacks, at
+    /// most once per interval, and a broken file leaves the keys as they were.
+    @Test func keyringRereadsTheJWKSFileOnAnUnknownKid() throws {
+        let dir = TempDir()
+        let gh = Self.gh
+        let only = { (keys: [[String: Any]]) in TestIssuer.json(["keys": keys]) }
+        let path = dir.write("jwks.json", only([gh.ecJWK]))
+        let c = try ServeConfig.parse(yaml: "oidc: {issuer: \(TestIssuer.issuer), audience: \(TestIssuer.audience), jwks_file: jwks.json}",
+                                      baseDirectory: dir.path)
+        #expect(c.oidc.first?.jwksFile == path)
+        let ring = OIDCKeyring(issuers: c.oidc, minReloadInterval: 60)
+        let rsaToken = gh.token(TestIssuer.claims(now: Self.now))
+        func code(_ t: String, _ at: Date) -> OIDCRefusal.Code? {
+            if case .failure(let r) = ring.verify(t, now: at) { return r.code }
+            return nil
+        }
+        #expect(code(rsaToken, Self.now) == .unknown_key)     // read once: no change
+        _ = dir.write("jwks.json", only([gh.ecJWK, gh.rsaJWK]))
+        #expect(code(rsaToken, Self.now.addingTimeInterval(10)) == .unknown_key)   // too soon to read again
+        #expect(code(rsaToken, Self.now.addingTimeInterval(61)) == nil)            // reread: the new key verifies
+        _ = dir.write("jwks.json", "{ broken")
+        #expect(code(gh.token(TestIssuer.claims(now: Self.now), kid: "gone"), Self.now.addingTimeInterval(200)) == .unknown_key)
+        #expect(code(rsaToken, Self.now.addingTimeInterval(200)) == nil)           // the keys stayed
+        #expect(ring.issuers.first?.jwks.keys.count == 2)
+        // Inline keys are never reread.
+        let inline = OIDCKeyring(issuers: [gh.issuerConfig()], minReloadInterval: 0)
+        #expect(!inline.reload(TestIssuer.issuer, now: Self.now))
+    }
+
     // MARK: Through the HTTP API
 
     static func json(_ b: ByteBuffer) -> Any? { try? JSONSerialization.jsonObject(with: Data(String(buffer: b).utf8)) }

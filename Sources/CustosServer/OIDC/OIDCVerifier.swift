@@ -10,6 +10,8 @@ public struct OIDCIssuer: Sendable, Equatable {
     public var jwks: JWKS
     /// Where the keys came from, for messages: the file's path, or `inline`.
     public var jwksSource: String
+    /// The `jwks_file`, read again when a token names a key it does not hold (`OIDCKeyring`).
+    public var jwksFile: String?
     /// Allowed `repository` values (`octo-org/*`, `octo-org/octo-repo`); empty: any.
     public var repositories: [String]
     /// Allowed `repository_owner` values; empty: any.
@@ -19,9 +21,9 @@ public struct OIDCIssuer: Sendable, Equatable {
 
     public static let defaultLeeway: Int64 = 60
 
-    public init(issuer: String, audience: String, jwks: JWKS, jwksSource: String = "inline", repositories: [String] = [],
+    public init(issuer: String, audience: String, jwks: JWKS, jwksSource: String = "inline", jwksFile: String? = nil, repositories: [String] = [],
                 repositoryOwners: [String] = [], leeway: Int64 = defaultLeeway) {
-        self.issuer = issuer; self.audience = audience; self.jwks = jwks; self.jwksSource = jwksSource
+        self.issuer = issuer; self.audience = audience; self.jwks = jwks; self.jwksSource = jwksSource; self.jwksFile = jwksFile
         self.repositories = repositories; self.repositoryOwners = repositoryOwners; self.leeway = leeway
     }
 
@@ -54,7 +56,9 @@ public struct OIDCRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     }
     public var code: Code
     public var reason: String
-    public init(_ code: Code, _ reason: String) { self.code = code; self.reason = reason }
+    /// The configured issuer the token named, once known (for `unknown_key`: whose keys to reread).
+    public var issuer: String?
+    public init(_ code: Code, _ reason: String, issuer: String? = nil) { self.code = code; self.reason = reason; self.issuer = issuer }
     public var description: String { reason }
 }
 
@@ -120,7 +124,8 @@ public struct OIDCVerifier: Sendable {
             throw OIDCRefusal(.issuer, "issuer \(JOSEValue.short(iss, max: 100)) is not \(issuers.map(\.issuer).joined(separator: " or "))")
         }
         guard let key = cfg.jwks.key(kid: kid) else {
-            throw OIDCRefusal(.unknown_key, "unknown key id \(JOSEValue.short(kid)) (not in the JWK Set of \(cfg.issuer) from \(cfg.jwksSource))")
+            throw OIDCRefusal(.unknown_key, "unknown key id \(JOSEValue.short(kid)) (not in the JWK Set of \(cfg.issuer) from \(cfg.jwksSource))",
+                              issuer: cfg.issuer)
         }
         guard key.algorithm == alg else {
             throw OIDCRefusal(.algorithm, "key kid=\(JOSEValue.short(kid)) is \(key.typeName), not usable with \(alg.rawValue)")
@@ -186,4 +191,46 @@ public struct OIDCVerifier: Sendable {
     }
 
     static func time(_ d: Double) -> String { EventTime(seconds: Int64(d.rounded(.down))).description }
+}
+
+/// The verifier `custos serve` uses: the configured issuers, whose `jwks_file` is read again
+/// when a token names a key id the set does not hold (GitHub rotates its signing keys; the
+/// operator replaces the file, no restart needed). At most one read per issuer per
+/// `minReloadInterval`, so a stream of tokens with made-up key ids costs nothing; a file that
+/// no longer reads or parses leaves the keys as they were.
+public final class OIDCKeyring: @unchecked Sendable {
+    private let lock = NSLock()
+    private var verifier: OIDCVerifier
+    private var lastRead: [String: Date] = [:]
+    public let minReloadInterval: TimeInterval
+
+    public init(issuers: [OIDCIssuer], minReloadInterval: TimeInterval = 60) {
+        self.verifier = OIDCVerifier(issuers: issuers)
+        self.minReloadInterval = minReloadInterval
+    }
+
+    public var issuers: [OIDCIssuer] { lock.withLock { verifier.issuers } }
+
+    public func verify(_ token: String, now: Date = Date()) -> Result<OIDCToken, OIDCRefusal> {
+        let result = lock.withLock { verifier }.verify(token, now: now)
+        guard case .failure(let refusal) = result, refusal.code == .unknown_key, let issuer = refusal.issuer,
+              reload(issuer, now: now) else { return result }
+        return lock.withLock { verifier }.verify(token, now: now)
+    }
+
+    /// Rereads the issuer's `jwks_file` if it is time to; true when its keys changed.
+    func reload(_ issuer: String, now: Date) -> Bool {
+        let file: String? = lock.withLock {
+            guard let cfg = verifier.issuers.first(where: { $0.issuer == issuer }), let f = cfg.jwksFile else { return nil }
+            if let last = lastRead[issuer], now.timeIntervalSince(last) < minReloadInterval, now >= last { return nil }
+            lastRead[issuer] = now
+            return f
+        }
+        guard let file, let data = FileManager.default.contents(atPath: file), let jwks = try? JWKS.parse(json: Array(data)) else { return false }
+        return lock.withLock {
+            guard let i = verifier.issuers.firstIndex(where: { $0.issuer == issuer }), verifier.issuers[i].jwks != jwks else { return false }
+            verifier.issuers[i].jwks = jwks
+            return true
+        }
+    }
 }

@@ -19,7 +19,7 @@ public final class ServeState: @unchecked Sendable {
     public let committer: GroupCommitter
     public let tokens: TokenStore
     /// ID-token issuers trusted for ingest (`oidc:`; none: bearer JWTs are not accepted).
-    public let oidc: OIDCVerifier
+    public let oidc: OIDCKeyring
     public let metrics = ServeMetrics()
     let lock = NSLock()
     private var pendingEvents = 0
@@ -41,7 +41,7 @@ public final class ServeState: @unchecked Sendable {
         self.policy = policy ?? detector?.policy
         self.store = store
         self.tokens = tokens
-        self.oidc = OIDCVerifier(issuers: config.oidc)
+        self.oidc = OIDCKeyring(issuers: config.oidc)
         let metrics = self.metrics
         self.committer = GroupCommitter(store: store, maxBatch: config.limits.maxBatch, linger: .milliseconds(config.limits.commitLingerMs), beforeCommit: beforeCommit, detector: detector,
                                         onAlerts: { alerts in
@@ -226,7 +226,7 @@ struct ServeAPI: Sendable {
         let caller: Caller
         if h.count <= 4096, let who = state.tokens.role(of: presented) {
             caller = Caller(role: who.0, name: who.1, oidc: nil)
-        } else if !state.oidc.issuers.isEmpty, OIDCVerifier.looksLikeJWT(presented) {
+        } else if !state.config.oidc.isEmpty, OIDCVerifier.looksLikeJWT(presented) {
             switch state.oidc.verify(presented) {
             case .success(let t):
                 state.metrics.oidc(nil)

@@ -18,7 +18,7 @@ extension ServeConfig {
             let entries = r.mapping(item, at, allowed: oidcKeys)
             guard case .mapping = item else { continue }
             let before = r.problems.count
-            var issuer: String?, audience: String?, jwks: JWKS?, source = "inline"
+            var issuer: String?, audience: String?, jwks: JWKS?, source = "inline", file: String?
             var repos: [String] = [], owners: [String] = []
             var leeway = OIDCIssuer.defaultLeeway
             for key in ["issuer", "audience"] where item[key] == nil { r.problem(at + "." + key, item, "is required") }
@@ -42,6 +42,7 @@ extension ServeConfig {
                     guard let v = r.string(l.value, p, required: true) else { break }
                     let path = resolve(v)
                     source = path
+                    file = path
                     guard let data = FileManager.default.contents(atPath: path) else {
                         r.problem(p, l.value, "cannot read \(path)")
                         break
@@ -73,7 +74,7 @@ extension ServeConfig {
                 continue
             }
             guard r.problems.count == before, let issuer, let audience, let jwks else { continue }
-            out.append(OIDCIssuer(issuer: issuer, audience: audience, jwks: jwks, jwksSource: source, repositories: repos,
+            out.append(OIDCIssuer(issuer: issuer, audience: audience, jwks: jwks, jwksSource: source, jwksFile: file, repositories: repos,
                                   repositoryOwners: owners, leeway: leeway))
         }
         return out
