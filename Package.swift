@@ -64,7 +64,10 @@ let package = Package(
                            .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           // RS256 (RSASSA-PKCS1-v1_5) for OIDC ID tokens; Crypto itself has no RSA.
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "_CryptoExtras", package: "swift-crypto")],
             swiftSettings: strict),
         // Retention tiers, archive (local directory, S3 with Object Lock, SigV4) and pruning.
         .target(
@@ -110,7 +113,9 @@ let package = Package(
                                                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Yams", package: "Yams"),
                                                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                                           .product(name: "NIOEmbedded", package: "swift-nio"),
-                                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                                          .product(name: "Crypto", package: "swift-crypto"),
+                                                          .product(name: "_CryptoExtras", package: "swift-crypto")],
                     swiftSettings: strict),
         // Starts a real OpenBao (installed by .ci/run) and drives the built `custos` binary.
         .testTarget(name: "CustosIntegrationTests", dependencies: ["CustosCore"], swiftSettings: strict),

@@ -144,6 +144,9 @@ struct Serve: ParsableCommand {
                                              verifier: try NoteVerifier(vkey: store.trail.checkpointVerifierKey), logger: logger))
             stderrPrint("custos: submitting checkpoints to \(c.witnesses.count) witness(es): \(c.witnesses.map(\.verifier.name).joined(separator: ", "))")
         }
+        for o in c.oidc {
+            stderrPrint("custos: accepting OIDC ID tokens from \(o.issuer) for audience \(o.audience) (\(o.jwks.keys.count) key(s) from \(o.jwksSource)\(o.repositories.isEmpty ? "" : "; repositories \(o.repositories.joined(separator: ", "))"))")
+        }
         let app = try buildApplication(state: state, services: services, logger: logger, tls: httpTLS)
         stderrPrint("custos: serving \(c.data) on \(c.tls == nil ? "http" : "https")://\(c.host.contains(":") ? "[\(c.host)]" : c.host):\(c.port)")
         let failure = runBlocking { () async -> String? in

@@ -211,11 +211,13 @@ import Testing
         #expect(state.notReady() == nil)
     }
 
-    /// Each role against each endpoint: only what the role is for.
+    /// Each role against each endpoint: only what the role is for. A verified GitHub Actions
+    /// OIDC token (`oidc`) is an ingest credential and nothing else.
     @Test func authorizationMatrix() async throws {
         let dir = TempDir()
-        let (state, t) = try Self.make(dir)
-        enum Who: CaseIterable, Sendable { case none, wrong, ingest, auditor, admin }
+        let (state, t) = try Self.make(dir) { $0.oidc = [TestIssuer.shared.issuerConfig()] }
+        let jwt = TestIssuer.shared.token(TestIssuer.claims())
+        enum Who: CaseIterable, Sendable { case none, wrong, ingest, auditor, admin, oidc }
         @Sendable func header(_ w: Who) -> HTTPFields {
             switch w {
             case .none: return [:]
@@ -223,11 +225,12 @@ import Testing
             case .ingest: return [.authorization: "Bearer \(t.ingest)"]
             case .auditor: return [.authorization: "Bearer \(t.auditor)"]
             case .admin: return [.authorization: "Bearer \(t.admin)"]
+            case .oidc: return [.authorization: "Bearer \(jwt)"]
             }
         }
         struct Endpoint { var method: HTTPRequest.Method; var uri: String; var body: String; var allowed: Set<String> }
         let endpoints = [
-            Endpoint(method: .post, uri: "/v1/ingest?format=vault", body: Self.pairs, allowed: ["ingest"]),
+            Endpoint(method: .post, uri: "/v1/ingest?format=vault", body: Self.pairs, allowed: ["ingest", "oidc"]),
             Endpoint(method: .get, uri: "/v1/events", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/v1/alerts", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/v1/blast-radius?secret=secret/data/prod/db", body: "", allowed: ["auditor"]),
@@ -236,7 +239,7 @@ import Testing
             Endpoint(method: .get, uri: "/v1/evidence?from=2026-01-01&to=2027-01-01", body: "", allowed: ["auditor"]),
             Endpoint(method: .get, uri: "/metrics", body: "", allowed: ["auditor", "admin"]),
             Endpoint(method: .post, uri: "/v1/silences", body: "{\"reason\":\"r\",\"expires\":\"1h\",\"class\":\"off_hours\"}", allowed: ["admin"]),
-            Endpoint(method: .get, uri: "/healthz", body: "", allowed: ["none", "wrong", "ingest", "auditor", "admin"]),
+            Endpoint(method: .get, uri: "/healthz", body: "", allowed: ["none", "wrong", "ingest", "auditor", "admin", "oidc"]),
         ]
         try await buildApplication(state: state).test(.live) { client in
             for e in endpoints {

@@ -18,6 +18,8 @@ public final class ServeState: @unchecked Sendable {
     public let store: DataStore
     public let committer: GroupCommitter
     public let tokens: TokenStore
+    /// ID-token issuers trusted for ingest (`oidc:`; none: bearer JWTs are not accepted).
+    public let oidc: OIDCKeyring
     public let metrics = ServeMetrics()
     let lock = NSLock()
     private var pendingEvents = 0
@@ -39,6 +41,7 @@ public final class ServeState: @unchecked Sendable {
         self.policy = policy ?? detector?.policy
         self.store = store
         self.tokens = tokens
+        self.oidc = OIDCKeyring(issuers: config.oidc)
         let metrics = self.metrics
         self.committer = GroupCommitter(store: store, maxBatch: config.limits.maxBatch, linger: .milliseconds(config.limits.commitLingerMs), beforeCommit: beforeCommit, detector: detector,
                                         onAlerts: { alerts in
@@ -121,9 +124,20 @@ public func buildApplication(state: ServeState, services: [any Service] = [], lo
         logger: logger)
 }
 
+/// The request context of `custos serve`: Hummingbird's basic one plus the peer's address
+/// (the runner address stamped on events ingested with an OIDC token).
+public struct ServeRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+}
+
 /// The routes of `custos serve`; openapi.yaml documents each (OpenAPITests checks both ways).
-public func buildRouter(state: ServeState) -> Router<BasicRequestContext> {
-    let router = Router()
+public func buildRouter(state: ServeState) -> Router<ServeRequestContext> {
+    let router = Router(context: ServeRequestContext.self)
     let api = ServeAPI(state: state)
     router.get("/openapi.yaml") { _, _ in Response.text(OpenAPIDocument.yaml + "\n", contentType: "application/yaml") }
     router.get("/healthz") { _, _ in Response.text("ok\n") }
@@ -135,7 +149,7 @@ public func buildRouter(state: ServeState) -> Router<BasicRequestContext> {
         try api.authorize(req, [.auditor, .admin])
         return Response.text(state.metrics.exposition(), contentType: "text/plain; version=0.0.4")
     }
-    router.post("/v1/ingest") { req, _ in try await api.ingest(req) }
+    router.post("/v1/ingest") { req, ctx in try await api.ingest(req, peer: ctx.remoteAddress) }
     router.get("/v1/events") { req, _ in try await api.events(req) }
     router.get("/v1/alerts") { req, _ in try await api.alerts(req) }
     router.get("/v1/evidence") { req, _ in try await api.evidence(req) }
@@ -182,21 +196,57 @@ enum JSONText {
 struct ServeAPI: Sendable {
     let state: ServeState
 
+    /// Who is calling: an API token's role and name, or an OIDC ID token (role ingest only)
+    /// with its verified claims.
+    struct Caller: Sendable {
+        var role: Role
+        var name: String
+        var oidc: OIDCToken?
+    }
+
     /// The caller's role, which must be one of `allowed`: 401 without a valid token, 403
     /// with a token of another role.
     @discardableResult
     func authorize(_ req: Request, _ allowed: Set<Role>) throws -> (Role, String) {
-        guard let h = req.headers[.authorization], h.count <= 4096, h.lowercased().hasPrefix("bearer "),
-              let who = state.tokens.role(of: String(h.dropFirst(7)).trimmingCharacters(in: .whitespaces)) else {
+        let c = try authenticate(req, allowed)
+        return (c.role, c.name)
+    }
+
+    /// An API token (compared by hash with every stored one) or, when issuers are configured
+    /// (`oidc:`), an ID token in JWS form, verified by `OIDCVerifier`: a valid one has the
+    /// ingest role and no other; an invalid one is answered 401 with the reason.
+    func authenticate(_ req: Request, _ allowed: Set<Role>) throws -> Caller {
+        let challenge: HTTPFields = [.wwwAuthenticate: "Bearer realm=\"custos\""]
+        let missing = APIError(status: .unauthorized, message: "a valid API token is required (Authorization: Bearer <token>)", headers: challenge)
+        guard let h = req.headers[.authorization], h.utf8.count <= OIDCVerifier.maxTokenBytes + 64, h.lowercased().hasPrefix("bearer ") else {
             state.metrics.authFailure()
-            throw APIError(status: .unauthorized, message: "a valid API token is required (Authorization: Bearer <token>)",
-                           headers: [.wwwAuthenticate: "Bearer realm=\"custos\""])
+            throw missing
         }
-        guard allowed.contains(who.0) else {
+        let presented = String(h.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        let caller: Caller
+        if h.count <= 4096, let who = state.tokens.role(of: presented) {
+            caller = Caller(role: who.0, name: who.1, oidc: nil)
+        } else if !state.config.oidc.isEmpty, OIDCVerifier.looksLikeJWT(presented) {
+            switch state.oidc.verify(presented) {
+            case .success(let t):
+                state.metrics.oidc(nil)
+                caller = Caller(role: .ingest, name: "oidc:" + (t.string("repository") ?? t.subject ?? t.issuer), oidc: t)
+            case .failure(let refusal):
+                state.metrics.oidc(refusal.code)
+                state.metrics.authFailure()
+                throw APIError(status: .unauthorized, message: "the OIDC token is refused: \(refusal.reason)",
+                               headers: [.wwwAuthenticate: "Bearer realm=\"custos\", error=\"invalid_token\""])
+            }
+        } else {
             state.metrics.authFailure()
-            throw APIError(status: .forbidden, message: "the \(who.0.rawValue) role may not do this (needs \(allowed.map(\.rawValue).sorted().joined(separator: " or ")))")
+            throw missing
         }
-        return who
+        guard allowed.contains(caller.role) else {
+            state.metrics.authFailure()
+            let how = caller.oidc == nil ? "" : " (an OIDC token is an ingest credential only)"
+            throw APIError(status: .forbidden, message: "the \(caller.role.rawValue) role may not do this (needs \(allowed.map(\.rawValue).sorted().joined(separator: " or ")))\(how)")
+        }
+        return caller
     }
 
     func collect(_ req: Request) async throws -> [UInt8] {
@@ -221,8 +271,8 @@ struct ServeAPI: Sendable {
 
     // MARK: Ingest
 
-    func ingest(_ req: Request) async throws -> Response {
-        try authorize(req, [.ingest])
+    func ingest(_ req: Request, peer: SocketAddress? = nil) async throws -> Response {
+        let caller = try authenticate(req, [.ingest])
         let q = req.uri.queryParameters
         let formatName = q.get("format") ?? "auto"
         guard let format = WireFormat(rawValue: formatName) else {
@@ -231,7 +281,12 @@ struct ServeAPI: Sendable {
         let instance = q.get("instance") ?? "default"
         guard !instance.isEmpty, instance.utf8.count <= 256 else { throw APIError(status: .badRequest, message: "instance must be 1...256 bytes") }
         let body = try await collect(req)
-        let decoded = BodyDecoder(format: format, instance: instance, maxRecordBytes: state.config.limits.maxLineBytes).decode(body)
+        var decoded = BodyDecoder(format: format, instance: instance, maxRecordBytes: state.config.limits.maxLineBytes).decode(body)
+        if let token = caller.oidc {
+            // The verified token is the truth about the run (GitHubPipeline.stamp has the rule).
+            let p = GitHubPipeline.pipeline(token, runnerIP: peer?.ipAddress)
+            for i in decoded.events.indices { GitHubPipeline.stamp(&decoded.events[i], with: p, token: token) }
+        }
         if let e = decoded.bodyError {
             state.metrics.rejected(format.rawValue, 1)
             throw APIError(status: .badRequest, message: e)
@@ -587,6 +642,8 @@ public final class ServeMetrics: @unchecked Sendable {
     private var trailSize: UInt64 = 0
     private var lastCommit: Date?
     private var authFailures = 0
+    private var oidcAccepted = 0
+    private var oidcRefused: [OIDCRefusal.Code: Int] = [:]
     private var overloads = 0
     public private(set) var notifierFailures = 0
     /// Listener errors (framing, limits, overload) by source and reason.
@@ -605,6 +662,12 @@ public final class ServeMetrics: @unchecked Sendable {
     func setTrailSize(_ n: UInt64) { lock.withLock { trailSize = n } }
     func committed(trailSize n: UInt64) { lock.withLock { trailSize = n; lastCommit = Date() } }
     func authFailure() { lock.withLock { authFailures += 1 } }
+    /// An OIDC token accepted (nil) or refused for `code`.
+    func oidc(_ code: OIDCRefusal.Code?) {
+        lock.withLock {
+            if let code { oidcRefused[code, default: 0] += 1 } else { oidcAccepted += 1 }
+        }
+    }
     func overloaded() { lock.withLock { overloads += 1 } }
     public func notifierFailed(_ n: Int) { lock.withLock { notifierFailures += n } }
     func inputError(_ source: String, _ reason: String, _ n: Int = 1) { lock.withLock { inputErrors[source + " " + reason, default: 0] += n } }
@@ -633,6 +696,10 @@ public final class ServeMetrics: @unchecked Sendable {
             s += "custos_checkpoint_age_seconds \(lastCommit.map { String(format: "%.3f", Date().timeIntervalSince($0)) } ?? "-1")\n"
             family("custos_auth_failures_total", "counter", "Requests refused for a missing, unknown or insufficient token.")
             s += "custos_auth_failures_total \(authFailures)\n"
+            family("custos_oidc_tokens_accepted_total", "counter", "OIDC ID tokens whose signature and claims verified.")
+            s += "custos_oidc_tokens_accepted_total \(oidcAccepted)\n"
+            family("custos_oidc_tokens_refused_total", "counter", "OIDC ID tokens refused, by reason class.")
+            for c in OIDCRefusal.Code.allCases { s += "custos_oidc_tokens_refused_total{reason=\"\(c.rawValue)\"} \(oidcRefused[c] ?? 0)\n" }
             family("custos_ingest_overloaded_total", "counter", "Ingest requests answered 503 because the commit queue was full.")
             s += "custos_ingest_overloaded_total \(overloads)\n"
             family("custos_notifier_failures_total", "counter", "Alert deliveries that failed after every retry.")

@@ -12,8 +12,10 @@ info:
     The API of `custos serve`. Ingest is acknowledged only after the events are durable in
     the trail (fsync and a signed checkpoint). No route deletes or changes a trail entry,
     for any role. Tokens are bearer tokens with one role each: `ingest` (append only),
-    `auditor` (read, query, verify) and `admin` (silences). A missing or unknown token gets
-    401 with `WWW-Authenticate`; a token of another role gets 403. The same document is
+    `auditor` (read, query, verify) and `admin` (silences). A GitHub Actions OIDC ID token
+    from an issuer the server trusts (`oidc:` in its config) has the ingest role and no
+    other. A missing or unknown token gets 401 with `WWW-Authenticate` (a refused OIDC
+    token: with the reason); a token of another role gets 403. The same document is
     served at `/openapi.yaml`; a test sends a request to every path it lists.
   license:
     name: Apache-2.0
@@ -32,6 +34,18 @@ components:
       type: http
       scheme: bearer
       description: A Custos API token (`custos token add --role ROLE --name NAME`).
+    githubOIDC:
+      type: http
+      scheme: bearer
+      bearerFormat: JWT
+      description: |
+        A GitHub Actions OIDC ID token (RS256 or ES256 compact JWS) from an issuer listed in
+        the server's `oidc:` configuration: signature checked against that issuer's JWK Set,
+        `iss` and `aud` exact, `exp`/`nbf`/`iat` within the leeway, the repository in the
+        allow-list when one is set. It grants the ingest role only (`POST /v1/ingest`); the
+        events it ingests carry the token's pipeline context. A refused token gets 401 with
+        the reason (`the OIDC token is refused: token expired at ...`) and
+        `WWW-Authenticate: Bearer realm="custos", error="invalid_token"`.
   schemas:
     Error:
       type: object
@@ -229,7 +243,7 @@ components:
       description: A parameter or the body is invalid; the message says which.
       content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
     Unauthorized:
-      description: No valid token.
+      description: No valid token (for an OIDC token, the reason it was refused).
       headers:
         WWW-Authenticate: { schema: { type: string } }
       content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
@@ -280,6 +294,13 @@ paths:
         NDJSON or a JSON array of records. Fluent Bit `http` output (`json`, `json_lines`:
         `{"date", "log": line}`) and Vector `http` sink (`ndjson`, `json`: `{"message": line}`)
         envelopes are unwrapped. `Content-Encoding: gzip` is decompressed within the body limit.
+        With a GitHub Actions OIDC token (`githubOIDC`) each event gets the token's pipeline
+        context (provider, repository, workflow, run, attempt, environment, trigger, actor,
+        the client's address as runner_ip), replacing the body's; the body's job, step and
+        scope are kept, and an event without identity is attributed to the pipeline.
+      security:
+        - token: []
+        - githubOIDC: []
       parameters:
         - name: format
           in: query

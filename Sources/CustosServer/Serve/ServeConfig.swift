@@ -31,6 +31,9 @@ public struct ServeConfig: Sendable, Equatable {
     public var fileTail: [FileTailer.Source] = []
     /// Witnesses the server asks to cosign its checkpoints (README "Witnesses"; none by default).
     public var witnesses: [WitnessTarget] = []
+    /// Issuers whose ID tokens (GitHub Actions OIDC) are accepted as ingest credentials
+    /// (README "GitHub Actions OIDC"; none by default).
+    public var oidc: [OIDCIssuer] = []
 
     /// A tlog-witness to submit checkpoints to: its submission URL prefix and cosigning key.
     public struct WitnessTarget: Sendable, Equatable {
@@ -101,7 +104,7 @@ public struct ServeConfig: Sendable, Equatable {
     public var resolvedTokensFile: String { tokensFile ?? TokenStore.defaultPath(data: data) }
 
     static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket", "tls", "syslog",
-                                     "file_tail", "witnesses"]
+                                     "file_tail", "witnesses", "oidc"]
     static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections", "idle_timeout", "commit_linger_ms"]
 
     /// Parses a config file's YAML. Relative paths are relative to `baseDirectory`.
@@ -163,6 +166,7 @@ public struct ServeConfig: Sendable, Equatable {
             case "syslog": c.syslog = Self.parseSyslog(e.value, &r, resolve: path)
             case "file_tail": c.fileTail = Self.parseFileTail(e.value, &r, path)
             case "witnesses": c.witnesses = Self.parseWitnesses(e.value, &r)
+            case "oidc": c.oidc = Self.parseOIDC(e.value, &r, path)
             case "readiness":
                 for l in r.mapping(e.value, "readiness", allowed: ["max_commit_age"]) {
                     if let v = r.duration(l.value, "readiness.max_commit_age", range: 1...86_400) { c.maxCommitAge = v }
