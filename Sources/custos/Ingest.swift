@@ -20,7 +20,7 @@ struct Ingest: ParsableCommand {
             """)
 
     @OptionGroup var data: DataOptions
-    @Option(help: "Input format: vault or openbao (the same audit format; sets the source kind), or custos (custos.event/v1 objects, one per line).")
+    @Option(help: "Input format: vault or openbao (the same audit format; sets the source kind), custos (custos.event/v1 objects, one per line), github (GitHub audit log) or gitlab (GitLab audit events); github and gitlab take NDJSON, JSON arrays or pretty-printed objects.")
     var format: String = "vault"
     @Option(help: ArgumentHelp("Name of the server the records come from (source.instance); part of each event's id.", valueName: "NAME"))
     var instance: String = "default"

@@ -280,13 +280,18 @@ paths:
         NDJSON or a JSON array of records. Fluent Bit `http` output (`json`, `json_lines`:
         `{"date", "log": line}`) and Vector `http` sink (`ndjson`, `json`: `{"message": line}`)
         envelopes are unwrapped. `Content-Encoding: gzip` is decompressed within the body limit.
+        With `format=github` or `format=gitlab` (GitHub audit log, GitLab audit events) the body
+        may also be pretty-printed objects back to back; rejections are numbered by the line a
+        record starts on (by element in a JSON array). `format=auto` decides per record: a
+        `schema` member means custos, a record the GitHub or GitLab decoder recognizes goes
+        there, anything else is Vault/OpenBao.
       parameters:
         - name: format
           in: query
-          schema: { enum: [auto, custos, vault, openbao], default: auto }
+          schema: { enum: [auto, custos, vault, openbao, github, gitlab], default: auto }
         - name: instance
           in: query
-          description: Which Vault/OpenBao server the records come from (1-256 bytes).
+          description: Which server or account the records come from (1-256 bytes); part of each event id.
           schema: { type: string, default: default }
         - name: Content-Encoding
           in: header
