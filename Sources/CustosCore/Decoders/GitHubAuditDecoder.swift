@@ -127,7 +127,7 @@ public struct GitHubAuditDecoder: SourceRecordDecoder {
             let event = AccessEvent(
                 id: builder.id(recordKey + [name]), time: time, source: builder.source, action: .read, outcome: .success,
                 secret: .init(store: "github", path: path, environment: environment), identity: identity, origin: origin,
-                requestID: r["_document_id"]?.text.flatMap(Self.bounded), pipeline: pipeline)
+                requestID: r["_document_id"]?.text.flatMap { Self.bounded($0) }, pipeline: pipeline)
             builder.emit(event, line: line, into: &out)
         }
     }
@@ -179,7 +179,7 @@ public struct GitHubAuditDecoder: SourceRecordDecoder {
         let event = AccessEvent(
             id: builder.id(key), time: time, source: builder.source, action: op == .write ? .write : .delete, outcome: .success,
             secret: .init(store: store, path: path, environment: environment), identity: identity,
-            origin: SourceIP.origin(r["actor_ip"]), requestID: r["_document_id"]?.text.flatMap(Self.bounded))
+            origin: SourceIP.origin(r["actor_ip"]), requestID: r["_document_id"]?.text.flatMap { Self.bounded($0) })
         builder.emit(event, line: line, into: &out)
     }
 
@@ -216,13 +216,13 @@ public struct GitHubAuditDecoder: SourceRecordDecoder {
     /// An owner or repository name: 1–100 of `[A-Za-z0-9._-]`, not `.` or `..`.
     static func isSlug(_ s: String) -> Bool {
         !s.isEmpty && s.utf8.count <= 100 && s != "." && s != ".."
-            && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2E || $0 == 0x2D || $0 == 0x5F }
+            && s.utf8.allSatisfy(SourceText.isSlug)
     }
 
     /// A secret name as GitHub allows them: `[A-Za-z0-9_]`, not starting with a digit (1–200).
     static func isSecretName(_ s: String) -> Bool {
         guard let f = s.utf8.first, !(f >= 0x30 && f <= 0x39), s.utf8.count <= 200 else { return false }
-        return s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F }
+        return s.utf8.allSatisfy(SourceText.isWord)
     }
 
     /// A non-empty string of at most 512 bytes (longer values are dropped, not cut).

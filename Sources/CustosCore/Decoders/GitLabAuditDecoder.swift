@@ -79,16 +79,17 @@ public struct GitLabAuditDecoder: SourceRecordDecoder {
             out.append(.ignored(line: line, reason: "GitLab audit event without an event name (not a CI variable event)"))
             return
         }
-        guard let (action, declaredScope) = Self.classify(eventName) else {
+        guard let classified = Self.classify(eventName) else {
             out.append(.ignored(line: line, reason: "GitLab audit event without secret access"))
             return
         }
+        let (action, declaredScope) = classified
         guard let key = Self.string(r, "target_details"), Self.isVariableKey(key) else {
             out.append(.rejected(.init(line: line, reason: "CI variable event without a valid variable key in \"target_details\"")))
             return
         }
         let entityType = Self.string(r, "entity_type")
-        let scope = declaredScope ?? (entityType == "Group" ? .group : entityType == "Project" ? .project : nil)
+        let scope: Scope? = declaredScope ?? (entityType == "Group" ? .group : entityType == "Project" ? .project : nil)
         let entityPath = Self.string(r, "entity_path").flatMap { Self.isNamespacePath($0) ? $0 : nil }
         let entityID = Self.field(r, "entity_id")?.intValue
         let base: String
@@ -150,7 +151,7 @@ public struct GitLabAuditDecoder: SourceRecordDecoder {
     /// A CI/CD variable key: 1–255 of `[A-Za-z0-9_]`.
     static func isVariableKey(_ s: String) -> Bool {
         !s.isEmpty && s.utf8.count <= 255
-            && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F }
+            && s.utf8.allSatisfy(SourceText.isWord)
     }
 
     /// A group or project full path: segments of `[A-Za-z0-9._-]`, joined by `/`, none `-`.
@@ -159,7 +160,7 @@ public struct GitLabAuditDecoder: SourceRecordDecoder {
         let segs = s.split(separator: "/", omittingEmptySubsequences: false)
         return segs.allSatisfy { seg in
             !seg.isEmpty && seg != "-" && seg != "." && seg != ".."
-                && seg.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2E || $0 == 0x2D || $0 == 0x5F }
+                && seg.utf8.allSatisfy(SourceText.isSlug)
         }
     }
 }

@@ -98,6 +98,22 @@ public struct SourceEventBuilder: Sendable {
     }
 }
 
+/// Character classes of the names sources use (secret names, slugs, variable keys).
+public enum SourceText {
+    /// `[A-Za-z0-9_]`
+    @inline(__always) public static func isWord(_ c: UInt8) -> Bool {
+        if c >= 0x30 && c <= 0x39 { return true }
+        if c == 0x5F { return true }
+        let l = c | 0x20
+        return l >= 0x61 && l <= 0x7A
+    }
+
+    /// `[A-Za-z0-9_.-]`
+    @inline(__always) public static func isSlug(_ c: UInt8) -> Bool {
+        isWord(c) || c == 0x2E || c == 0x2D
+    }
+}
+
 /// IP addresses as sources give them (`1.2.3.4`, `1.2.3.4:5678`, `[v6]:port`, bare IPv6).
 public enum SourceIP {
     /// The origin for an address string, or nil when it is not an address (a host name, a
@@ -117,8 +133,8 @@ public enum SourceFormat: String, Sendable, CaseIterable {
 
     public func decoder(instance: String) -> any SourceRecordDecoder {
         switch self {
-        case .github: GitHubAuditDecoder(instance: instance)
-        case .gitlab: GitLabAuditDecoder(instance: instance)
+        case .github: return GitHubAuditDecoder(instance: instance)
+        case .gitlab: return GitLabAuditDecoder(instance: instance)
         }
     }
 
