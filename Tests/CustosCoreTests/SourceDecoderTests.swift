@@ -97,7 +97,7 @@ struct SourceDecoderTests {
         #expect(d.events.isEmpty && d.rejected.isEmpty)
         #expect(d.ignored.count == 1)
         #expect(d.ignored[0].reason == "GitHub audit action without secret access (workflows.*)")
-        let record = try JSONValue.parse(try Fixture.data("sources/github-1.json")).arrayValue![0]
+        let record = try JSONNode.parse(try Fixture.data("sources/github-1.json")).arrayValue![0]
         #expect(GitHubAuditDecoder.recognizes(record))
     }
 
@@ -150,7 +150,7 @@ struct SourceDecoderTests {
         #expect(d.events.isEmpty && d.rejected.isEmpty)
         #expect(d.ignored.map(\.line) == [1, 2])
         for line in try Fixture.lines("sources/gitlab-1.json") {
-            let v = try JSONValue.parse(line)
+            let v = try JSONNode.parse(line)
             #expect(GitLabAuditDecoder.recognizes(v) && !GitHubAuditDecoder.recognizes(v))
             #expect(SourceFormat.detect(v) == .gitlab)
         }
@@ -185,7 +185,7 @@ struct SourceDecoderTests {
         let pretty = try Fixture.data("sources/github-jobs.json")
         var compact: [UInt8] = []
         var s = JSONRecordSplitter()
-        s.feed(pretty) { if case .record(let b, _, _, _) = $0 { compact += try! JSONValue.compact(JSONValue.parse(b)) + [0x0A] } }
+        s.feed(pretty) { if case .record(let b, _, _, _) = $0 { compact += try! JSONNode.compact(JSONNode.parse(b)) + [0x0A] } }
         let again = Decoded(SourceStreamDecoder.decodeAll(compact, decoder: GitHubAuditDecoder()))
         let original = try Self.decode("github-jobs.json", .github)
         #expect(again.events.map(\.event.id) == original.events.map(\.event.id))
@@ -194,11 +194,13 @@ struct SourceDecoderTests {
     @Test("framing: NDJSON, array, pretty objects back to back, in pieces of any size")
     func framing() throws {
         let records = try Fixture.lines("sources/github-secrets.ndjson")
-        let ndjson = records.joined(separator: [0x0A]).map { $0 }
-        let array = Array("[".utf8) + records.joined(separator: Array(",\n".utf8)) + Array("]".utf8)
-        let pretty = try records.flatMap { try JSONValue.compact(JSONValue.parse($0), indent: true) + [0x0A] }
+        let ndjson: [UInt8] = Array(records.joined(separator: [UInt8(0x0A)]))
+        let array: [UInt8] = Array("[".utf8) + Array(records.joined(separator: Array(",\n".utf8))) + Array("]".utf8)
+        var pretty: [UInt8] = []
+        for r in records { pretty += JSONNode.compact(try JSONNode.parse(r), indent: true) + [0x0A] }
+        let bodies: [[UInt8]] = [ndjson, array, pretty, Array("\r\n".utf8) + ndjson + Array("\r\n".utf8)]
         let expected = try Self.decode("github-secrets.ndjson", .github).events.map(\.event)
-        for body in [ndjson, array, pretty, Array("\r\n".utf8) + ndjson + Array("\r\n".utf8)] {
+        for body in bodies {
             for piece in [1, 7, 100, 1 << 20] {
                 var s = SourceStreamDecoder(format: .github, instance: "default")
                 var out: [DecodeOutput] = []
@@ -228,7 +230,7 @@ struct SourceDecoderTests {
 
     @Test("timestamps in every style")
     func timestamps() {
-        let cases: [(JSONValue, String?)] = [
+        let cases: [(JSONNode, String?)] = [
             (.number("1615077308538"), "2021-03-07T00:35:08.538Z"),
             (.number("1615077308"), "2021-03-07T00:35:08Z"),
             (.number("1615077308.5"), "2021-03-07T00:35:08.5Z"),
@@ -253,13 +255,13 @@ struct SourceDecoderTests {
 
     @Test("format detection per record")
     func detection() throws {
-        let gh = try JSONValue.parse(Array(#"{"action":"org.create_actions_secret","@timestamp":1,"actor":"a"}"#.utf8))
+        let gh = try JSONNode.parse(Array(#"{"action":"org.create_actions_secret","@timestamp":1,"actor":"a"}"#.utf8))
         #expect(SourceFormat.detect(gh) == .github)
-        let gl = try JSONValue.parse(Array(#"{"id":1,"event_type":"ci_variable_created","author_id":1,"entity_path":"a/b"}"#.utf8))
+        let gl = try JSONNode.parse(Array(#"{"id":1,"event_type":"ci_variable_created","author_id":1,"entity_path":"a/b"}"#.utf8))
         #expect(SourceFormat.detect(gl) == .gitlab)
-        let vault = try JSONValue.parse(Array(#"{"time":"2026-01-01T00:00:00Z","type":"response","auth":{},"request":{"id":"x"}}"#.utf8))
+        let vault = try JSONNode.parse(Array(#"{"time":"2026-01-01T00:00:00Z","type":"response","auth":{},"request":{"id":"x"}}"#.utf8))
         #expect(SourceFormat.detect(vault) == nil)
-        let event = try JSONValue.parse(Array(#"{"schema":"custos.event/v1","action":"read"}"#.utf8))
+        let event = try JSONNode.parse(Array(#"{"schema":"custos.event/v1","action":"read"}"#.utf8))
         #expect(SourceFormat.detect(event) == nil)
     }
 
@@ -316,7 +318,7 @@ struct SourceDecoderTests {
         }
         // Deep nesting is rejected by the splitter's count (no recursion), and by the parser.
         let deep = Array(repeating: UInt8(ascii: "["), count: 100_000) + Array(repeating: UInt8(ascii: "]"), count: 100_000)
-        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(deep) }
+        #expect(throws: JSONNode.ParseError.self) { try JSONNode.parse(deep) }
         let d = Decoded(SourceStreamDecoder.decodeAll(Array("{\"a\":".utf8) + deep + Array("}".utf8), decoder: GitHubAuditDecoder()))
         #expect(d.rejected.map(\.reason) == ["record nested more than 32 levels"])
         // A record over the size limit is rejected without being kept.
@@ -328,9 +330,9 @@ struct SourceDecoderTests {
     }
 }
 
-extension JSONValue {
+extension JSONNode {
     /// Compact (or indented) JSON text of a value, for tests that reframe records.
-    static func compact(_ v: JSONValue, indent: Bool = false, level: Int = 0) -> [UInt8] {
+    static func compact(_ v: JSONNode, indent: Bool = false, level: Int = 0) -> [UInt8] {
         func str(_ s: String) -> String {
             var o = "\""
             for u in s.unicodeScalars {

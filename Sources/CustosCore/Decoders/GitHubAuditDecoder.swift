@@ -33,12 +33,12 @@ public struct GitHubAuditDecoder: SourceRecordDecoder {
     }
 
     /// An audit record: `action` `category.operation` and a GitHub timestamp or id.
-    public static func recognizes(_ r: JSONValue) -> Bool {
+    public static func recognizes(_ r: JSONNode) -> Bool {
         guard let action = r["action"]?.stringValue, action.contains(".") else { return false }
         return r["_document_id"] != nil || r["@timestamp"] != nil || (r["actor"] != nil && r["created_at"] != nil)
     }
 
-    public func decode(_ r: JSONValue, line: Int, into out: inout [DecodeOutput]) {
+    public func decode(_ r: JSONNode, line: Int, into out: inout [DecodeOutput]) {
         guard let action = r["action"]?.stringValue, !action.isEmpty else {
             out.append(.rejected(.init(line: line, reason: r["action"] == nil ? "missing \"action\"" : "\"action\" is not a string")))
             return
@@ -72,7 +72,7 @@ public struct GitHubAuditDecoder: SourceRecordDecoder {
 
     // MARK: - Jobs that received secrets
 
-    func preparedJob(_ r: JSONValue, time: EventTime, line: Int, into out: inout [DecodeOutput]) {
+    func preparedJob(_ r: JSONNode, time: EventTime, line: Int, into out: inout [DecodeOutput]) {
         guard let passed = r["secrets_passed"], !passed.isNull else {
             out.append(.ignored(line: line, reason: "job prepared without secrets"))
             return
@@ -150,7 +150,7 @@ public struct GitHubAuditDecoder: SourceRecordDecoder {
         return nil
     }
 
-    func secretChange(_ r: JSONValue, action: String, op: SecretOp, time: EventTime, line: Int, into out: inout [DecodeOutput]) {
+    func secretChange(_ r: JSONNode, action: String, op: SecretOp, time: EventTime, line: Int, into out: inout [DecodeOutput]) {
         guard let name = r["secret_name"]?.stringValue ?? r["key"]?.stringValue ?? r["name"]?.stringValue, Self.isSecretName(name) else {
             out.append(.rejected(.init(line: line, reason: "secret change without a valid secret name (\"secret_name\"/\"name\")")))
             return
@@ -186,7 +186,7 @@ public struct GitHubAuditDecoder: SourceRecordDecoder {
     /// The actor: a bot (`…[bot]`) or a GitHub App installation token is a service; a
     /// personal access token an api_key; otherwise (web session, OAuth or user-to-server
     /// app acting for the user) a person. Method: how the actor authenticated.
-    static func actorIdentity(_ r: JSONValue, name: String?) -> AccessEvent.Identity {
+    static func actorIdentity(_ r: JSONNode, name: String?) -> AccessEvent.Identity {
         let access = r["programmatic_access_type"]?.stringValue?.lowercased()
         var cls = PrincipalClass.person
         var method = "web"
@@ -206,7 +206,7 @@ public struct GitHubAuditDecoder: SourceRecordDecoder {
     // MARK: - Fields
 
     /// `owner/name` from `repo` (or `repository`), checked to be a repository slug.
-    static func repository(_ r: JSONValue) -> String? {
+    static func repository(_ r: JSONNode) -> String? {
         guard let s = r["repo"]?.stringValue ?? r["repository"]?.stringValue else { return nil }
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, parts.allSatisfy({ isSlug(String($0)) }) else { return nil }

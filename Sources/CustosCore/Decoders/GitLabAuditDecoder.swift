@@ -30,21 +30,21 @@ public struct GitLabAuditDecoder: SourceRecordDecoder {
 
     /// A GitLab audit event: an author and an entity (`author_id` with `entity_type` or
     /// `entity_path`), or an `event_type`/`event_name` with either.
-    public static func recognizes(_ r: JSONValue) -> Bool {
+    public static func recognizes(_ r: JSONNode) -> Bool {
         let hasAuthor = field(r, "author_id") != nil || field(r, "author_name") != nil
         let hasEntity = field(r, "entity_type") != nil || field(r, "entity_path") != nil || field(r, "entity_id") != nil
         return hasAuthor && hasEntity && r["action"] == nil && r["request"] == nil
     }
 
     /// `name` at the top, in `details`, or as `meta.name`.
-    static func field(_ r: JSONValue, _ name: String) -> JSONValue? {
+    static func field(_ r: JSONNode, _ name: String) -> JSONNode? {
         if let v = r[name], !v.isNull { return v }
         if let v = r["details"]?[name], !v.isNull { return v }
         if let v = r["meta." + name], !v.isNull { return v }
         return nil
     }
 
-    static func string(_ r: JSONValue, _ name: String) -> String? {
+    static func string(_ r: JSONNode, _ name: String) -> String? {
         guard let s = field(r, name)?.text, s.utf8.count <= 512 else { return nil }
         return s
     }
@@ -68,7 +68,7 @@ public struct GitLabAuditDecoder: SourceRecordDecoder {
         return nil
     }
 
-    public func decode(_ r: JSONValue, line: Int, into out: inout [DecodeOutput]) {
+    public func decode(_ r: JSONNode, line: Int, into out: inout [DecodeOutput]) {
         let timeValue = Self.field(r, "created_at") ?? r["time"] ?? r["@timestamp"]
         guard let time = SourceTime.parse(timeValue) else {
             out.append(.rejected(.init(line: line, reason: timeValue == nil ? "missing \"created_at\" and \"time\""
@@ -128,7 +128,7 @@ public struct GitLabAuditDecoder: SourceRecordDecoder {
     /// The author: a project/group access token's bot user (`project_<id>_bot…`) is a bot;
     /// a token-, deploy-key- or runner-authenticated author a token or a job; no author
     /// (`-1`, `An unauthenticated user`) anonymous; else a person.
-    static func author(_ r: JSONValue) -> AccessEvent.Identity {
+    static func author(_ r: JSONNode) -> AccessEvent.Identity {
         let authorID = field(r, "author_id")?.intValue
         let username = string(r, "user") ?? string(r, "author_username") ?? string(r, "username")
         let display = string(r, "author_name")

@@ -3,7 +3,7 @@
 /// to back (what `jq .` and many exports write) are all accepted, in pieces of any size.
 ///
 /// The splitter only tracks strings and brackets; each record's bytes are then parsed in
-/// full (`JSONValue.parse`) by the decoder. Bounded: a record longer than `maxRecordBytes`
+/// full (`JSONNode.parse`) by the decoder. Bounded: a record longer than `maxRecordBytes`
 /// is rejected without being buffered, and nesting is counted, not recursed into.
 ///
 /// Recovery, so that one bad record does not swallow the rest:

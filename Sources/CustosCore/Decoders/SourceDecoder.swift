@@ -5,7 +5,7 @@
 /// with a reason (a valid record that is no secret access), or `rejected` with a reason that
 /// never quotes the input. It keeps no state between records, so records can come from a
 /// file, an HTTP body or a queue, in any order. `SourceStreamDecoder` puts the pieces
-/// together: bytes → records (`JSONRecordSplitter`) → `JSONValue` → the source's decoder.
+/// together: bytes → records (`JSONRecordSplitter`) → `JSONNode` → the source's decoder.
 ///
 /// Adding a source (issue 7: CloudTrail, GCP, Azure, Kubernetes, Infisical, 1Password,
 /// Doppler): a type conforming to `SourceRecordDecoder`, a case in `SourceFormat`, fixtures.
@@ -18,9 +18,9 @@ public protocol SourceRecordDecoder: Sendable {
     var instance: String { get }
     /// Whether `record` looks like one of this source's records (for `format=auto`, and to
     /// tell a log shipper's envelope from the record itself). Cheap: a few member look-ups.
-    static func recognizes(_ record: JSONValue) -> Bool
+    static func recognizes(_ record: JSONNode) -> Bool
     /// Decodes one record (a JSON object) that starts on `line`.
-    func decode(_ record: JSONValue, line: Int, into out: inout [DecodeOutput])
+    func decode(_ record: JSONNode, line: Int, into out: inout [DecodeOutput])
 }
 
 /// How an identity of a source maps to Custos's `IdentityKind`, shared by every source
@@ -118,7 +118,7 @@ public enum SourceText {
 public enum SourceIP {
     /// The origin for an address string, or nil when it is not an address (a host name, a
     /// service name such as `secretsmanager.amazonaws.com`, junk).
-    public static func origin(_ v: JSONValue?) -> AccessEvent.Origin? {
+    public static func origin(_ v: JSONNode?) -> AccessEvent.Origin? {
         guard let s = v?.stringValue, !s.isEmpty, s.utf8.count <= 80 else { return nil }
         return VaultAuditDecoder.origin(s, port: nil)
     }
@@ -138,7 +138,7 @@ public enum SourceFormat: String, Sendable, CaseIterable {
         }
     }
 
-    public func recognizes(_ record: JSONValue) -> Bool {
+    public func recognizes(_ record: JSONNode) -> Bool {
         switch self {
         case .github: GitHubAuditDecoder.recognizes(record)
         case .gitlab: GitLabAuditDecoder.recognizes(record)
@@ -146,7 +146,7 @@ public enum SourceFormat: String, Sendable, CaseIterable {
     }
 
     /// The format whose decoder recognizes `record`, if one does (`format=auto`).
-    public static func detect(_ record: JSONValue) -> SourceFormat? {
+    public static func detect(_ record: JSONNode) -> SourceFormat? {
         allCases.first { $0.recognizes(record) }
     }
 }
@@ -157,9 +157,9 @@ public enum SourceFormat: String, Sendable, CaseIterable {
 public struct SourceStreamDecoder: Sendable {
     public let decoder: any SourceRecordDecoder
     public var splitter: JSONRecordSplitter
-    public let limits: JSONValue.Limits
+    public let limits: JSONNode.Limits
 
-    public init(decoder: any SourceRecordDecoder, maxRecordBytes: Int = 1 << 20, limits: JSONValue.Limits = .default) {
+    public init(decoder: any SourceRecordDecoder, maxRecordBytes: Int = 1 << 20, limits: JSONNode.Limits = .default) {
         self.decoder = decoder
         self.splitter = JSONRecordSplitter(maxRecordBytes: maxRecordBytes, maxDepth: limits.maxDepth)
         self.limits = limits
@@ -195,7 +195,7 @@ public struct SourceStreamDecoder: Sendable {
         return out
     }
 
-    static func handle(_ item: JSONRecordSplitter.Item, decoder: any SourceRecordDecoder, limits: JSONValue.Limits,
+    static func handle(_ item: JSONRecordSplitter.Item, decoder: any SourceRecordDecoder, limits: JSONNode.Limits,
                        into out: inout [DecodeOutput]) {
         switch item {
         case .rejected(let r, _, _): out.append(.rejected(r))
@@ -205,10 +205,10 @@ public struct SourceStreamDecoder: Sendable {
 
     /// One record's bytes: parsed, unwrapped, decoded.
     public static func decodeRecord(_ bytes: UnsafeRawBufferPointer, line: Int, decoder: any SourceRecordDecoder,
-                                    limits: JSONValue.Limits = .default, into out: inout [DecodeOutput]) {
-        let value: JSONValue
-        do throws(JSONValue.ParseError) {
-            value = try JSONValue.parse(bytes, limits: limits)
+                                    limits: JSONNode.Limits = .default, into out: inout [DecodeOutput]) {
+        let value: JSONNode
+        do throws(JSONNode.ParseError) {
+            value = try JSONNode.parse(bytes, limits: limits)
         } catch {
             out.append(.rejected(.init(line: line, reason: "invalid JSON: \(error.description)")))
             return
@@ -216,8 +216,8 @@ public struct SourceStreamDecoder: Sendable {
         decodeValue(value, line: line, decoder: decoder, limits: limits, into: &out)
     }
 
-    public static func decodeValue(_ value: JSONValue, line: Int, decoder: any SourceRecordDecoder,
-                                   limits: JSONValue.Limits = .default, into out: inout [DecodeOutput]) {
+    public static func decodeValue(_ value: JSONNode, line: Int, decoder: any SourceRecordDecoder,
+                                   limits: JSONNode.Limits = .default, into out: inout [DecodeOutput]) {
         guard value.isObject else {
             out.append(.rejected(.init(line: line, reason: "record is not a JSON object")))
             return
@@ -231,10 +231,10 @@ public struct SourceStreamDecoder: Sendable {
 
     /// The record inside a shipper's envelope: a `log` or `message` string holding a JSON
     /// object (parsed with the same limits).
-    public static func envelope(_ value: JSONValue, limits: JSONValue.Limits = .default) -> JSONValue? {
+    public static func envelope(_ value: JSONNode, limits: JSONNode.Limits = .default) -> JSONNode? {
         for key in ["log", "message"] {
             guard let s = value[key]?.stringValue, s.utf8.first == UInt8(ascii: "{") || s.hasPrefix(" ") else { continue }
-            if let inner = try? JSONValue.parse(Array(s.utf8), limits: limits), inner.isObject { return inner }
+            if let inner = try? JSONNode.parse(Array(s.utf8), limits: limits), inner.isObject { return inner }
         }
         return nil
     }

@@ -11,7 +11,7 @@
 /// milliseconds print three fraction digits, `.058+00:00` prints `.058Z`.
 public enum SourceTime {
     /// A JSON value that holds a time (string or number); nil when it is neither or invalid.
-    public static func parse(_ v: JSONValue?) -> EventTime? {
+    public static func parse(_ v: JSONNode?) -> EventTime? {
         switch v {
         case .string(let s)?: return parse(text: s)
         case .number(let n)?: return epoch(n)

@@ -93,7 +93,7 @@ public struct BodyDecoder {
                 }
                 return
             }
-            if format == .auto, !Self.isAuditDeviceRecord(record), let value = try? JSONValue.parse(record),
+            if format == .auto, !Self.isAuditDeviceRecord(record), let value = try? JSONNode.parse(record),
                let source = SourceFormat.detect(value) {
                 // A GitHub or GitLab record (Vault's audit devices start every record with
                 // `{"time":…,"type":`, so theirs never get here).

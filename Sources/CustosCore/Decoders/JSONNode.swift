@@ -2,20 +2,20 @@
 /// (GitHub, GitLab, and the cloud audit logs of issue 7). Their records are small and few
 /// compared with Vault's, so clarity wins over the byte-range tricks of `VaultAuditDecoder`.
 ///
-/// Parsing is bounded (`JSONValue.Limits`): nesting depth, string length, members per
+/// Parsing is bounded (`JSONNode.Limits`): nesting depth, string length, members per
 /// record. Errors give a reason and a byte offset, never the input's content.
-public enum JSONValue: Sendable, Equatable {
+public enum JSONNode: Sendable, Equatable {
     case null
     case bool(Bool)
     /// The number as written (validated JSON number syntax): epoch timestamps need every
     /// digit, which `Double` would round.
     case number(String)
     case string(String)
-    case array([JSONValue])
+    case array([JSONNode])
     /// Members in input order (a duplicate key: the first one wins in `subscript`).
-    case object([(String, JSONValue)])
+    case object([(String, JSONNode)])
 
-    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+    public static func == (a: JSONNode, b: JSONNode) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
         case (.bool(let x), .bool(let y)): return x == y
@@ -46,7 +46,7 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     /// Parses exactly one JSON value (surrounding whitespace allowed).
-    public static func parse(_ bytes: UnsafeRawBufferPointer, limits: Limits = .default) throws(ParseError) -> JSONValue {
+    public static func parse(_ bytes: UnsafeRawBufferPointer, limits: Limits = .default) throws(ParseError) -> JSONNode {
         var p = Parser(b: bytes.bindMemory(to: UInt8.self), limits: limits)
         p.ws()
         let v = try p.value(depth: 0)
@@ -55,8 +55,8 @@ public enum JSONValue: Sendable, Equatable {
         return v
     }
 
-    public static func parse(_ bytes: [UInt8], limits: Limits = .default) throws(ParseError) -> JSONValue {
-        let r: Result<JSONValue, ParseError> = bytes.withUnsafeBytes { raw in
+    public static func parse(_ bytes: [UInt8], limits: Limits = .default) throws(ParseError) -> JSONNode {
+        let r: Result<JSONNode, ParseError> = bytes.withUnsafeBytes { raw in
             do throws(ParseError) { return .success(try parse(raw, limits: limits)) } catch { return .failure(error) }
         }
         return try r.get()
@@ -65,15 +65,15 @@ public enum JSONValue: Sendable, Equatable {
     // MARK: Access
 
     /// The member `key` of an object (nil for anything else or when absent).
-    public subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> JSONNode? {
         guard case .object(let members) = self else { return nil }
         for (k, v) in members where k == key { return v }
         return nil
     }
 
     /// The value at a path of keys (`["meta", "remote_ip"]`).
-    public subscript(path: [String]) -> JSONValue? {
-        var v: JSONValue? = self
+    public subscript(path: [String]) -> JSONNode? {
+        var v: JSONNode? = self
         for k in path { v = v?[k] }
         return v
     }
@@ -81,7 +81,7 @@ public enum JSONValue: Sendable, Equatable {
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     public var isNull: Bool { if case .null = self { return true }; return false }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
-    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    public var arrayValue: [JSONNode]? { if case .array(let a) = self { return a }; return nil }
     public var isObject: Bool { if case .object = self { return true }; return false }
     public var objectKeys: [String] { if case .object(let m) = self { return m.map(\.0) }; return [] }
 
@@ -116,7 +116,7 @@ public enum JSONValue: Sendable, Equatable {
             while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
         }
 
-        mutating func value(depth: Int) throws(ParseError) -> JSONValue {
+        mutating func value(depth: Int) throws(ParseError) -> JSONNode {
             values += 1
             guard values <= limits.maxValues else { throw fail("more than \(limits.maxValues) values in one record") }
             guard i < b.count else { throw fail("unexpected end of input") }
@@ -124,7 +124,7 @@ public enum JSONValue: Sendable, Equatable {
             case 0x7B:
                 guard depth < limits.maxDepth else { throw fail("nested more than \(limits.maxDepth) levels") }
                 i += 1; ws()
-                var members: [(String, JSONValue)] = []
+                var members: [(String, JSONNode)] = []
                 if i < b.count, b[i] == 0x7D { i += 1; return .object(members) }
                 while true {
                     ws()
@@ -144,7 +144,7 @@ public enum JSONValue: Sendable, Equatable {
             case 0x5B:
                 guard depth < limits.maxDepth else { throw fail("nested more than \(limits.maxDepth) levels") }
                 i += 1; ws()
-                var items: [JSONValue] = []
+                var items: [JSONNode] = []
                 if i < b.count, b[i] == 0x5D { i += 1; return .array(items) }
                 while true {
                     ws()
