@@ -228,6 +228,16 @@ struct SourceDecoderTests {
         #expect(d.events.map(\.line) == [2, 4, 6, 9])
     }
 
+    @Test("unindented pretty printing (nested objects in column 1) is one record")
+    func unindented() {
+        let record = "{\n\"action\": \"workflows.prepared_workflow_job\",\n\"@timestamp\": 1767225600000,\n\"repo\": \"o/r\",\n"
+            + "\"reasons\": [\n{\n\"code\": \"x\"\n},\n{\n\"code\": \"y\"\n}\n],\n\"config\":\n{\n\"a\": 1\n},\n\"secrets_passed\": [\n\"A\"\n]\n}\n"
+        let d = Self.decodeText(record + record.replacingOccurrences(of: "\"A\"", with: "\"B\""), .github)
+        #expect(d.rejected.isEmpty, "\(d.rejected)")
+        #expect(d.events.map { $0.event.secret?.path } == ["github/o/r/A", "github/o/r/B"])
+        #expect(d.events.map(\.line) == [1, 21])
+    }
+
     @Test("timestamps in every style")
     func timestamps() {
         let cases: [(JSONNode, String?)] = [

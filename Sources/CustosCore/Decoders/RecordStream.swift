@@ -9,8 +9,11 @@
 /// Recovery, so that one bad record does not swallow the rest:
 /// - a line break inside a string ends the record (JSON strings cannot hold one): a
 ///   truncated NDJSON line is rejected and the next line is read afresh;
-/// - a `{` in the first column while a record is open starts a new record (pretty printers
-///   indent nested objects; only top-level records start in column 0): the open one was cut off;
+/// - a `{` in the first column while a record is open starts a new record (the open one was
+///   cut off) when the open record's first line held more than its brace (NDJSON: a record
+///   never spans lines) or when no value can start there (not after `:`, nor after `[` or
+///   `,` in an array). So unindented pretty printing (`json.dumps(indent=0)`), where nested
+///   objects may start in column 0, still reads as one record;
 /// - bytes between records that are not whitespace are rejected up to the end of their line;
 ///   in an array, an element that is not an object is rejected up to the next `,` or `]`.
 ///
@@ -43,6 +46,13 @@ public struct JSONRecordSplitter: Sendable {
     var oversized = false
     var recordLine = 0
     var column0 = true
+    /// The open record's first line holds more than its opening brace (NDJSON style; a pretty
+    /// printer breaks the line right after it).
+    var firstLineHasContent = false
+    /// The last byte outside strings that is not whitespace (a string's closing quote counts).
+    var lastSignificant: UInt8 = 0
+    /// Whether each open container (up to 512 levels) is an array.
+    var arrays: [Bool] = []
     var sawArrayElement = false
 
     public init(maxRecordBytes: Int = 1 << 20, maxDepth: Int = 64) {
@@ -79,6 +89,15 @@ public struct JSONRecordSplitter: Sendable {
         depth = 1; deepest = 1
         inString = false; escaped = false; oversized = false
         recordLine = line
+        firstLineHasContent = false
+        lastSignificant = c
+        arrays.removeAll(keepingCapacity: true)
+        arrays.append(c == 0x5B)
+    }
+
+    /// Whether a `{` can continue the open record here: after `:`, or after `[` or `,` in an array.
+    var valueMayStart: Bool {
+        lastSignificant == 0x3A || ((arrays.last ?? false) && (lastSignificant == 0x2C || lastSignificant == 0x5B))
     }
 
     @inline(__always) mutating func step(_ c: UInt8, _ body: (Item) throws -> Void) rethrows {
@@ -126,7 +145,7 @@ public struct JSONRecordSplitter: Sendable {
             if inString {
                 if escaped { escaped = false }
                 else if c == 0x5C { escaped = true }
-                else if c == 0x22 { inString = false }
+                else if c == 0x22 { inString = false; lastSignificant = c }
                 else if c == 0x0A {
                     try reject(recordLine, "record cut off (line break inside a string)", body)
                     line += 1
@@ -134,18 +153,25 @@ public struct JSONRecordSplitter: Sendable {
                 }
                 return
             }
+            let space = c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0A
+            if !space && line == recordLine { firstLineHasContent = true }
+            defer { if !space && c != 0x22 { lastSignificant = c } }
             switch c {
             case 0x22: inString = true
             case 0x7B:
-                if atColumn0 {
+                if atColumn0 && (firstLineHasContent || !valueMayStart) {
                     // A new top-level record while one is open: the open one was cut off.
                     try reject(recordLine, "record cut off (a new record starts in column 1 of line \(line))", body)
                     startRecord(c)
                     return
                 }
                 depth += 1; deepest = max(deepest, depth)
-            case 0x5B: depth += 1; deepest = max(deepest, depth)
+                if arrays.count < 512 { arrays.append(false) }
+            case 0x5B:
+                depth += 1; deepest = max(deepest, depth)
+                if arrays.count < 512 { arrays.append(true) }
             case 0x7D, 0x5D:
+                if arrays.count >= depth { arrays.removeLast() }
                 depth -= 1
                 if depth == 0 {
                     mode = .between
