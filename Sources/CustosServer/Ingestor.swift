@@ -15,6 +15,14 @@ public enum IngestFormat: String, Sendable, CaseIterable {
     /// `custos.event/v1` objects, one per line (any key order; stored in canonical form), as
     /// `POST /v1/ingest?format=custos` takes them.
     case custos
+    /// GitHub organization/enterprise audit log (REST pages, streaming, JSON export): NDJSON,
+    /// JSON arrays or pretty-printed objects back to back (README "Other sources").
+    case github
+    /// GitLab audit events (`audit_json.log`, streaming, REST API), same framing as `github`.
+    case gitlab
+
+    /// The decoder-framework format behind this one (nil for vault, openbao and custos).
+    public var sourceFormat: SourceFormat? { SourceFormat(rawValue: rawValue) }
 }
 
 /// One `custos.event/v1` record as an input gives it (HTTP body, file): decoded, with the
@@ -99,6 +107,10 @@ public final class Ingestor {
         defer { if fd != 0 { close(fd) } }
         var st = stat()
         let total: UInt64? = (fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG) ? UInt64(st.st_size) : nil
+        if let source = format.sourceFormat {
+            try ingestSource(fd: fd, format: source, total: total, progress: progress)
+            return
+        }
         var lineNumber = 0
         var read: UInt64 = 0
         // The decoder and the batch being filled are moved into locals for the loop: every
@@ -147,6 +159,49 @@ public final class Ingestor {
         summary.lines += lineNumber
         summary.bytes += read
         progress?(read, total)
+    }
+
+    /// A source on the decoder framework (GitHub, GitLab, …): the input is a stream of JSON
+    /// records in any framing (`JSONRecordSplitter`), read in chunks; a rejection's line is
+    /// where its record starts.
+    func ingestSource(fd: Int32, format: SourceFormat, total: UInt64?, progress: ((UInt64, UInt64?) -> Void)?) throws {
+        var stream = SourceStreamDecoder(format: format, instance: decoder.instance, maxRecordBytes: VaultAuditDecoder.maxLineBytes)
+        var outputs: [DecodeOutput] = []
+        var bytesRead: UInt64 = 0
+        var newlines = 0
+        var lastByte: UInt8 = 0x0A
+        let chunk = 1 << 20
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { buf.deallocate() }
+        func drain() throws {
+            for o in outputs {
+                if case .event(let e, _) = o { pendingEvents.append(e) } else { record(o) }
+            }
+            outputs.removeAll(keepingCapacity: true)
+            if pendingEvents.count >= batchSize {
+                try commit()
+                progress?(bytesRead, total)
+            }
+        }
+        while true {
+            let n = read(fd, buf.baseAddress!, chunk)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IngestError("read failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            let piece = UnsafeRawBufferPointer(start: buf.baseAddress!, count: n)
+            for b in piece where b == 0x0A { newlines += 1 }
+            lastByte = piece[n - 1]
+            bytesRead += UInt64(n)
+            stream.feed(piece, into: &outputs)
+            try drain()
+        }
+        stream.finish(into: &outputs)
+        try drain()
+        summary.lines += newlines + (lastByte == 0x0A ? 0 : 1)
+        summary.bytes += bytesRead
+        progress?(bytesRead, total)
     }
 
     func record(_ o: DecodeOutput) {

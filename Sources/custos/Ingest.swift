@@ -11,7 +11,9 @@ struct Ingest: ParsableCommand {
             Reads each FILE ("-" for standard input) line by line. Each access (a request and \
             response pair sharing request.id) becomes one event; request and response bodies \
             are never read, so secret values never enter Custos. Lines that cannot be decoded \
-            are reported with their line number and skipped. Events already in the trail (same \
+            are reported with their line number and skipped. With --format github or gitlab the \
+            input is a stream of JSON records (NDJSON, a JSON array or pretty-printed objects) and \
+            a rejection names the line its record starts on. Events already in the trail (same \
             id) are counted as duplicates and not added again. On first use the data directory \
             and its signing key are created and the verifier key is printed.
             With --policy FILE every new event goes through the policy's detectors and the             alerts are appended to the trail right after the events that raised them (list             them with `custos alerts`). Before the first new event, the last --warmup entries             of the trail are replayed silently so that windows and baselines continue across             runs. Alerts are delivered to their owners only with --notify, so replaying old             logs pages nobody by accident; each delivery (or failure) is recorded in the trail.
@@ -20,7 +22,7 @@ struct Ingest: ParsableCommand {
             """)
 
     @OptionGroup var data: DataOptions
-    @Option(help: "Input format: vault or openbao (the same audit format; sets the source kind), or custos (custos.event/v1 objects, one per line).")
+    @Option(help: "Input format: vault or openbao (the same audit format; sets the source kind), custos (custos.event/v1 objects, one per line), github (GitHub audit log) or gitlab (GitLab audit events); github and gitlab take NDJSON, JSON arrays or pretty-printed objects.")
     var format: String = "vault"
     @Option(help: ArgumentHelp("Name of the server the records come from (source.instance); part of each event's id.", valueName: "NAME"))
     var instance: String = "default"

@@ -9,8 +9,22 @@ public enum WireFormat: String, Sendable, CaseIterable {
     case openbao
     /// `custos.event/v1` objects (any key order; stored in canonical form).
     case custos
-    /// Per record: a `schema` member means custos, anything else Vault/OpenBao (source kind `vault`).
+    /// Per record: a `schema` member means custos; a record a source decoder recognizes
+    /// (GitHub, GitLab: `SourceFormat.detect`) goes to that decoder; anything else is
+    /// Vault/OpenBao (source kind `vault`).
     case auto
+    /// GitHub audit log records (README "Other sources"). The body may also be
+    /// pretty-printed objects back to back.
+    case github
+    /// GitLab audit events, framed like `github`.
+    case gitlab
+
+    /// The decoder-framework format behind this one (nil for vault, openbao, custos, auto).
+    public var sourceFormat: SourceFormat? { SourceFormat(rawValue: rawValue) }
+
+    /// Formats a line-oriented listener (syslog, file tail) can take: one record per line
+    /// or message, Vault pairing state per connection.
+    public static let lineFormats: [WireFormat] = [.vault, .openbao, .custos, .auto]
 }
 
 /// Turns one request body into events and per-record rejections.
@@ -45,6 +59,7 @@ public struct BodyDecoder {
     }
 
     public func decode(_ body: [UInt8]) -> Result {
+        if let source = format.sourceFormat { return decodeSource(body, decoder: source.decoder(instance: instance)) }
         var result = Result()
         var vault = VaultAuditDecoder(sourceKind: format == .openbao ? "openbao" : "vault", instance: instance)
         var outputs: [DecodeOutput] = []
@@ -78,7 +93,14 @@ public struct BodyDecoder {
                 }
                 return
             }
-            vault.decode(line: record, lineNumber: n, into: &outputs)
+            if format == .auto, !Self.isAuditDeviceRecord(record), let value = try? JSONNode.parse(record),
+               let source = SourceFormat.detect(value) {
+                // A GitHub or GitLab record (Vault's audit devices start every record with
+                // `{"time":…,"type":`, so theirs never get here).
+                SourceStreamDecoder.decodeValue(value, line: n, decoder: source.decoder(instance: instance), into: &outputs)
+            } else {
+                vault.decode(line: record, lineNumber: n, into: &outputs)
+            }
             for o in outputs {
                 switch o {
                 case .event(let e, _): result.events.append(e)
@@ -124,6 +146,41 @@ public struct BodyDecoder {
             }
         }
         result.waitingRequests = vault.waitingRequests
+        return result
+    }
+
+    /// A body of a decoder-framework source: NDJSON, a JSON array, or pretty-printed objects
+    /// back to back (`JSONRecordSplitter`). Rejections are numbered by array element in an
+    /// array, else by the line the record starts on.
+    func decodeSource(_ body: [UInt8], decoder: any SourceRecordDecoder) -> Result {
+        var result = Result()
+        var splitter = JSONRecordSplitter(maxRecordBytes: maxRecordBytes)
+        var outputs: [DecodeOutput] = []
+        func handle(_ item: JSONRecordSplitter.Item) {
+            result.records += 1
+            switch item {
+            case .rejected(let r, let index, let inArray):
+                outputs.append(.rejected(.init(line: inArray ? index : r.line, reason: r.reason)))
+            case .record(let bytes, let line, let index, let inArray):
+                var mine: [DecodeOutput] = []
+                SourceStreamDecoder.decodeRecord(bytes, line: inArray ? index : line, decoder: decoder, into: &mine)
+                outputs.append(contentsOf: mine)
+            }
+            for o in outputs {
+                switch o {
+                case .event(let e, _): result.events.append(e)
+                case .ignored: result.ignored += 1
+                case .rejected(let r):
+                    result.rejected += 1
+                    if result.rejections.count < Self.maxRejections { result.rejections.append(r) }
+                }
+            }
+            outputs.removeAll(keepingCapacity: true)
+        }
+        body.withUnsafeBytes { raw in
+            splitter.feed(raw) { handle($0) }
+        }
+        splitter.finish { handle($0) }
         return result
     }
 

@@ -30,7 +30,7 @@ extension ServeConfig {
                     }
                 case "format":
                     if let v = r.string(l.value, p) {
-                        if let f = WireFormat(rawValue: v) { s.format = f } else { r.problem(p, l.value, "expected vault, openbao, custos or auto") }
+                        if let f = WireFormat(rawValue: v), WireFormat.lineFormats.contains(f) { s.format = f } else { r.problem(p, l.value, "expected vault, openbao, custos or auto") }
                     }
                 case "instance":
                     if let v = r.string(l.value, p) {

@@ -225,8 +225,8 @@ extension ServeConfig {
                 }
             case "format":
                 if let v = r.string(l.value, p) {
-                    if let f = WireFormat(rawValue: v) { s.format = f } else {
-                        r.problem(p, l.value, "expected \(WireFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+                    if let f = WireFormat(rawValue: v), WireFormat.lineFormats.contains(f) { s.format = f } else {
+                        r.problem(p, l.value, "expected \(WireFormat.lineFormats.map(\.rawValue).joined(separator: ", "))")
                     }
                 }
             case "instance":
