@@ -130,4 +130,9 @@ public struct Action: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public static let authChange = Action("auth_change")
     public static let auditChange = Action("audit_change")
     public static let admin = Action("admin")
+    /// A pipeline run reports it used the secret (`custos ci report`): the run's own account,
+    /// next to the store's record of the read.
+    public static let use = Action("use")
+    /// The secret's value was found in a build log (`custos scan-log --report`).
+    public static let leak = Action("leak")
 }

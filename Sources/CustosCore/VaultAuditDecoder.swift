@@ -168,6 +168,9 @@ public struct VaultAuditDecoder: Sendable {
         /// Selected metadata keys only, used to infer the kind of identity.
         var metaRole: Text?
         var metaHints = false
+        /// The CI claims of `PipelineMeta.keys` that the metadata has (by key index); nil, and
+        /// no allocation, for the usual token without them.
+        var metaValues: [Text?]?
         var isEmpty: Bool { accessor == nil && displayName == nil && entityID == nil && policies.isEmpty && tokenPolicies.isEmpty }
     }
 
@@ -507,7 +510,12 @@ public struct VaultAuditDecoder: Sendable {
                         if s.peek() == 0x22 { a.metaRole = try bounded(&s, &b) } else { try s.skipValue() }
                     } else {
                         if isPipelineHint(k) { a.metaHints = true }
-                        try s.skipValue()
+                        if let i = PipelineMeta.index(k), s.peek() == 0x22 {
+                            if a.metaValues == nil { a.metaValues = Array(repeating: nil, count: PipelineMeta.keys.count) }
+                            a.metaValues![i] = try bounded(&s, &b)
+                        } else {
+                            try s.skipValue()
+                        }
                     }
                 }
             }
@@ -581,7 +589,8 @@ public struct VaultAuditDecoder: Sendable {
             Auth(accessor: b.string(a.accessor), displayName: b.string(a.displayName), entityID: b.string(a.entityID),
                  policies: b.strings(a.policies), tokenPolicies: b.strings(a.tokenPolicies),
                  identityPolicies: b.strings(a.identityPolicies), tokenType: b.string(a.tokenType), allowed: a.allowed,
-                 metaRole: b.string(a.metaRole), metaHints: a.metaHints)
+                 metaRole: b.string(a.metaRole), metaHints: a.metaHints,
+                 meta: a.metaValues.map { $0.map { b.string($0) } } ?? [])
         }
         let q = r.request
         return Record(time: b.string(r.time), type: b.string(r.type), auth: auth(r.auth),
@@ -660,6 +669,8 @@ public struct VaultAuditDecoder: Sendable {
             return nil
         }
         let a = r.auth
+        // Tokens with CI claims in their metadata (rare) carry a pipeline context: the reference path builds it.
+        if a.metaValues != nil { return nil }
         if let n = a.displayName, !n.isASCII { return nil }
         if let m = a.metaRole, !m.isASCII { return nil }
         guard b.allASCII(a.policies), b.allASCII(a.tokenPolicies), b.allASCII(a.identityPolicies) else { return nil }
@@ -844,6 +855,8 @@ public struct VaultAuditDecoder: Sendable {
         var metaRole: String?
         /// Whether the metadata has a CI claim key (`isPipelineHint`).
         var metaHints = false
+        /// The metadata's CI claims by `PipelineMeta.keys` index (empty: none).
+        var meta: [String?] = []
         var isEmpty: Bool { accessor == nil && displayName == nil && entityID == nil && policies.isEmpty && tokenPolicies.isEmpty }
     }
 
@@ -906,7 +919,8 @@ public struct VaultAuditDecoder: Sendable {
         let event = AccessEvent(
             id: id, time: time, source: .init(kind: sourceKind, instance: instance), action: action,
             outcome: outcome, reason: reason, secret: secret, identity: identity, origin: origin,
-            requestID: r.request.id.flatMap { $0.isEmpty ? nil : $0 })
+            requestID: r.request.id.flatMap { $0.isEmpty ? nil : $0 },
+            pipeline: PipelineMeta.pipeline(auth.meta, runnerIP: origin?.ip))
         Self.checked(event, line: line, sink: &sink)
     }
 

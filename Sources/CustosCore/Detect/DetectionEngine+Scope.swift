@@ -3,7 +3,7 @@
 extension DetectionEngine {
     /// Actions `out_of_scope` looks at: reading, listing, writing or deleting a secret.
     @inline(__always) static func isSecretAccess(_ a: Action) -> Bool {
-        a == .read || a == .list || a == .write || a == .delete
+        a == .read || a == .list || a == .write || a == .delete || a == .use
     }
 
     /// The index of the first identity rule whose glob matches the name or the id, or -1.

@@ -71,6 +71,7 @@ public struct DetectionEngine: Sendable {
     let enabled: [Bool]                         // alerting, by AlertClass index
     let travelSettings: (minKm: Double, speedKmh: Double)
     let volumeSettings: (minCount: Int, warmup: Int64, deviations: Double)
+    let pipelineRules: PipelineRules
 
     // State.
     var identities: IdentityTable
@@ -85,9 +86,9 @@ public struct DetectionEngine: Sendable {
     var tzCache: [(from: Int64, to: Int64, offset: Int)]
 
     /// Counters by AlertClass slot (see `slot`).
-    var loggedCounts = [Int](repeating: 0, count: 9)
-    var raisedCounts = [Int](repeating: 0, count: 9)
-    var foldedCounts = [Int](repeating: 0, count: 9)
+    var loggedCounts = [Int](repeating: 0, count: AlertClass.allCases.count)
+    var raisedCounts = [Int](repeating: 0, count: AlertClass.allCases.count)
+    var foldedCounts = [Int](repeating: 0, count: AlertClass.allCases.count)
 
     /// Events seen per class that were logged only (routine or not alerting), and alerts.
     public var logged: [AlertClass: Int] { Self.byClass(loggedCounts) }
@@ -119,6 +120,7 @@ public struct DetectionEngine: Sendable {
         let ts = policy.settings(.impossible_travel), vs = policy.settings(.volume_anomaly)
         self.travelSettings = (ts.minKm, ts.speedKmh)
         self.volumeSettings = (vs.minCount, vs.warmup, vs.deviations)
+        self.pipelineRules = PipelineRules(policy)
         self.identities = IdentityTable(limit: max(2, maxIdentities))
         self.failures = Generations(limit: max(2, maxSecrets))
         self.tzCache = Array(repeating: (Int64.max, Int64.min, 0), count: schedules.count)
@@ -135,6 +137,10 @@ public struct DetectionEngine: Sendable {
         case .volume_anomaly: return 6
         case .unknown_ip: return 7
         case .off_hours: return 8
+        case .pipeline_out_of_scope: return 9
+        case .runner_unknown_ip: return 10
+        case .manual_prod_trigger: return 11
+        case .leaked_secret: return 12
         }
     }
     @inline(__always) func isOn(_ c: AlertClass) -> Bool { enabled[Self.slot(c)] }
@@ -367,6 +373,9 @@ public struct DetectionEngine: Sendable {
                 } else { countLogged(.off_hours) }
             }
         }
+
+        // Pipelines: scope, runner address, manual production runs, leaks.
+        if e.pipeline != nil || e.action == .leak { pipelineChecks(e, ctx, into: &out) }
 
         // The identity detectors' alerts.
         if let travel {

@@ -12,6 +12,14 @@ public enum AlertClass: String, Sendable, CaseIterable, Comparable, CustomString
     case volume_anomaly
     case unknown_ip
     case off_hours
+    /// A pipeline used (or tried) a secret outside its `pipelines.scopes` entry.
+    case pipeline_out_of_scope
+    /// A pipeline's runner came from outside `pipelines.runner_networks`.
+    case runner_unknown_ip
+    /// A production pipeline started by hand by someone not in `pipelines.manual_triggers`.
+    case manual_prod_trigger
+    /// A secret's value was found in a build log (`custos scan-log --report`): rotate it.
+    case leaked_secret
 
     public var description: String { rawValue }
     public static func < (a: AlertClass, b: AlertClass) -> Bool { a.rawValue < b.rawValue }
@@ -41,6 +49,9 @@ public struct Policy: Sendable {
     public var identities: [IdentityRule] = []
     public var secrets: [SecretRule] = []
     public var classes: [AlertClass: ClassSettings] = [:]
+    /// CI/CD pipelines: which secrets each may use, where runners are, who may start
+    /// production runs by hand.
+    public var pipelines = PipelineSettings()
     /// Response playbooks (defaults PB-SEC-01 … PB-SEC-05; the policy's `playbooks:` replaces by id or adds).
     public var playbooks: [Playbook] = Playbook.defaults
 
@@ -123,6 +134,39 @@ public struct Policy: Sendable {
         }
     }
 
+    public struct PipelineSettings: Sendable, Equatable {
+        /// Names of `networks` runners are expected to come from (empty: runners are not checked).
+        public var runnerNetworks: [String] = []
+        /// Deployment environments (of the run, or of the secret it touches) that are production.
+        public var production: [String] = ["prod", "production"]
+        /// Globs of the identities that may start a production pipeline by hand (empty: nobody).
+        public var manualTriggers: [String] = []
+        /// Which secrets each repository / workflow / environment may use; the secrets of every
+        /// matching entry are allowed. Empty: scopes are not checked.
+        public var scopes: [PipelineScope] = []
+        public init() {}
+    }
+
+    public struct PipelineScope: Sendable, Equatable {
+        /// Glob on `pipeline.provider` (nil: any provider).
+        public var provider: String?
+        /// Glob on `pipeline.repository` (`octo-org/payments`, `octo-org/*`).
+        public var repository: String
+        /// Glob on the workflow's name or its definition id (nil: every workflow).
+        public var workflow: String?
+        /// The run's deployment environment (nil: any, including none).
+        public var environment: String?
+        /// Globs of the secret paths the matching runs may use.
+        public var secrets: [String]
+        /// Names of `networks` this entry's runners come from, instead of `runner_networks`.
+        public var runnerNetworks: [String]?
+        public init(provider: String? = nil, repository: String, workflow: String? = nil, environment: String? = nil,
+                    secrets: [String], runnerNetworks: [String]? = nil) {
+            self.provider = provider; self.repository = repository; self.workflow = workflow
+            self.environment = environment; self.secrets = secrets; self.runnerNetworks = runnerNetworks
+        }
+    }
+
     public struct SecretRule: Sendable, Equatable {
         public var match: String
         public var environment: String?
@@ -165,6 +209,12 @@ public struct Policy: Sendable {
             w.append("geoip: no database, so impossible_travel cannot work and unknown_ip alerts carry no country")
         }
         if identities.isEmpty { w.append("identities: no rules, so out_of_scope, unknown_ip and off_hours never apply") }
+        if pipelines.scopes.isEmpty {
+            w.append("pipelines.scopes: none, so pipeline_out_of_scope applies only to runs that report their own scope")
+        }
+        if pipelines.runnerNetworks.isEmpty && !pipelines.scopes.contains(where: { $0.runnerNetworks != nil }) {
+            w.append("pipelines.runner_networks: none, so runner_unknown_ip never applies")
+        }
         return w
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 extension Policy {
     static let topKeys: Set<String> = ["networks", "geoip", "schedules", "owners", "fallback_owner", "smtp",
-                                       "identities", "secrets", "classes", "playbooks"]
+                                       "identities", "secrets", "classes", "playbooks", "pipelines"]
     static let classKeys: Set<String> = ["action", "severity", "owner", "sla", "playbook", "fold", "count", "window",
                                          "speed_kmh", "min_km", "min_count", "deviations", "warmup"]
     /// Keys that only some classes understand.
@@ -153,6 +153,40 @@ extension Policy {
             let m = Dictionary(r.mapping(item, path, allowed: ["match", "environment"]).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             guard let match = r.string(m["match"], "\(path).match", required: true) else { continue }
             p.secrets.append(SecretRule(match: match, environment: r.string(m["environment"], "\(path).environment")))
+        }
+
+        // pipelines
+        if let node = top["pipelines"] {
+            let m = Dictionary(r.mapping(node, "pipelines", allowed: ["runner_networks", "production", "manual_triggers", "scopes"]).map { ($0.key, $0.value) },
+                               uniquingKeysWith: { a, _ in a })
+            func networkNames(_ n: ConfigNode?, _ path: String) -> [String] {
+                let names = r.strings(n, path)
+                for (j, name) in names.enumerated() where p.networks[name] == nil && top["networks"].flatMap({ $0[name] }) == nil {
+                    r.problem("\(path)[\(j)]", n, "\"\(name)\" is not one of the networks")
+                }
+                return names
+            }
+            p.pipelines.runnerNetworks = networkNames(m["runner_networks"], "pipelines.runner_networks")
+            if m["production"] != nil {
+                p.pipelines.production = r.strings(m["production"], "pipelines.production")
+                if p.pipelines.production.isEmpty { r.problem("pipelines.production", m["production"], "name at least one production environment (like prod)") }
+            }
+            p.pipelines.manualTriggers = r.strings(m["manual_triggers"], "pipelines.manual_triggers")
+            for (i, item) in r.sequence(m["scopes"], "pipelines.scopes").enumerated() {
+                let path = "pipelines.scopes[\(i)]"
+                let sm = Dictionary(r.mapping(item, path, allowed: ["provider", "repository", "workflow", "environment", "secrets", "runner_networks"]).map { ($0.key, $0.value) },
+                                    uniquingKeysWith: { a, _ in a })
+                guard let repo = r.string(sm["repository"], "\(path).repository", required: true) else { continue }
+                let secrets = r.strings(sm["secrets"], "\(path).secrets")
+                if secrets.isEmpty {
+                    r.problem("\(path).secrets", sm["secrets"] ?? item, "list the secrets (path globs) these runs may use; a pipeline that needs none can say [\"-\"]")
+                }
+                var scope = PipelineScope(provider: r.string(sm["provider"], "\(path).provider"), repository: repo,
+                                          workflow: r.string(sm["workflow"], "\(path).workflow"),
+                                          environment: r.string(sm["environment"], "\(path).environment"), secrets: secrets)
+                if sm["runner_networks"] != nil { scope.runnerNetworks = networkNames(sm["runner_networks"], "\(path).runner_networks") }
+                p.pipelines.scopes.append(scope)
+            }
         }
 
         // classes
