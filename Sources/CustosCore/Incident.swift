@@ -97,7 +97,7 @@ public struct Playbook: Sendable, Equatable {
         self.responseGoal = responseGoal; self.steps = steps
     }
 
-    /// PB-SEC-01 … PB-SEC-05, one per family of alert classes. A policy's `playbooks:` section
+    /// PB-SEC-01 … PB-SEC-07, one per family of alert classes. A policy's `playbooks:` section
     /// replaces one of these by id or adds others.
     public static let defaults: [Playbook] = [
         Playbook(id: "PB-SEC-01", title: "Repeated failures on a secret", classes: [.failed_threshold], priority: "P2", responseGoal: 3600, steps: [
@@ -125,6 +125,19 @@ public struct Playbook: Sendable, Equatable {
         Playbook(id: "PB-SEC-05", title: "Unusual volume or hours", classes: [.volume_anomaly, .off_hours], priority: "P3", responseGoal: 14_400, steps: [
             "Check for a deploy, batch job or incident that explains the volume or the time.",
             "If unexplained: review what was read (custos query --identity ...) and treat as a possible exfiltration (PB-SEC-03 steps).",
+        ]),
+        Playbook(id: "PB-SEC-06", title: "Secret leaked into a build log", classes: [.leaked_secret], priority: "P1", responseGoal: 1800, steps: [
+            "Rotate the secret now: a build log is readable by everyone with access to the repository or project, and may be cached or forwarded.",
+            "Run the blast radius of the secret (custos blast-radius) so the rotation does not break its other users; update them with the new value.",
+            "Delete or restrict the run's log (GitHub: delete the workflow run's logs; GitLab: erase the job) and any artifact that copied it.",
+            "Find the step that printed it (the alert names the run, line and variant) and fix it: no echo of secrets, no `set -x`, no debug dumps of the environment.",
+            "Review reads of the secret since the run (custos query --secret PATH --from RUN-TIME) for use by someone else.",
+        ]),
+        Playbook(id: "PB-SEC-07", title: "Pipeline outside its bounds", classes: [.pipeline_out_of_scope, .runner_unknown_ip, .manual_prod_trigger], priority: "P2", responseGoal: 3600, steps: [
+            "Identify the run from the alert (provider, repository, workflow, run id and attempt, job, trigger and who triggered it).",
+            "Check the change that made the run do it: a new workflow file, a changed job, a new runner, a manual start; ask its author.",
+            "If unexpected: cancel the run, revoke the pipeline's token or role in the secret store, and rotate the secrets it read (blast radius first).",
+            "If legitimate: widen pipelines.scopes, pipelines.runner_networks or pipelines.manual_triggers in the policy, and record the verdict.",
         ]),
     ]
 

@@ -87,7 +87,7 @@ struct IncidentShow: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "Show an incident: alert, playbook, timeline, linked queries.")
     @OptionGroup var data: DataOptions
     @Argument(help: ArgumentHelp("The incident (alert) id or a unique prefix.", valueName: "ID")) var id: String
-    @Option(help: ArgumentHelp("The policy, for its playbooks (default: the built-in PB-SEC-01 … PB-SEC-05).", valueName: "FILE")) var policy: String?
+    @Option(help: ArgumentHelp("The policy, for its playbooks (default: the built-in PB-SEC-01 … PB-SEC-07).", valueName: "FILE")) var policy: String?
     @Option(help: "Output: text or json.") var format: String = "text"
 
     func validate() throws { guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") } }

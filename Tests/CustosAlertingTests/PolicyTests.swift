@@ -13,6 +13,8 @@ enum AlertingFixtures {
         networks:
           office: [203.0.113.0/24, "2001:db8:10::/48"]
           vpn: [198.51.100.0/26]
+          runners: [10.42.8.0/21]
+          hosted: [192.0.2.0/24]
         geoip: { database: GeoIP2-City-Test.mmdb, countries: [GB, US] }
         schedules:
           business: { timezone: Europe/London, days: [mon, tue, wed, thu, fri], hours: "08:00-19:00" }
@@ -27,6 +29,12 @@ enum AlertingFixtures {
           - { match: "*", networks: [office, vpn], schedule: business }
         secrets:
           - { match: "secret/data/prod/*", environment: prod }
+        pipelines:
+          runner_networks: [runners]
+          manual_triggers: [alice, "release-*"]
+          scopes:
+            - { repository: octo-org/payments, workflow: deploy, environment: prod, secrets: ["secret/data/prod/payments/*"] }
+            - { provider: gitlab, repository: "octo-org/*", secrets: ["secret/data/dev/*"], runner_networks: [hosted, runners] }
         classes:
           access_known_ip:   { action: log }
           failed_single:     { action: log }
@@ -37,6 +45,10 @@ enum AlertingFixtures {
           volume_anomaly:    { action: alert, severity: medium,   owner: security,      sla: 4h,  playbook: PB-SEC-05 }
           unknown_ip:        { action: alert, severity: high,     owner: security,      sla: 1h }
           off_hours:         { action: alert, severity: medium,   owner: security,      sla: 4h }
+          pipeline_out_of_scope: { action: alert, severity: high,   owner: security,      sla: 1h,  playbook: PB-SEC-07 }
+          runner_unknown_ip:     { action: alert, severity: high,   owner: devops-oncall, sla: 1h }
+          manual_prod_trigger:   { action: alert, severity: medium, owner: secops-lead,   sla: 4h }
+          leaked_secret:         { action: alert, severity: critical, owner: security,    sla: 30m, playbook: PB-SEC-06 }
         """
 
     @Test func theIssuesExampleLoadsWithEverySetting() throws {
@@ -59,7 +71,15 @@ enum AlertingFixtures {
         #expect(p.settings(.impossible_travel).speedKmh == 900 && p.settings(.impossible_travel).minKm == 500)
         #expect(p.settings(.break_glass).sla == 900)
         #expect(!p.settings(.access_known_ip).alert)
-        #expect(p.warnings.isEmpty)
+        #expect(p.pipelines.runnerNetworks == ["runners"])
+        #expect(p.pipelines.production == ["prod", "production"])   // the default
+        #expect(p.pipelines.manualTriggers == ["alice", "release-*"])
+        #expect(p.pipelines.scopes == [
+            .init(repository: "octo-org/payments", workflow: "deploy", environment: "prod", secrets: ["secret/data/prod/payments/*"]),
+            .init(provider: "gitlab", repository: "octo-org/*", secrets: ["secret/data/dev/*"], runnerNetworks: ["hosted", "runners"]),
+        ])
+        #expect(p.settings(.leaked_secret).severity == .critical && p.settings(.leaked_secret).playbook == "PB-SEC-06")
+        #expect(p.warnings.isEmpty, "\(p.warnings)")
     }
 
     @Test func theExampleShippedInTheRepositoryLoads() throws {
@@ -69,6 +89,8 @@ enum AlertingFixtures {
         let loaded = try PolicyLoader.load(path: url.path)
         #expect(loaded.policy.classes.count == AlertClass.allCases.count)
         #expect(loaded.geoDatabase != nil)
+        #expect(loaded.policy.warnings.isEmpty, "\(loaded.policy.warnings)")
+        #expect(!loaded.policy.pipelines.scopes.isEmpty && !loaded.policy.pipelines.runnerNetworks.isEmpty)
     }
 
     func problems(_ yaml: String) -> [ConfigProblem] {
@@ -119,6 +141,44 @@ enum AlertingFixtures {
         #expect(ps.first { $0.path == "classes.break_glass.owner" }?.message.contains("silent failure") == true)
         // The Slack URL is a credential: never echoed.
         #expect(!ps.map(\.description).joined().contains("not a url"))
+    }
+
+    @Test func pipelineProblemsAreListedByKeyPath() {
+        let bad = """
+            networks:
+              runners: [10.42.8.0/21]
+            pipelines:
+              runner_networks: [runners, cloud]
+              production: []
+              manual_triggers: [alice, [bob]]
+              scopes:
+                - { workflow: deploy, secrets: ["secret/data/prod/*"] }
+                - { repository: octo-org/payments, secrets: [] }
+                - { repository: octo-org/web, secrets: ["secret/data/dev/*"], runner_networks: [nowhere], branch: main }
+              approvers: [bob]
+            """
+        let ps = problems(bad)
+        let paths = Set(ps.map(\.path))
+        for expected in ["pipelines.runner_networks[1]", "pipelines.production", "pipelines.manual_triggers[1]",
+                         "pipelines.scopes[0].repository", "pipelines.scopes[1].secrets",
+                         "pipelines.scopes[2].runner_networks[0]", "pipelines.scopes[2].branch", "pipelines.approvers"] {
+            #expect(paths.contains(expected), "missing a problem at \(expected); got \(ps.map(\.description))")
+        }
+        #expect(ps.first { $0.path == "pipelines.runner_networks[1]" }?.message.contains("\"cloud\" is not one of the networks") == true)
+        #expect(ps.first { $0.path == "pipelines.scopes[1].secrets" }?.message.contains("list the secrets") == true)
+    }
+
+    @Test func pipelineWarningsSayWhatNeverApplies() throws {
+        let yaml = """
+            identities:
+              - { match: "*" }
+            classes:
+              pipeline_out_of_scope: { action: log }
+            """
+        let w = try PolicyLoader.load(yaml: yaml, baseDirectory: AlertingFixtures.path).policy.warnings
+        #expect(w.contains("pipelines.scopes: none, so pipeline_out_of_scope applies only to runs that report their own scope"))
+        #expect(w.contains("pipelines.runner_networks: none, so runner_unknown_ip never applies"))
+        #expect(w.contains { $0.hasPrefix("classes.leaked_secret: not configured") })
     }
 
     @Test func alertingClassWithoutOwnerIsRefused() {

@@ -178,7 +178,11 @@ struct DecoderFastPathTests {
                 if rng.chance(0.6) { auth.append(#""entity_id":"# + q(rng.pick(["ent-1", "", "e\u{1}"]))) }
                 if rng.chance(0.4) {
                     var m: [String] = []
-                    for k in ["role", "role_name", "repository", "workflow", "run_id", "username", "r\\u006fle"] where rng.chance(0.25) {
+                    // CI claims (repository, workflow, run_id as strings) send a record to the reference
+                    // path, which builds its pipeline context: rarer, so both paths stay exercised.
+                    // repository_owner is a pipeline hint but no claim: the fast path keeps it.
+                    for k in ["role", "role_name", "repository", "workflow", "run_id", "username", "r\\u006fle", "repository_owner"]
+                    where rng.chance(["repository", "workflow", "run_id"].contains(k) ? 0.03 : 0.25) {
                         m.append(q(k) + ":" + rng.pick([q("ci-runner"), q("Pipeline"), q("svc"), q("GITHUB"), q("GitLab"),
                                                          q("r\u{e9}le"), "5", "null", "true", "[1]"]))
                     }
@@ -256,9 +260,10 @@ struct DecoderFastPathTests {
         let lines = Self.variety(count: 3000, seed: seed)
         let events = Self.check(lines)
         #expect(events > 1000)
-        // Both paths are exercised.
+        // Both paths are exercised: about a fifth of these deliberately odd records takes the
+        // fast path (hundreds per seed).
         let share = Self.fastShare(lines)
-        #expect(share.fast > share.all / 5 && share.fast < share.all)
+        #expect(share.fast > share.all / 10 && share.fast < share.all, "fast \(share.fast) of \(share.all)")
     }
 
     @Test func varietyWithFewPendingRequests() {

@@ -423,6 +423,31 @@ struct VaultAuditDecoderTests {
         }
     }
 
+    @Test func ciClaimsInTokenMetadataGiveThePipelineContext() throws {
+        func event(_ meta: String, address: String? = #""remote_address":"10.42.9.5""#) -> AccessEvent? {
+            let auth = #"{"accessor":"hmac-sha256:acc","display_name":"jwt-octo-org/payments","policies":["default","payments-ci"],"metadata":{\#(meta)},"token_type":"service"}"#
+            return decodeLines([Self.rec(auth: auth, request: address ?? "")]).events.first?.event
+        }
+        let github = try #require(event(#""role":"payments-ci","repository":"octo-org/payments","workflow":"deploy","job_workflow_ref":"octo-org/payments/.github/workflows/deploy.yml@refs/heads/main","run_id":"1001","run_attempt":"2","environment":"prod","event_name":"workflow_dispatch","actor":"mallory","job":"build""#))
+        #expect(github.identity.kind == .pipeline)
+        #expect(github.pipeline == .init(provider: "github", repository: "octo-org/payments", name: "deploy",
+                                         id: "octo-org/payments/.github/workflows/deploy.yml@refs/heads/main", runID: "1001", attempt: 2,
+                                         job: "build", environment: "prod", trigger: .manual, triggerIdentity: "mallory", runnerIP: "10.42.9.5"))
+        // It survives the canonical form (the trail's).
+        let back = try AccessEvent.decode(github.canonicalJSON(), requireCanonical: true)
+        #expect(back.pipeline == github.pipeline)
+        // workflow_ref stands in for job_workflow_ref; push is automated; a bad attempt is dropped.
+        let push = try #require(event(#""repository":"octo-org/web","workflow_ref":"octo-org/web/.github/workflows/ci.yml@refs/heads/main","event_name":"push","run_attempt":"x""#, address: nil))
+        #expect(push.pipeline == .init(provider: "github", repository: "octo-org/web", id: "octo-org/web/.github/workflows/ci.yml@refs/heads/main",
+                                       trigger: .automated))
+        let gitlab = try #require(event(#""project_path":"octo-org/infra","pipeline_id":"77","pipeline_source":"web","user_login":"bob","job_id":"9001","ci_config_ref_uri":"gitlab.example.com/octo-org/infra//.gitlab-ci.yml@refs/heads/main""#))
+        #expect(gitlab.pipeline == .init(provider: "gitlab", repository: "octo-org/infra", id: "gitlab.example.com/octo-org/infra//.gitlab-ci.yml@refs/heads/main",
+                                         runID: "77", job: "9001", trigger: .manual, triggerIdentity: "bob", runnerIP: "10.42.9.5"))
+        // Metadata without a CI claim (or with non-string values) gives no pipeline.
+        #expect(event(#""role":"deployer""#)?.pipeline == nil)
+        #expect(event(#""repository":5,"run_id":null"#)?.pipeline == nil)
+    }
+
     @Test func identityKinds() {
         func kind(_ auth: String, path: String = "secret/data/x", op: String = "read", mount: String? = nil, response: String? = nil) -> AccessEvent.Identity? {
             let extra = mount.map { #""mount_type":"\#($0)""# } ?? ""

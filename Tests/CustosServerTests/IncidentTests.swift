@@ -120,7 +120,7 @@ import Testing
         #expect(try TrailEntry.decode(s.canonicalJSON()) == .incident(s))
         #expect(s.canonicalJSON().withUnsafeBytes { EntryCheck.canonicalProblem($0) } == nil)
         // Defaults: five playbooks covering every alerting class.
-        #expect(Playbook.defaults.map(\.id) == ["PB-SEC-01", "PB-SEC-02", "PB-SEC-03", "PB-SEC-04", "PB-SEC-05"])
+        #expect(Playbook.defaults.map(\.id) == ["PB-SEC-01", "PB-SEC-02", "PB-SEC-03", "PB-SEC-04", "PB-SEC-05", "PB-SEC-06", "PB-SEC-07"])
         for c in AlertClass.allCases where !c.isRoutine {
             #expect(Playbook.defaults.contains { $0.classes.contains(c) }, "\(c) has no default playbook")
         }
@@ -130,7 +130,7 @@ import Testing
               - { id: PB-SEC-03, title: Travel, classes: [impossible_travel], priority: P1, response_goal: 15m, steps: [call the user] }
               - { id: PB-LOCAL-9, title: Local, classes: [off_hours], steps: [check the rota] }
             """, baseDirectory: NSTemporaryDirectory())
-        #expect(loaded.policy.playbooks.count == 6)
+        #expect(loaded.policy.playbooks.count == Playbook.defaults.count + 1)
         #expect(loaded.policy.playbooks.first { $0.id == "PB-SEC-03" }?.responseGoal == 900)
         do {
             _ = try PolicyLoader.load(yaml: """

@@ -52,7 +52,7 @@ public struct Policy: Sendable {
     /// CI/CD pipelines: which secrets each may use, where runners are, who may start
     /// production runs by hand.
     public var pipelines = PipelineSettings()
-    /// Response playbooks (defaults PB-SEC-01 … PB-SEC-05; the policy's `playbooks:` replaces by id or adds).
+    /// Response playbooks (defaults PB-SEC-01 … PB-SEC-07; the policy's `playbooks:` replaces by id or adds).
     public var playbooks: [Playbook] = Playbook.defaults
 
     public init() {}
