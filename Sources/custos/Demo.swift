@@ -565,6 +565,50 @@ enum DemoScenario {
                               source: src(aliceRead, "userpass-alice reads secret/data/dev/app/config") + ", from the VPN",
                               expect: [.off_hours],
                               events: [at(aliceRead, 0, "21:45:33", ip: vpn)]))
+        // 10-13. CI/CD pipelines. octo-org/payments logs in to OpenBao with its GitHub Actions ID
+        //    token (jwt auth; the role copies the CI claims into the token metadata, which the
+        //    decoder turns into the pipeline context); the policy's pipelines: section scopes it.
+        func ci(_ r: Record, _ hms: String, path: String, workflow: String, run: String, environment: String? = nil,
+                trigger: AccessEvent.Pipeline.Trigger = .automated, by: String = "octocat", runner: String) -> AccessEvent {
+            var e = at(r, 0, hms, ip: runner, name: "jwt-octo-org/payments", path: path)
+            e.identity.kind = .pipeline
+            e.identity.method = "jwt"
+            e.pipeline = .init(provider: "github", repository: "octo-org/payments", name: workflow,
+                               id: "octo-org/payments/.github/workflows/\(workflow).yml@refs/heads/main", runID: run, attempt: 1,
+                               job: workflow == "deploy" ? "release" : "test", environment: environment, trigger: trigger,
+                               triggerIdentity: by, runnerIP: runner)
+            return e
+        }
+        let runner = "10.42.9.5", prodDB = "secret/data/prod/payments/db"
+        let ciSource = src(approleRead, "an approle login reads secret/data/dev/app/config") + ", as a jwt login of octo-org/payments with its CI claims"
+        // 10. pipeline_out_of_scope: the ci workflow (scope secret/data/payments/*, secret/data/dev/*) reads its Stripe key, then the prod DB.
+        steps.append(DemoStep(title: "the CI run reads the prod payments DB (out of scope)",
+                              source: ciSource + ", run 7001 on runner \(runner)",
+                              expect: [.pipeline_out_of_scope],
+                              events: [ci(approleRead, "16:00:05", path: stripe, workflow: "ci", run: "7001", runner: runner),
+                                       ci(approleRead, "16:00:09", path: prodDB, workflow: "ci", run: "7001", runner: runner)]))
+        // 11. runner_unknown_ip: the deploy workflow (prod: in scope) runs on a machine outside the runner networks.
+        steps.append(DemoStep(title: "a prod deploy runs outside the runner networks",
+                              source: ciSource + ", run 7002 from 192.0.2.77",
+                              expect: [.runner_unknown_ip],
+                              events: [ci(approleRead, "16:10:30", path: prodDB, workflow: "deploy", run: "7002", environment: "prod", runner: "192.0.2.77")]))
+        // 12. manual_prod_trigger: mallory (not in pipelines.manual_triggers) starts the prod deploy by hand.
+        steps.append(DemoStep(title: "mallory starts the prod deploy by hand",
+                              source: ciSource + ", run 7003 (workflow_dispatch by mallory)",
+                              expect: [.manual_prod_trigger],
+                              events: [ci(approleRead, "16:20:41", path: prodDB, workflow: "deploy", run: "7003", environment: "prod",
+                                          trigger: .manual, by: "mallory", runner: runner)]))
+        // 13. leaked_secret: `custos scan-log --report` found the prod DB password base64-encoded in run 7003's log.
+        var leak = AccessEvent(id: "", time: EventTime(seconds: day + 16 * 3600 + 25 * 60 + 3), source: .init(kind: "custos", instance: "scan-log"),
+                               action: .leak, outcome: .success, reason: "base64 at 212:18, 100% of the secret",
+                               secret: .init(path: prodDB, environment: "prod"),
+                               identity: .init(id: "github:octo-org/payments", name: "github:octo-org/payments", kind: .pipeline))
+        leak.pipeline = .init(provider: "github", repository: "octo-org/payments", name: "deploy", runID: "7003", attempt: 1, job: "release",
+                              environment: "prod", trigger: .manual, triggerIdentity: "mallory")
+        leak.id = Array("leak 7003 \(prodDB)".utf8).withUnsafeBytes { EventID.make(instance: instance, key: $0) }
+        steps.append(DemoStep(title: "the deploy log leaks the prod DB password (base64)",
+                              source: "a leak report as `custos scan-log --report` posts it for run 7003",
+                              expect: [.leaked_secret], events: [leak]))
         return Built(day: day, steps: steps)
     }
 }

@@ -78,6 +78,12 @@ import Testing
         #expect(Scenario.run(q, [byRef]).isEmpty)
     }
 
+    @Test func theScopeIsListedOnceWhenEntriesRepeatAGlob() throws {
+        let p = try Self.policy(pipelines: Self.pipelines + "\n    - { repository: \"octo-org/*\", secrets: [\"secret/data/payments/*\", \"secret/data/shared/*\"] }")
+        let a = try #require(Scenario.raised(Scenario.run(p, [Self.run("2026-11-30T10:00:00Z", path: "secret/data/prod/x")]), .pipeline_out_of_scope).first)
+        #expect(a.details["scope"] == "secret/data/payments/*,secret/data/shared/*", "\(a.details)")
+    }
+
     @Test func aDeniedAttemptOutsideTheScopeAlertsToo() throws {
         let p = try Self.policy()
         let denied = Self.run("2026-11-30T10:00:00Z", path: "secret/data/prod/ledger/db", outcome: .denied)

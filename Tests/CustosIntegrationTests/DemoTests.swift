@@ -8,7 +8,8 @@ import Testing
 @Suite("custos demo")
 struct DemoTests {
     static let alertingClasses = ["failed_threshold", "out_of_scope", "impossible_travel", "break_glass",
-                                  "volume_anomaly", "unknown_ip", "off_hours"]
+                                  "volume_anomaly", "unknown_ip", "off_hours",
+                                  "pipeline_out_of_scope", "runner_unknown_ip", "manual_prod_trigger", "leaked_secret"]
 
     @Test("demo --data DIR: every class fires, the trail verifies, nothing secret is printed; alerts and verify agree")
     func demoRunsAndKeepsItsTrail() async throws {

@@ -101,7 +101,8 @@ extension DetectionEngine {
             var allowedText: [String] = []
             if !rules.scopes.isEmpty {
                 allowed = matching.flatMap(\.secrets)
-                allowedText = matching.flatMap(\.secretText)
+                var seen = Set<String>()
+                allowedText = matching.flatMap(\.secretText).filter { seen.insert($0).inserted }
             } else if !pl.scope.isEmpty {
                 allowed = pl.scope.map(CompiledGlob.init)
                 allowedText = pl.scope
