@@ -46,6 +46,13 @@ struct PolicyCheck: ParsableCommand {
         print("  networks:   \(p.networks.keys.sorted().map { "\($0) (\(p.networks[$0]!.count))" }.joined(separator: ", ").nonEmptyOr("none"))")
         print("  schedules:  \((["always"] + p.schedules.keys.sorted()).joined(separator: ", "))")
         print("  identities: \(p.identities.count) rule\(p.identities.count == 1 ? "" : "s"), first match wins")
+        let pl = p.pipelines
+        print("  pipelines:  runner networks \(pl.runnerNetworks.isEmpty ? "not checked" : pl.runnerNetworks.joined(separator: ", ")); production \(pl.production.joined(separator: ", ")); started by hand by \(pl.manualTriggers.isEmpty ? "nobody" : pl.manualTriggers.joined(separator: ", "))")
+        for sc in pl.scopes {
+            let which = [sc.provider.map { "provider \($0)" }, Optional(sc.repository), sc.workflow.map { "workflow \($0)" },
+                         sc.environment.map { "environment \($0)" }].compactMap { $0 }.joined(separator: " ")
+            print("    \(which): \(sc.secrets.joined(separator: ", "))\(sc.runnerNetworks.map { "; runners \($0.joined(separator: ", "))" } ?? "")")
+        }
         if let g = loaded.geoDatabase {
             print("  geoip:      \(loaded.geoDatabasePath ?? "") (\(g.metadata.databaseType)), countries \(p.geoip!.countries.sorted().joined(separator: ", ").nonEmptyOr("none"))")
         }
@@ -55,13 +62,14 @@ struct PolicyCheck: ParsableCommand {
             print("    \(key) (\(o.name)): \(o.notify.map(\.description).joined(separator: "; "))\(o.escalation.isEmpty ? "" : "; escalates to \(o.escalation.joined(separator: " → "))")")
         }
         print("  classes:")
+        let width = AlertClass.allCases.map(\.rawValue.count).max() ?? 18
         for c in AlertClass.allCases.sorted() {
             let s = p.settings(c)
             if s.alert {
                 let owner = s.owner.flatMap { p.owners[$0] }.map { "\($0.key) (\($0.name))" } ?? "?"
-                print("    \(c.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) alert  \(s.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) → \(owner), SLA \(s.sla.map(ConfigDuration.format) ?? "?")\(s.playbook.map { ", playbook \($0)" } ?? "")")
+                print("    \(c.rawValue.padding(toLength: width, withPad: " ", startingAt: 0)) alert  \(s.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) → \(owner), SLA \(s.sla.map(ConfigDuration.format) ?? "?")\(s.playbook.map { ", playbook \($0)" } ?? "")")
             } else {
-                print("    \(c.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) log")
+                print("    \(c.rawValue.padding(toLength: width, withPad: " ", startingAt: 0)) log")
             }
         }
         print("  playbooks:")

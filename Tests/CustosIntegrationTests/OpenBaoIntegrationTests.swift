@@ -674,7 +674,8 @@ private final class ProcessBox: @unchecked Sendable {
 
 /// Runs a program to completion without blocking a concurrency thread. Output goes to files,
 /// so a chatty child can never fill a pipe and hang.
-func run(_ exe: URL, _ args: [String], timeout: TimeInterval) async throws -> CommandResult {
+/// `environment` replaces the test's own (default: the test's, without CUSTOS_DATA).
+func run(_ exe: URL, _ args: [String], environment: [String: String]? = nil, timeout: TimeInterval) async throws -> CommandResult {
     let dir = try TempDir("proc")
     defer { dir.remove() }
     let outURL = URL(fileURLWithPath: dir.path("stdout")), errURL = URL(fileURLWithPath: dir.path("stderr"))
@@ -687,7 +688,7 @@ func run(_ exe: URL, _ args: [String], timeout: TimeInterval) async throws -> Co
     p.standardOutput = out
     p.standardError = err
     p.standardInput = FileHandle.nullDevice
-    var env = ProcessInfo.processInfo.environment
+    var env = environment ?? ProcessInfo.processInfo.environment
     env.removeValue(forKey: "CUSTOS_DATA")
     p.environment = env
     let box = ProcessBox(p)
