@@ -155,10 +155,16 @@ enum SecretNames {
                         "AKIA", "ASIA", "xoxb-", "xoxp-", "xoxa-", "xoxs-", "sk_live_", "sk_test_", "rk_live_", "eyJ", "https://hooks.slack.com/"]
         if let p = prefixes.first(where: { s.hasPrefix($0) }) { return "it starts like a credential (\(p.prefix(5))…)" }
         for segment in s.split(separator: "/") where segment.utf8.count >= 24 {
-            let u = segment.utf8
-            let lower = u.contains { $0 >= 97 && $0 <= 122 }, upper = u.contains { $0 >= 65 && $0 <= 90 }
-            let digit = u.contains { $0 >= 48 && $0 <= 57 }
-            let separators = u.contains { $0 == 45 || $0 == 46 || $0 == 95 || $0 == 32 }
+            var lower = false, upper = false, digit = false, separators = false
+            for b in segment.utf8 {
+                switch b {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"): lower = true
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): upper = true
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = true
+                case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: " "): separators = true
+                default: break
+                }
+            }
             if lower && upper && digit && !separators { return "a part of it looks random (a token?)" }
         }
         return nil

@@ -95,17 +95,17 @@ struct CIReportCLITests {
         }
     }
 
-    static func startServer(_ tag: String) async throws -> Server {
+    static func startServer(_ tag: String, dir given: TempDir? = nil, extra: String = "") async throws -> Server {
         let custos = try locateCustos()
-        let dir = try TempDir("ci-\(tag)")
+        let dir = try given ?? TempDir("ci-\(tag)")
         let port = try ServeIntegrationTests.freePort()
         let data = dir.path("data")
         try policy.write(toFile: dir.path("policy.yaml"), atomically: true, encoding: .utf8)
-        try """
+        try ("""
             data: \(data)
             listen: 127.0.0.1:\(port)
             policy: \(dir.path("policy.yaml"))
-            """.write(toFile: dir.path("serve.yaml"), atomically: true, encoding: .utf8)
+            """ + extra).write(toFile: dir.path("serve.yaml"), atomically: true, encoding: .utf8)
         let p = try ServeProcess(custos: custos, config: dir.path("serve.yaml"), port: port, logs: dir, tag: tag)
         try await p.waitUp()
         return Server(process: p, dir: dir, data: data, ingest: try p.token("ingest"), auditor: try p.token("auditor"))
@@ -181,7 +181,8 @@ struct CIReportCLITests {
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(alerts.count == 1, "\(alerts)")
-        #expect((alerts.first?["summary"] as? String ?? "").contains("secret/data/prod/hr/salaries"), "\(alerts)")
+        let oosSummary = alerts.first?["summary"] as? String ?? ""
+        #expect(oosSummary.contains("secret/data/prod/hr/salaries"), "\(alerts)")
 
         // No token, a wrong token, an unreachable server: clear errors, non-zero exits.
         let missing = try await runCustos(custos, args, env: noToken)
@@ -293,5 +294,103 @@ struct CIReportCLITests {
         for (name, bytes) in try s.allFiles() {
             #expect(bytes.range(of: Data(value.utf8)) == nil && bytes.range(of: Data(encoded.utf8)) == nil, "the value is in \(name)")
         }
+    }
+
+    static func b64url(_ d: Data) -> String {
+        d.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    @Test("ci report --github-oidc: the token comes from a local stand-in for GitHub's token service; the server takes the run from it")
+    func githubOIDC() async throws {
+        let custos = try locateCustos()
+        let dir = try TempDir("ci-oidc")
+        defer { dir.remove() }
+        // An RSA key (openssl), its JWK Set, and an RS256 ID token with GitHub's claims.
+        let openssl = URL(fileURLWithPath: "/usr/bin/openssl")
+        guard FileManager.default.isExecutableFile(atPath: openssl.path) else {
+            print("no /usr/bin/openssl: skipping the --github-oidc test"); return
+        }
+        try await run(openssl, ["genrsa", "-out", dir.path("key.pem"), "2048"], timeout: 60).expect(0, "genrsa")
+        let mod = try await run(openssl, ["rsa", "-in", dir.path("key.pem"), "-noout", "-modulus"], timeout: 60).expect(0, "modulus")
+        let hex = Array(mod.stdout.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst("Modulus=".count))
+        var n = Data()
+        var i = 0
+        while i + 1 < hex.count { n.append(UInt8(String(hex[i...i + 1]), radix: 16)!); i += 2 }
+        try #require(n.count == 256)
+        try #"{"keys":[{"kty":"RSA","kid":"k1","use":"sig","alg":"RS256","n":"\#(Self.b64url(n))","e":"AQAB"}]}"#
+            .write(toFile: dir.path("jwks.json"), atomically: true, encoding: .utf8)
+        let now = Int(Date().timeIntervalSince1970)
+        let claims: [String: Any] = [
+            "iss": "https://token.actions.githubusercontent.com", "aud": "custos-ingest", "sub": "repo:octo-org/octo-repo:environment:prod",
+            "repository": "octo-org/octo-repo", "repository_owner": "octo-org", "workflow": "release", "run_id": "777", "run_attempt": "3",
+            "event_name": "push", "actor": "octocat", "environment": "prod",
+            "workflow_ref": "octo-org/octo-repo/.github/workflows/release.yml@refs/heads/main", "iat": now - 5, "nbf": now - 5, "exp": now + 300,
+        ]
+        let header = Self.b64url(Data(#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#.utf8))
+        let payload = Self.b64url(try JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys]))
+        try (header + "." + payload).write(toFile: dir.path("input"), atomically: true, encoding: .utf8)
+        try await run(openssl, ["dgst", "-sha256", "-sign", dir.path("key.pem"), "-out", dir.path("sig"), dir.path("input")], timeout: 60).expect(0, "sign")
+        let jwt = header + "." + payload + "." + Self.b64url(try Data(contentsOf: URL(fileURLWithPath: dir.path("sig"))))
+
+        // The token service: answers {"value": JWT} to GET /token?...&audience=custos-ingest with the request token.
+        let tokenPort = try ServeIntegrationTests.freePort()
+        let requestToken = "request-token-" + UUID().uuidString
+        try jwt.write(toFile: dir.path("jwt"), atomically: true, encoding: .utf8)
+        try """
+            import http.server, json, sys
+            jwt = open(sys.argv[2]).read()
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    ok = self.headers.get("Authorization") == "Bearer " + sys.argv[3] and "audience=custos-ingest" in self.path and self.path.startswith("/token?api-version=2.0&")
+                    body = json.dumps({"value": jwt} if ok else {"message": "no"}).encode()
+                    self.send_response(200 if ok else 401)
+                    self.send_header("Content-Type", "application/json"); self.send_header("Content-Length", str(len(body)))
+                    self.end_headers(); self.wfile.write(body)
+                def log_message(self, *a): pass
+            http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+            """.write(toFile: dir.path("tokens.py"), atomically: true, encoding: .utf8)
+        let py = Process()
+        py.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        py.arguments = ["python3", dir.path("tokens.py"), String(tokenPort), dir.path("jwt"), requestToken]
+        py.standardOutput = FileHandle.nullDevice
+        py.standardError = FileHandle.nullDevice
+        try py.run()
+        defer { if py.isRunning { kill(py.processIdentifier, SIGKILL) } }
+
+        let s = try await Self.startServer("oidc", dir: dir, extra: """
+
+            oidc:
+              - { issuer: "https://token.actions.githubusercontent.com", audience: custos-ingest, jwks_file: \(dir.path("jwks.json")) }
+            """)
+        defer { s.process.kill9() }
+        for _ in 0..<100 {
+            if let (code, _) = try? await ServeIntegrationTests.http("GET", "http://127.0.0.1:\(tokenPort)/", token: nil), code != 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        var env = Self.github
+        env["ACTIONS_ID_TOKEN_REQUEST_URL"] = "http://127.0.0.1:\(tokenPort)/token?api-version=2.0"
+        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = requestToken
+        let r = try await runCustos(custos, ["ci", "report", "--url", s.base, "--github-oidc", "custos-ingest", "--step", "publish",
+                                             "--secret", "secret/data/prod/release/signing-key"], env: env).expect(0, "ci report --github-oidc")
+        #expect(r.stdout.contains("accepted 1, duplicates 0"), "\(r.stdout)")
+        #expect(!(r.stdout + r.stderr).contains(jwt) && !(r.stdout + r.stderr).contains(requestToken))
+        let events = try await s.get("/v1/events?action=use")
+        #expect(events.count == 1)
+        let e = try #require(events.first)
+        let id = try #require(e["identity"] as? [String: Any])
+        #expect(id["kind"] as? String == "pipeline" && id["method"] as? String == "oidc" && id["id"] as? String == "repo:octo-org/octo-repo:environment:prod", "\(id)")
+        let p = try #require(e["pipeline"] as? [String: Any])
+        // The verified token is the truth (not GITHUB_REPOSITORY); the step comes from the report.
+        #expect(p["repository"] as? String == "octo-org/octo-repo" && p["run_id"] as? String == "777" && p["attempt"] as? Int == 3, "\(p)")
+        #expect(p["step"] as? String == "publish" && p["job"] as? String == "release" && p["trigger"] as? String == "automated", "\(p)")
+
+        // A wrong request token: the token service refuses, and so does the report (exit 3).
+        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "wrong"
+        let refused = try await runCustos(custos, ["ci", "report", "--url", s.base, "--github-oidc", "custos-ingest", "--secret", "secret/data/x"], env: env)
+        #expect(refused.status == 3 && refused.stderr.contains("the GitHub OIDC token request answered HTTP 401"), "\(refused.stderr)")
+        // Outside GitHub Actions' token service: a usage error.
+        env["ACTIONS_ID_TOKEN_REQUEST_URL"] = nil
+        let none = try await runCustos(custos, ["ci", "report", "--url", s.base, "--github-oidc", "custos-ingest", "--secret", "secret/data/x"], env: env)
+        #expect(none.status == 2 && none.stderr.contains("ACTIONS_ID_TOKEN_REQUEST_URL"), "\(none.stderr)")
     }
 }
