@@ -107,7 +107,9 @@ struct CIReportCLITests {
             policy: \(dir.path("policy.yaml"))
             """ + extra).write(toFile: dir.path("serve.yaml"), atomically: true, encoding: .utf8)
         let p = try ServeProcess(custos: custos, config: dir.path("serve.yaml"), port: port, logs: dir, tag: tag)
-        try await p.waitUp()
+        do { try await p.waitUp() } catch {
+            throw Failure("\(error)\n--- serve stderr ---\n\((try? String(contentsOfFile: dir.path("serve-\(tag).err"), encoding: .utf8)) ?? "")")
+        }
         return Server(process: p, dir: dir, data: data, ingest: try p.token("ingest"), auditor: try p.token("auditor"))
     }
 
