@@ -288,7 +288,7 @@ struct ReportAuthOptions: ParsableArguments {
     @Option(name: .customLong("ca-file"), help: ArgumentHelp("Trust the CA certificates in FILE (PEM) for an https:// server with a private CA.", valueName: "FILE"))
     var caFile: String?
 
-    @Option(help: ArgumentHelp("Give up on the server after SECONDS per request (default 30; an unreachable server is retried until then).", valueName: "SECONDS"))
+    @Option(help: ArgumentHelp("Give up on the server after SECONDS per request (an unreachable server is retried until then).", valueName: "SECONDS"))
     var timeout: Int = 30
 
     enum Credential { case token(String), githubOIDC(audience: String, url: String, requestToken: String) }

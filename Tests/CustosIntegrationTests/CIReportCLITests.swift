@@ -172,6 +172,23 @@ struct CIReportCLITests {
         #expect(dryIDs == Set(events.compactMap { $0["id"] as? String }), "\(dry.stdout)")
         #expect(lines.allSatisfy { $0.hasPrefix("{\"action\":\"use\"") && $0.contains("\"schema\":\"custos.event/v1\"") })
 
+        // GitLab CI's environment (a pipeline started with the Run pipeline button: manual).
+        let gitlab = ["GITLAB_CI": "true", "CI_PROJECT_PATH": "acme/shop", "CI_CONFIG_PATH": ".gitlab-ci.yml", "CI_PIPELINE_ID": "4242",
+                      "CI_JOB_NAME": "deploy", "CI_PIPELINE_SOURCE": "web", "GITLAB_USER_LOGIN": "alice", "CI_ENVIRONMENT_NAME": "production"]
+        let gl = try await runCustos(custos, ["ci", "report", "--dry-run", "--secret", "kv/prod/shop/db", "--time", "2026-11-29T10:00:00Z"], env: gitlab)
+            .expect(0, "gitlab dry run")
+        let glEvent = try #require(try JSONSerialization.jsonObject(with: gl.stdoutData) as? [String: Any])
+        let glp = try #require(glEvent["pipeline"] as? [String: Any])
+        #expect(glp["provider"] as? String == "gitlab" && glp["repository"] as? String == "acme/shop" && glp["run_id"] as? String == "4242", "\(glp)")
+        #expect(glp["name"] as? String == ".gitlab-ci.yml" && glp["job"] as? String == "deploy" && glp["trigger"] as? String == "manual", "\(glp)")
+        #expect(glp["trigger_identity"] as? String == "alice" && glp["environment"] as? String == "production" && glp["attempt"] == nil, "\(glp)")
+        #expect(glEvent["time"] as? String == "2026-11-29T10:00:00Z")
+        #expect((glEvent["identity"] as? [String: Any])?["id"] as? String == "gitlab:acme/shop")
+        // Flags override the environment.
+        let over = try await runCustos(custos, ["ci", "report", "--dry-run", "--secret", "kv/x", "--repository", "acme/other", "--trigger", "automated"], env: gitlab)
+            .expect(0, "override")
+        #expect(over.stdout.contains("\"repository\":\"acme/other\"") && over.stdout.contains("\"trigger\":\"automated\""), "\(over.stdout)")
+
         // A secret outside the run's declared scope: the server's policy raises pipeline_out_of_scope.
         let hr = try await runCustos(custos, ["ci", "report", "--url", s.base, "--secret", "secret/data/prod/hr/salaries", "--scope", "secret/data/prod/payments/*"],
                                      env: env).expect(0, "out of scope")
