@@ -50,6 +50,12 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A secret path glob the run is allowed to use (repeatable): the run's declared scope. A policy without pipelines.scopes checks uses against it (pipeline_out_of_scope).", valueName: "GLOB"))
     var scope: [String] = []
 
+    /// Whether any of these flags was given.
+    var anyGiven: Bool {
+        let texts: [String?] = [provider, repository, workflow, workflowRef, runID, job, step, environment, trigger, triggerIdentity, runnerIP]
+        return texts.contains { $0 != nil } || attempt != nil || !scope.isEmpty
+    }
+
     /// The pipeline context: flags first, then the provider's environment. Refuses a context
     /// without provider, repository and run id (the event ids are derived from them), and any
     /// part that is too long or holds control characters.
@@ -290,6 +296,9 @@ struct ReportAuthOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Give up on the server after SECONDS per request (an unreachable server is retried until then).", valueName: "SECONDS"))
     var timeout: Int = 30
+
+    /// Whether any of these flags was given (`--timeout` aside, which has a default).
+    var anyGiven: Bool { tokenEnv != nil || githubOIDC != nil || caFile != nil }
 
     enum Credential { case token(String), githubOIDC(audience: String, url: String, requestToken: String) }
 

@@ -96,6 +96,8 @@ struct ScanLog: ParsableCommand {
             let env = ProcessInfo.processInfo.environment
             reporting = (try pipeline.resolve(env), try auth.credential(env))
             _ = try IngestPoster.baseURL(reportURL!)
+        } else if auth.anyGiven || pipeline.anyGiven {
+            throw CLIError.usage("the credential and pipeline context flags apply only with --report URL")
         }
         var secrets: [ScanSecret] = []
         defer { for i in secrets.indices { secrets[i].wipe() } }
