@@ -230,7 +230,10 @@ struct ScanLog: ParsableCommand {
                              fingerprint: $0.fingerprint + keyNote)
             }
             let generic = scanner.findings.count - events.count
-            let note = generic > 0 ? " (\(generic) generic-detector finding(s) not reported: they name no secret)" : ""
+            var note = generic > 0 ? " (\(generic) generic-detector finding(s) not reported: they name no secret)" : ""
+            if scanner.findingCount > scanner.findings.count {
+                note += " (\(scanner.findingCount - scanner.findings.count) finding(s) past the listing limit not reported)"
+            }
             if events.isEmpty {
                 stderrPrint("custos: report: no findings of named secrets; nothing posted\(note)")
             } else {
