@@ -56,7 +56,7 @@ struct ScanLog: ParsableCommand {
     @Argument(help: ArgumentHelp("The build log (default: standard input).", valueName: "LOG"))
     var log: String?
 
-    @Option(name: .customLong("secret-env"), help: ArgumentHelp("Look for the value of environment variable NAME, reported as NAME (repeatable).", valueName: "NAME"))
+    @Option(name: .customLong("secret-env"), help: ArgumentHelp("Look for the value of environment variable NAME, reported as NAME (repeatable). NAME=PATH also gives the secret's path in the store (secret/data/prod/db): kept in the findings, and what --report posts.", valueName: "NAME[=PATH]"))
     var secretEnv: [String] = []
 
     @Option(name: .customLong("secrets-env-prefix"), help: ArgumentHelp("Look for every environment variable whose name starts with PREFIX (repeatable).", valueName: "PREFIX"))
@@ -101,9 +101,16 @@ struct ScanLog: ParsableCommand {
         }
         var secrets: [ScanSecret] = []
         defer { for i in secrets.indices { secrets[i].wipe() } }
-        for name in secretEnv {
+        for spec in secretEnv {
+            var name = spec, path: String?
+            if let eq = spec.firstIndex(of: "=") {
+                name = String(spec[..<eq])
+                path = String(spec[spec.index(after: eq)...])
+                try checkText(path, "--secret-env \(name): the path")
+            }
+            guard !name.isEmpty else { throw CLIError.usage("--secret-env: empty variable name") }
             guard let v = envBytes(name) else { throw CLIError.usage("--secret-env: environment variable \(name) is not set") }
-            secrets.append(ScanSecret(name: name, value: v))
+            secrets.append(ScanSecret(name: name, path: path, value: v))
         }
         if !secretsEnvPrefix.isEmpty {
             let names = ProcessInfo.processInfo.environment.keys.sorted()

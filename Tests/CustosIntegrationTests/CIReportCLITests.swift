@@ -253,25 +253,30 @@ struct CIReportCLITests {
         var env = Self.github
         env["CUSTOS_TOKEN"] = s.ingest
         env["CUSTOS_FP_KEY"] = "fingerprint-key-of-the-test"
+        let stripe = "rk-Stripe-7Qw2Lp9Zx4Vb8Nm3"
+        env["STRIPE_KEY"] = stripe
 
         let value = "pg-Prod-9f83kL2mQ7vX1zT4"
         let encoded = Data(value.utf8).base64EncodedString()
         try #"{"DB_PASSWORD": {"value": "\#(value)", "path": "secret/data/prod/payments/db"}}"#
             .write(toFile: s.dir.path("secrets.json"), atomically: true, encoding: .utf8)
         // A generic detector's finding too (an AWS access key id): shown, not reported.
-        try "2026-11-29T09:00:00.0000000Z Run ./deploy.sh\nconnecting with config \(encoded)\nAWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\ndone\n"
+        try "2026-11-29T09:00:00.0000000Z Run ./deploy.sh\nconnecting with config \(encoded)\nAWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\nkey=\(stripe)\ndone\n"
             .write(toFile: s.dir.path("build.log"), atomically: true, encoding: .utf8)
-        let args = ["scan-log", "--secrets-file", s.dir.path("secrets.json"), "--fingerprint-key-env", "CUSTOS_FP_KEY",
+        let args = ["scan-log", "--secrets-file", s.dir.path("secrets.json"), "--secret-env", "STRIPE_KEY=secret/data/prod/payments/stripe",
+                    "--fingerprint-key-env", "CUSTOS_FP_KEY",
                     "--report", s.base, "--environment", "prod", "--step", "build", s.dir.path("build.log")]
         let r = try await runCustos(custos, args, env: env).expect(1, "scan-log --report")
         #expect(r.stdout.contains("DB_PASSWORD (secret/data/prod/payments/db)"), "\(r.stdout)")
         #expect(r.stdout.contains("detector:aws-access-key-id"), "\(r.stdout)")
-        #expect(r.stderr.contains("reported 1 leak(s) of github octo-org/payments deploy run 1001 attempt 1 job release step build: accepted 1, duplicates 0"), "\(r.stderr)")
+        #expect(r.stdout.contains("STRIPE_KEY (secret/data/prod/payments/stripe)"), "\(r.stdout)")
+        #expect(r.stderr.contains("reported 2 leak(s) of github octo-org/payments deploy run 1001 attempt 1 job release step build: accepted 2, duplicates 0"), "\(r.stderr)")
         #expect(r.stderr.contains("1 generic-detector finding(s) not reported"), "\(r.stderr)")
 
         let leaks = try await s.get("/v1/events?action=leak")
-        #expect(leaks.count == 1)
-        let leak = try #require(leaks.first)
+        #expect(leaks.count == 2)
+        #expect(Set(leaks.compactMap { ($0["secret"] as? [String: Any])?["path"] as? String }) == ["secret/data/prod/payments/db", "secret/data/prod/payments/stripe"])
+        let leak = try #require(leaks.first { ($0["secret"] as? [String: Any])?["path"] as? String == "secret/data/prod/payments/db" })
         #expect((leak["secret"] as? [String: Any])?["path"] as? String == "secret/data/prod/payments/db")
         #expect((leak["identity"] as? [String: Any])?["kind"] as? String == "pipeline")
         #expect((leak["pipeline"] as? [String: Any])?["run_id"] as? String == "1001")
@@ -284,13 +289,17 @@ struct CIReportCLITests {
             if !alerts.isEmpty { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(alerts.count == 1, "\(alerts)")
-        let summary = alerts.first?["summary"] as? String ?? ""
+        for _ in 0..<50 where alerts.count < 2 {
+            try await Task.sleep(for: .milliseconds(100))
+            alerts = try await s.get("/v1/alerts?class=leaked_secret")
+        }
+        #expect(alerts.count == 2, "\(alerts)")
+        let summary = alerts.first { ($0["summary"] as? String ?? "").contains("payments/db") }?["summary"] as? String ?? ""
         #expect(summary.contains("secret/data/prod/payments/db") && summary.contains("octo-org/payments"), "\(summary)")
 
         // The same log again: a duplicate, and still exit 1 (there are findings).
         let again = try await runCustos(custos, args, env: env).expect(1, "again")
-        #expect(again.stderr.contains("accepted 0, duplicates 1"), "\(again.stderr)")
+        #expect(again.stderr.contains("accepted 0, duplicates 2"), "\(again.stderr)")
 
         // A report that fails: exit 2, the findings still printed, the reason on standard error.
         let closed = try ServeIntegrationTests.freePort()
@@ -308,10 +317,11 @@ struct CIReportCLITests {
         // The value (raw or encoded) and the token: in no output and nowhere in the server's files.
         for out in [r, again, failed, refused] {
             let text = out.stdout + out.stderr
-            #expect(!text.contains(value) && !text.contains(encoded) && !text.contains(s.ingest), "\(out.label)")
+            #expect(!text.contains(value) && !text.contains(encoded) && !text.contains(stripe) && !text.contains(s.ingest), "\(out.label)")
         }
         for (name, bytes) in try s.allFiles() {
-            #expect(bytes.range(of: Data(value.utf8)) == nil && bytes.range(of: Data(encoded.utf8)) == nil, "the value is in \(name)")
+            #expect(bytes.range(of: Data(value.utf8)) == nil && bytes.range(of: Data(encoded.utf8)) == nil && bytes.range(of: Data(stripe.utf8)) == nil,
+                    "a value is in \(name)")
         }
     }
 
