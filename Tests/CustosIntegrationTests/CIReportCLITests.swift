@@ -392,10 +392,14 @@ struct CIReportCLITests {
               - { issuer: "https://token.actions.githubusercontent.com", audience: custos-ingest, jwks_file: \(dir.path("jwks.json")) }
             """)
         defer { s.process.kill9() }
-        for _ in 0..<100 {
-            if let (code, _) = try? await ServeIntegrationTests.http("GET", "http://127.0.0.1:\(tokenPort)/", token: nil), code != 0 { break }
-            try await Task.sleep(for: .milliseconds(100))
+        // The token service is up when it answers (401 to a request without the request token); a loaded machine may take a while.
+        var tokenServiceUp = false
+        for _ in 0..<600 where !tokenServiceUp && py.isRunning {
+            if let (code, _) = try? await ServeIntegrationTests.http("GET", "http://127.0.0.1:\(tokenPort)/", token: nil), code != 0 { tokenServiceUp = true } else {
+                try await Task.sleep(for: .milliseconds(100))
+            }
         }
+        try #require(tokenServiceUp, "the python3 token service did not come up on port \(tokenPort)")
         var env = Self.github
         env["ACTIONS_ID_TOKEN_REQUEST_URL"] = "http://127.0.0.1:\(tokenPort)/token?api-version=2.0"
         env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = requestToken
