@@ -1,4 +1,5 @@
 import ArgumentParser
+import CustosCore
 import CustosScan
 import Foundation
 
@@ -32,14 +33,30 @@ struct ScanLog: ParsableCommand {
             in the findings). At most 10,000 secrets of at most 8,192 bytes; values under 4 bytes \
             are skipped with a warning.
 
-            Exit codes: 0 nothing found; 1 findings; 2 bad usage or input (unreadable log or \
-            secrets file, unset variable, too many or too long secrets).
+            --report URL posts each finding of a NAMED secret (from --secret-env, \
+            --secrets-env-prefix or --secrets-file) to a running `custos serve` as a \
+            `custos.event/v1` event with action `leak`: the secret's path from the secrets file, \
+            else its name; the run's pipeline context, read from the environment as for `custos ci \
+            report` (each part overridable by the flags below); identity kind pipeline; reason the \
+            variant, line:column and fingerprint (never the value); an id derived from the run, \
+            the secret, the variant and the line, so reporting the same log twice gives \
+            duplicates. The server's policy raises `leaked_secret` on them. Findings of the \
+            generic detectors name no secret and are NOT reported (they stay in the output). \
+            Credentials as for `custos ci report`: an ingest token from CUSTOS_TOKEN (or \
+            --token-env NAME), or --github-oidc AUDIENCE. The report's summary goes to standard \
+            error.
+
+            Exit codes: 0 nothing found; 1 findings (also when they were reported); 2 bad usage or \
+            input (unreadable log or secrets file, unset variable, too many or too long secrets, \
+            no pipeline context or token with --report), or the report failed (server unreachable, \
+            credentials refused, an HTTP error: the reason is printed on standard error, after the \
+            findings).
             """)
 
     @Argument(help: ArgumentHelp("The build log (default: standard input).", valueName: "LOG"))
     var log: String?
 
-    @Option(name: .customLong("secret-env"), help: ArgumentHelp("Look for the value of environment variable NAME, reported as NAME (repeatable).", valueName: "NAME"))
+    @Option(name: .customLong("secret-env"), help: ArgumentHelp("Look for the value of environment variable NAME, reported as NAME (repeatable). NAME=PATH also gives the secret's path in the store (secret/data/prod/db): kept in the findings, and what --report posts.", valueName: "NAME[=PATH]"))
     var secretEnv: [String] = []
 
     @Option(name: .customLong("secrets-env-prefix"), help: ArgumentHelp("Look for every environment variable whose name starts with PREFIX (repeatable).", valueName: "PREFIX"))
@@ -63,12 +80,37 @@ struct ScanLog: ParsableCommand {
     @Flag(name: .customLong("no-detectors"), help: "Only look for the given secrets, not for generic credential formats.")
     var noDetectors = false
 
+    @Option(name: .customLong("report"), help: ArgumentHelp("Post the findings of named secrets (not the generic detectors') to the custos server at URL as `leak` events (see above).", valueName: "URL"))
+    var reportURL: String?
+
+    @OptionGroup(title: "Credentials (with --report)")
+    var auth: ReportAuthOptions
+
+    @OptionGroup(title: "Pipeline context (with --report)")
+    var pipeline: PipelineOptions
+
     func run() throws {
+        // --report: the context and the credential are checked before anything is scanned.
+        var reporting: (context: AccessEvent.Pipeline, credential: ReportAuthOptions.Credential)?
+        if reportURL != nil {
+            let env = ProcessInfo.processInfo.environment
+            reporting = (try pipeline.resolve(env), try auth.credential(env))
+            _ = try IngestPoster.baseURL(reportURL!)
+        } else if auth.anyGiven || pipeline.anyGiven {
+            throw CLIError.usage("the credential and pipeline context flags apply only with --report URL")
+        }
         var secrets: [ScanSecret] = []
         defer { for i in secrets.indices { secrets[i].wipe() } }
-        for name in secretEnv {
+        for spec in secretEnv {
+            var name = spec, path: String?
+            if let eq = spec.firstIndex(of: "=") {
+                name = String(spec[..<eq])
+                path = String(spec[spec.index(after: eq)...])
+                try checkText(path, "--secret-env \(name): the path")
+            }
+            guard !name.isEmpty else { throw CLIError.usage("--secret-env: empty variable name") }
             guard let v = envBytes(name) else { throw CLIError.usage("--secret-env: environment variable \(name) is not set") }
-            secrets.append(ScanSecret(name: name, value: v))
+            secrets.append(ScanSecret(name: name, path: path, value: v))
         }
         if !secretsEnvPrefix.isEmpty {
             let names = ProcessInfo.processInfo.environment.keys.sorted()
@@ -187,6 +229,32 @@ struct ScanLog: ParsableCommand {
                 : "fingerprints: HMAC-SHA256 with the key from $\(fingerprintKeyEnv ?? "")\n")
         }
         report.flush()
+        if let reportURL, let reporting {
+            let builder = CIEvents(pipeline: reporting.context, identityFromToken: auth.githubOIDC != nil, time: CIEvents.now())
+            let keyNote = key.isRandom ? " (random per-run key)" : ""
+            let events = scanner.findings.filter { $0.detector == nil }.map {
+                builder.leak($0.secretPath ?? $0.secretName, variant: $0.variant, line: $0.line, column: $0.column,
+                             fingerprint: $0.fingerprint + keyNote)
+            }
+            let generic = scanner.findings.count - events.count
+            var note = generic > 0 ? " (\(generic) generic-detector finding(s) not reported: they name no secret)" : ""
+            if scanner.findingCount > scanner.findings.count {
+                note += " (\(scanner.findingCount - scanner.findings.count) finding(s) past the listing limit not reported)"
+            }
+            if events.isEmpty {
+                stderrPrint("custos: report: no findings of named secrets; nothing posted\(note)")
+            } else {
+                do {
+                    let a = try postReport(events, url: reportURL, auth: auth, credential: reporting.credential)
+                    if a.rejected > 0 {
+                        throw CLIError.operational("the server rejected \(a.rejected) of \(events.count) event(s): \(a.rejections.joined(separator: "; "))")
+                    }
+                    stderrPrint("custos: reported \(events.count) leak(s) of \(runLabel(reporting.context)): accepted \(a.accepted), duplicates \(a.duplicates)\(note)")
+                } catch let e as CLIError {
+                    throw CLIError(message: "the leaks could not be reported (\(scanner.findingCount) finding(s)): \(e.message)", code: 2)
+                }
+            }
+        }
         if scanner.findingCount > 0 {
             throw CLIError(message: "\(scanner.findingCount) leak(s) found", code: 1)
         }

@@ -19,7 +19,12 @@ public struct IncidentEscalator: Service {
     }
 
     public func run() async throws {
-        guard policy.owners.values.contains(where: { !$0.escalation.isEmpty }) else { return }
+        // Nothing to escalate: stay idle until shutdown (a service that returns early stops the
+        // whole ServiceGroup, and with it `serve`).
+        guard policy.owners.values.contains(where: { !$0.escalation.isEmpty }) else {
+            try? await gracefulShutdown()
+            return
+        }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do { try await escalate(now: EventTime(unixTime: Date().timeIntervalSince1970)) } catch {
                 logger.error("incident escalation: \(error)")
