@@ -10,8 +10,9 @@
 #              from (secret/data/...; the field read is `password`)
 #
 # Environment: BAO_ADDR, BAO_TOKEN (the run's token), CUSTOS_BIN, CUSTOS_URL, CUSTOS_TOKEN
-# (an ingest token), LEAK (1: print the first secret base64-encoded and truncated), and the
-# run's GITHUB_* variables (as GitHub Actions sets them). Needs bash and python3.
+# (an ingest token), LEAK (1: print the first secret base64-encoded and truncated),
+# DEPLOY_ENVIRONMENT (the job's deployment environment: GitHub does not expose it to steps),
+# and the run's GITHUB_* variables (as GitHub Actions sets them). Needs bash and python3.
 #
 # Exit status: that of `custos scan-log` (0 clean, 1 leaks found and reported, 2 error).
 set -euo pipefail
@@ -52,11 +53,14 @@ done
 } | tee "$LOG"
 
 report_args=()
+[ -n "${DEPLOY_ENVIRONMENT:-}" ] && report_args+=(--environment "$DEPLOY_ENVIRONMENT")
 for p in "${paths[@]}"; do report_args+=(--secret "$p"); done
 "$CUSTOS_BIN" ci report --url "$CUSTOS_URL" "${report_args[@]}"
 
 set +e
-"$CUSTOS_BIN" scan-log "$LOG" "${scan_args[@]}" --no-detectors --report "$CUSTOS_URL"
+env_args=()
+[ -n "${DEPLOY_ENVIRONMENT:-}" ] && env_args+=(--environment "$DEPLOY_ENVIRONMENT")
+"$CUSTOS_BIN" scan-log "$LOG" "${scan_args[@]}" --no-detectors --report "$CUSTOS_URL" "${env_args[@]}"
 rc=$?
 set -e
 for n in "${names[@]}"; do unset "$n"; done

@@ -122,11 +122,11 @@ run_token() {   # POLICY WORKFLOW RUN_ID ENVIRONMENT
     -metadata job=release "${env_meta[@]}"
 }
 
-job() {   # RUN_ID WORKFLOW TOKEN LEAK NAME=PATH...
-  local run="$1" workflow="$2" token="$3" leak="$4"; shift 4
+job() {   # RUN_ID WORKFLOW ENVIRONMENT TOKEN LEAK NAME=PATH...
+  local run="$1" workflow="$2" environment="$3" token="$4" leak="$5"; shift 5
   local rc=0
   env -i PATH="$PATH" HOME="$WORK/home" LANG=C.UTF-8 \
-    BAO_ADDR="$ADDR" BAO_TOKEN="$token" CUSTOS_BIN="$CUSTOS_BIN" CUSTOS_URL="$CUSTOS_URL" CUSTOS_TOKEN="$CUSTOS_TOKEN" LEAK="$leak" \
+    BAO_ADDR="$ADDR" BAO_TOKEN="$token" CUSTOS_BIN="$CUSTOS_BIN" CUSTOS_URL="$CUSTOS_URL" CUSTOS_TOKEN="$CUSTOS_TOKEN" LEAK="$leak" DEPLOY_ENVIRONMENT="$environment" \
     GITHUB_ACTIONS=true GITHUB_REPOSITORY=octo-org/payments GITHUB_WORKFLOW="$workflow" \
     GITHUB_WORKFLOW_REF="octo-org/payments/.github/workflows/$workflow.yml@refs/heads/main" \
     GITHUB_RUN_ID="$run" GITHUB_RUN_ATTEMPT=1 GITHUB_JOB=release GITHUB_EVENT_NAME=push GITHUB_ACTOR=octocat \
@@ -136,7 +136,7 @@ job() {   # RUN_ID WORKFLOW TOKEN LEAK NAME=PATH...
 }
 
 T501="$(run_token payments-deploy deploy 501 prod)"
-job 501 deploy "$T501" 1 DB_PASSWORD=secret/data/prod/payments/db
+job 501 deploy prod "$T501" 1 DB_PASSWORD=secret/data/prod/payments/db
 T502="$(run_token payments-ci ci 502 "")"
-job 502 ci "$T502" 0 LEDGER_PASSWORD=secret/data/prod/ledger/db
+job 502 ci "" "$T502" 0 LEDGER_PASSWORD=secret/data/prod/ledger/db
 log "done"

@@ -1072,7 +1072,9 @@ public struct VaultAuditDecoder: Sendable {
             let role = a.metaRole?.lowercased() ?? ""
             kind = (a.metaHints || role.contains("ci") || role.contains("pipeline") || role.contains("github") || role.contains("gitlab")) ? .pipeline : .service
         } else if method == "token" {
-            kind = .api_key
+            // A token minted for a CI run with its claims as metadata (a CI broker, `token
+            // create -metadata`) is the pipeline's; such records never take the fast path.
+            kind = PipelineMeta.pipeline(a.meta, runnerIP: nil) != nil ? .pipeline : .api_key
         } else {
             kind = .unknown
         }

@@ -443,6 +443,12 @@ struct VaultAuditDecoderTests {
         let gitlab = try #require(event(#""project_path":"octo-org/infra","pipeline_id":"77","pipeline_source":"web","user_login":"bob","job_id":"9001","ci_config_ref_uri":"gitlab.example.com/octo-org/infra//.gitlab-ci.yml@refs/heads/main""#))
         #expect(gitlab.pipeline == .init(provider: "gitlab", repository: "octo-org/infra", id: "gitlab.example.com/octo-org/infra//.gitlab-ci.yml@refs/heads/main",
                                          runID: "77", job: "9001", trigger: .manual, triggerIdentity: "bob", runnerIP: "10.42.9.5"))
+        // A plain token minted for the run (`token create -metadata ...`) is the pipeline's too.
+        let minted = #"{"accessor":"hmac-sha256:acc","display_name":"token-gha-payments","policies":["default"],"metadata":{"repository":"octo-org/payments","run_id":"7"},"token_type":"service"}"#
+        let m = try #require(decodeLines([Self.rec(auth: minted)]).events.first?.event)
+        #expect(m.identity.kind == .pipeline && m.identity.method == "token" && m.pipeline?.runID == "7")
+        let plain = #"{"accessor":"hmac-sha256:acc","display_name":"token-gha-payments","policies":["default"],"metadata":{"note":"x"},"token_type":"service"}"#
+        #expect(decodeLines([Self.rec(auth: plain)]).events.first?.event.identity.kind == .api_key)
         // Metadata without a CI claim (or with non-string values) gives no pipeline.
         #expect(event(#""role":"deployer""#)?.pipeline == nil)
         #expect(event(#""repository":5,"run_id":null"#)?.pipeline == nil)

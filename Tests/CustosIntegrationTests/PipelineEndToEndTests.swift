@@ -42,7 +42,6 @@ struct PipelineEndToEndTests {
           runner_unknown_ip:     { action: alert, severity: high, owner: security, sla: 1h }
           manual_prod_trigger:   { action: alert, severity: medium, owner: security, sla: 4h }
           leaked_secret:         { action: alert, severity: critical, owner: security, sla: 30m }
-          break_glass:           { action: alert, severity: critical, owner: security, sla: 15m }
         """
 
     static func get(_ url: String, token: String) async throws -> [[String: Any]] {
