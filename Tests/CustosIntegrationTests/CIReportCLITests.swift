@@ -15,46 +15,16 @@ import Glibc
 import Darwin
 #endif
 
-private final class ProcBox: @unchecked Sendable {
-    let process: Process
-    init(_ p: Process) { process = p }
-}
-
 /// Runs `custos` with exactly this CI environment: the test's own environment without any
 /// GitHub, GitLab, Actions or Custos variable, plus `env`.
 func runCustos(_ exe: URL, _ args: [String], env: [String: String], timeout: TimeInterval = 120) async throws -> CommandResult {
-    let dir = try TempDir("proc")
-    defer { dir.remove() }
-    let outURL = URL(fileURLWithPath: dir.path("stdout")), errURL = URL(fileURLWithPath: dir.path("stderr"))
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-    let p = Process()
-    p.executableURL = exe
-    p.arguments = args
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
     var base = ProcessInfo.processInfo.environment.filter { k, _ in
         !(k.hasPrefix("GITHUB_") || k.hasPrefix("GITLAB_") || k.hasPrefix("CI_") || k.hasPrefix("CUSTOS_") || k.hasPrefix("ACTIONS_") || k == "CI")
     }
     for (k, v) in env { base[k] = v }
-    p.environment = base
-    let box = ProcBox(p)
-    let status: Int32 = try await withCheckedThrowingContinuation { cont in
-        box.process.terminationHandler = { proc in cont.resume(returning: proc.terminationStatus) }
-        do { try box.process.run() } catch {
-            box.process.terminationHandler = nil
-            cont.resume(throwing: Failure("cannot start \(exe.path): \(error)"))
-            return
-        }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-            if box.process.isRunning { box.process.terminate() }
-        }
-    }
-    try out.close(); try err.close()
-    return CommandResult(label: (["custos"] + args).joined(separator: " "), status: status,
-                         stdoutData: try Data(contentsOf: outURL), stderrData: try Data(contentsOf: errURL))
+    var r = try await run(exe, args, environment: base, timeout: timeout)
+    r.label = (["custos"] + args).joined(separator: " ")
+    return r
 }
 
 @Suite("custos ci report and scan-log --report")

@@ -68,30 +68,11 @@ struct PipelineEndToEndTests {
             audit_socket: { listen: "127.0.0.1:\(sockPort)", format: openbao, instance: bao }
             """.write(toFile: dir.path("serve.yaml"), atomically: true, encoding: .utf8)
 
-        let server = Process()
-        server.executableURL = custos
-        server.arguments = ["serve", "--config", dir.path("serve.yaml")]
-        let out = dir.path("serve.out"), err = dir.path("serve.err")
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        _ = FileManager.default.createFile(atPath: err, contents: nil)
-        server.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        server.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-        try server.run()
-        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        let base = "http://127.0.0.1:\(httpPort)"
-        var up = false
-        for _ in 0..<300 where !up {
-            if let (code, _) = try? await ServeIntegrationTests.http("GET", base + "/healthz", token: nil), code == 200 { up = true } else {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        let stdout = try String(contentsOfFile: out, encoding: .utf8)
-        try #require(up, "custos serve did not come up: \(stdout) \((try? String(contentsOfFile: err, encoding: .utf8)) ?? "")")
-        func token(_ role: String) throws -> String {
-            let line = try #require(stdout.split(separator: "\n").first { $0.hasPrefix("\(role) token: ") }, "no \(role) token in \(stdout)")
-            return String(line.dropFirst("\(role) token: ".count))
-        }
-        let ingestToken = try token("ingest"), auditorToken = try token("auditor")
+        let server = try ServeProcess(custos: custos, config: dir.path("serve.yaml"), port: httpPort, logs: dir, tag: "pipelines")
+        defer { server.kill9() }
+        try await server.waitUp()
+        let base = server.base
+        let ingestToken = try server.token("ingest"), auditorToken = try server.token("auditor")
 
         // The two runs.
         let scenario = dir.path("scenario")
@@ -163,12 +144,12 @@ struct PipelineEndToEndTests {
         #expect(String(decoding: brData, as: UTF8.self).contains("octo-org/payments"), "\(String(decoding: brData.prefix(2000), as: UTF8.self))")
 
         // Graceful stop; the trail verifies; no secret value anywhere in Custos's files or outputs.
-        kill(server.processIdentifier, SIGTERM)
-        for _ in 0..<200 where server.isRunning { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(!server.isRunning)
+        try await server.stop()
+        #expect(server.process.terminationStatus == 0)
         let verify = try await run(custos, ["verify", "--data", data, "--vkey", data + "/keys/trail.vkey"], timeout: 120)
         try verify.expect(0, "verify")
-        var outputs = [try String(contentsOfFile: out, encoding: .utf8), try String(contentsOfFile: err, encoding: .utf8)]
+        var outputs = [try String(contentsOfFile: dir.path("serve-pipelines.out"), encoding: .utf8),
+                       try String(contentsOfFile: dir.path("serve-pipelines.err"), encoding: .utf8)]
         for n in ["job-501.out", "job-501.err", "job-502.out", "job-502.err"] { outputs.append(file(n)) }
         for v in values {
             let needle = String(v.prefix(16))
