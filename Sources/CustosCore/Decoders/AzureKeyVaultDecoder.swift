@@ -155,7 +155,7 @@ public struct AzureKeyVaultDecoder: SourceRecordDecoder {
         }
         for key in ["id", "requestUri"] {
             guard let url = r["properties"]?[key]?.stringValue, url.utf8.count <= 2048,
-                  let hostStart = url.range(of: "://")?.upperBound else { continue }
+                  let hostStart = url.firstRange(of: "://")?.upperBound else { continue }
             let host = url[hostStart...].prefix { $0 != "/" && $0 != ":" && $0 != "?" }
             if let label = host.split(separator: ".").first.map({ $0.lowercased() }), isVaultName(label) { return label }
         }
@@ -169,7 +169,7 @@ public struct AzureKeyVaultDecoder: SourceRecordDecoder {
 
     /// The secret name in `https://<host>/secrets/<name>[/<version>][?…]`, lowercased.
     static func secretName(_ v: JSONNode?) -> String? {
-        guard let url = v?.stringValue, url.utf8.count <= 2048, let hostStart = url.range(of: "://")?.upperBound else { return nil }
+        guard let url = v?.stringValue, url.utf8.count <= 2048, let hostStart = url.firstRange(of: "://")?.upperBound else { return nil }
         let rest = url[hostStart...]
         let pathPart = rest.drop { $0 != "/" }.prefix { $0 != "?" && $0 != "#" }
         let segs = pathPart.split(separator: "/")

@@ -84,7 +84,7 @@ public struct KubernetesAuditDecoder: SourceRecordDecoder {
             out.append(.ignored(line: line, reason: "Kubernetes audit event for another resource than secrets"))
             return
         }
-        guard let stage = r["stage"]?.stringValue, stage == "ResponseComplete" else {
+        guard r["stage"]?.stringValue == "ResponseComplete" else {
             let stage = SourceFields.reasonName(r["stage"]?.stringValue)
             out.append(.ignored(line: line, reason: "Kubernetes audit stage \(stage) (only ResponseComplete is counted)"))
             return
