@@ -20,6 +20,16 @@ public enum IngestFormat: String, Sendable, CaseIterable {
     case github
     /// GitLab audit events (`audit_json.log`, streaming, REST API), same framing as `github`.
     case gitlab
+    /// Azure Key Vault resource logs (`AuditEvent`), same framing as `github`.
+    case azure
+    /// Kubernetes API server audit events (log backend lines, webhook EventLists).
+    case kubernetes
+    /// Infisical audit logs (API rows or pages, audit log streams).
+    case infisical
+    /// 1Password Events API item usages and sign-in attempts (records or response pages).
+    case onepassword
+    /// Doppler activity log stream documents.
+    case doppler
 
     /// The decoder-framework format behind this one (nil for vault, openbao and custos).
     public var sourceFormat: SourceFormat? { SourceFormat(rawValue: rawValue) }

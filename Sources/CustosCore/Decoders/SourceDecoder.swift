@@ -130,11 +130,26 @@ public enum SourceFormat: String, Sendable, CaseIterable {
     case github
     /// GitLab audit events (`audit_json.log`, streaming destinations, REST API).
     case gitlab
+    /// Azure Key Vault resource logs (`AuditEvent`; single records or `{"records": [...]}`).
+    case azure
+    /// Kubernetes API server audit events (`audit.k8s.io/v1` Event or EventList).
+    case kubernetes
+    /// Infisical audit logs (API rows or pages, audit log streams).
+    case infisical
+    /// 1Password Events API: item usages and sign-in attempts (records or response pages).
+    case onepassword
+    /// Doppler activity log stream documents (secret reads, secret changes).
+    case doppler
 
     public func decoder(instance: String) -> any SourceRecordDecoder {
         switch self {
         case .github: return GitHubAuditDecoder(instance: instance)
         case .gitlab: return GitLabAuditDecoder(instance: instance)
+        case .azure: return AzureKeyVaultDecoder(instance: instance)
+        case .kubernetes: return KubernetesAuditDecoder(instance: instance)
+        case .infisical: return InfisicalAuditDecoder(instance: instance)
+        case .onepassword: return OnePasswordEventsDecoder(instance: instance)
+        case .doppler: return DopplerActivityDecoder(instance: instance)
         }
     }
 
@@ -142,6 +157,11 @@ public enum SourceFormat: String, Sendable, CaseIterable {
         switch self {
         case .github: GitHubAuditDecoder.recognizes(record)
         case .gitlab: GitLabAuditDecoder.recognizes(record)
+        case .azure: AzureKeyVaultDecoder.recognizes(record)
+        case .kubernetes: KubernetesAuditDecoder.recognizes(record)
+        case .infisical: InfisicalAuditDecoder.recognizes(record)
+        case .onepassword: OnePasswordEventsDecoder.recognizes(record)
+        case .doppler: DopplerActivityDecoder.recognizes(record)
         }
     }
 

@@ -10,7 +10,8 @@ public enum WireFormat: String, Sendable, CaseIterable {
     /// `custos.event/v1` objects (any key order; stored in canonical form).
     case custos
     /// Per record: a `schema` member means custos; a record a source decoder recognizes
-    /// (GitHub, GitLab: `SourceFormat.detect`) goes to that decoder; anything else is
+    /// (GitHub, GitLab, Azure, Kubernetes, Infisical, 1Password, Doppler:
+    /// `SourceFormat.detect`) goes to that decoder; anything else is
     /// Vault/OpenBao (source kind `vault`).
     case auto
     /// GitHub audit log records (README "Other sources"). The body may also be
@@ -18,6 +19,16 @@ public enum WireFormat: String, Sendable, CaseIterable {
     case github
     /// GitLab audit events, framed like `github`.
     case gitlab
+    /// Azure Key Vault resource logs, framed like `github`.
+    case azure
+    /// Kubernetes audit events (webhook EventLists too), framed like `github`.
+    case kubernetes
+    /// Infisical audit logs, framed like `github`.
+    case infisical
+    /// 1Password Events API item usages and sign-in attempts, framed like `github`.
+    case onepassword
+    /// Doppler activity log stream documents, framed like `github`.
+    case doppler
 
     /// The decoder-framework format behind this one (nil for vault, openbao, custos, auto).
     public var sourceFormat: SourceFormat? { SourceFormat(rawValue: rawValue) }
