@@ -130,11 +130,17 @@ public enum SourceFormat: String, Sendable, CaseIterable {
     case github
     /// GitLab audit events (`audit_json.log`, streaming destinations, REST API).
     case gitlab
+    /// AWS CloudTrail (Secrets Manager, SSM Parameter Store): records or `{"Records": [...]}` log files.
+    case cloudtrail
+    /// Google Cloud audit logs (Secret Manager): Cloud Logging entries with an AuditLog payload.
+    case gcp
 
     public func decoder(instance: String) -> any SourceRecordDecoder {
         switch self {
         case .github: return GitHubAuditDecoder(instance: instance)
         case .gitlab: return GitLabAuditDecoder(instance: instance)
+        case .cloudtrail: return CloudTrailDecoder(instance: instance)
+        case .gcp: return GCPAuditDecoder(instance: instance)
         }
     }
 
@@ -142,6 +148,8 @@ public enum SourceFormat: String, Sendable, CaseIterable {
         switch self {
         case .github: GitHubAuditDecoder.recognizes(record)
         case .gitlab: GitLabAuditDecoder.recognizes(record)
+        case .cloudtrail: CloudTrailDecoder.recognizes(record)
+        case .gcp: GCPAuditDecoder.recognizes(record)
         }
     }
 
