@@ -238,7 +238,7 @@ public struct CloudTrailDecoder: SourceRecordDecoder {
     func parameterStore(_ c: Call, into out: inout [DecodeOutput]) {
         let params = c.record["requestParameters"]
         let action: Action
-        var names: [JSONNode]
+        let names: [JSONNode]
         switch c.name {
         case "GetParameter", "GetParameterHistory", "GetParametersByPath":
             action = .read

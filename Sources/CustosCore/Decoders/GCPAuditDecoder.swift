@@ -68,8 +68,8 @@ public struct GCPAuditDecoder: SourceRecordDecoder {
             out.append(.ignored(line: line, reason: "Secret Manager call without secret access"))
             return
         }
-        let resource = p["resourceName"]?.stringValue ?? p[["authorizationInfo"]]?.arrayValue?.first?["resource"]?.stringValue
-        guard let resource, var target = Self.resource(resource) else {
+        guard let resourceName = p["resourceName"]?.stringValue ?? p[["authorizationInfo"]]?.arrayValue?.first?["resource"]?.stringValue,
+              var target = Self.resource(resourceName) else {
             out.append(.rejected(.init(line: line, reason: "missing or invalid \"protoPayload.resourceName\" (projects/<p>/secrets/<s>)")))
             return
         }
