@@ -20,6 +20,11 @@ public enum IngestFormat: String, Sendable, CaseIterable {
     case github
     /// GitLab audit events (`audit_json.log`, streaming, REST API), same framing as `github`.
     case gitlab
+    /// AWS CloudTrail records (Secrets Manager, SSM Parameter Store), same framing as
+    /// `github`, or CloudTrail log files (`{"Records": [...]}`, gzipped or not).
+    case cloudtrail
+    /// Google Cloud audit log entries (Secret Manager), same framing as `github`.
+    case gcp
     /// Azure Key Vault resource logs (`AuditEvent`), same framing as `github`.
     case azure
     /// Kubernetes API server audit events (log backend lines, webhook EventLists).
@@ -173,13 +178,17 @@ public final class Ingestor {
 
     /// A source on the decoder framework (GitHub, GitLab, …): the input is a stream of JSON
     /// records in any framing (`JSONRecordSplitter`), read in chunks; a rejection's line is
-    /// where its record starts.
+    /// where its record starts. A gzipped input (told by its magic bytes, not its name: S3
+    /// downloads of CloudTrail files are `.json.gz`) and a CloudTrail log file
+    /// (`{"Records": [...]}`) are read whole, up to `maxWholeInputBytes` (compressed and
+    /// expanded), and decoded at once.
     func ingestSource(fd: Int32, format: SourceFormat, total: UInt64?, progress: ((UInt64, UInt64?) -> Void)?) throws {
         var stream = SourceStreamDecoder(format: format, instance: decoder.instance, maxRecordBytes: VaultAuditDecoder.maxLineBytes)
         var outputs: [DecodeOutput] = []
         var bytesRead: UInt64 = 0
         var newlines = 0
         var lastByte: UInt8 = 0x0A
+        var whole: [UInt8]?
         let chunk = 1 << 20
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
         defer { buf.deallocate() }
@@ -201,17 +210,55 @@ public final class Ingestor {
             }
             if n == 0 { break }
             let piece = UnsafeRawBufferPointer(start: buf.baseAddress!, count: n)
+            if bytesRead == 0, whole == nil, Self.isGzip(piece) || (format == .cloudtrail && CloudTrailDecoder.startsLogFile(piece)) {
+                whole = []
+            }
+            bytesRead += UInt64(n)
+            if whole != nil {
+                guard bytesRead <= UInt64(Self.maxWholeInputBytes) else {
+                    record(.rejected(.init(line: 1, reason: "gzipped or log-file input longer than \(Self.maxWholeInputBytes) bytes (decompress or split it)")))
+                    summary.bytes += bytesRead
+                    return
+                }
+                whole!.append(contentsOf: piece)
+                continue
+            }
             for b in piece where b == 0x0A { newlines += 1 }
             lastByte = piece[n - 1]
-            bytesRead += UInt64(n)
             stream.feed(piece, into: &outputs)
             try drain()
+        }
+        if var data = whole {
+            if Self.isGzip(data) {
+                do throws(GzipError) {
+                    data = try Gzip.decompress(data, maxOutput: Self.maxWholeInputBytes)
+                } catch {
+                    record(.rejected(.init(line: 1, reason: "gzip: \(error.description)")))
+                    summary.bytes += bytesRead
+                    return
+                }
+            }
+            for b in data where b == 0x0A { newlines += 1 }
+            lastByte = data.last ?? 0x0A
+            data.withUnsafeBytes { stream.feedWhole($0, into: &outputs) }
         }
         stream.finish(into: &outputs)
         try drain()
         summary.lines += newlines + (lastByte == 0x0A ? 0 : 1)
         summary.bytes += bytesRead
         progress?(bytesRead, total)
+    }
+
+    /// The most a gzipped input or a CloudTrail log file may hold (read whole, expanded).
+    static let maxWholeInputBytes = 256 << 20
+
+    /// gzip's magic bytes (RFC 1952): `1f 8b`, method 8 (deflate).
+    static func isGzip(_ b: UnsafeRawBufferPointer) -> Bool {
+        b.count >= 3 && b[0] == 0x1F && b[1] == 0x8B && b[2] == 0x08
+    }
+
+    static func isGzip(_ b: [UInt8]) -> Bool {
+        b.withUnsafeBytes { isGzip($0) }
     }
 
     func record(_ o: DecodeOutput) {

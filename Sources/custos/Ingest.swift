@@ -11,8 +11,8 @@ struct Ingest: ParsableCommand {
             Reads each FILE ("-" for standard input) line by line. Each access (a request and \
             response pair sharing request.id) becomes one event; request and response bodies \
             are never read, so secret values never enter Custos. Lines that cannot be decoded \
-            are reported with their line number and skipped. With --format github, gitlab, azure, \
-            kubernetes, infisical, onepassword or doppler the input is a stream of JSON records (NDJSON, a JSON array or pretty-printed objects) and \
+            are reported with their line number and skipped. With --format github, gitlab, cloudtrail, \
+            gcp, azure, kubernetes, infisical, onepassword or doppler the input is a stream of JSON records (NDJSON, a JSON array or pretty-printed objects) and \
             a rejection names the line its record starts on. Events already in the trail (same \
             id) are counted as duplicates and not added again. On first use the data directory \
             and its signing key are created and the verifier key is printed.
@@ -22,7 +22,7 @@ struct Ingest: ParsableCommand {
             """)
 
     @OptionGroup var data: DataOptions
-    @Option(help: "Input format: vault or openbao (the same audit format; sets the source kind), custos (custos.event/v1 objects, one per line), github (GitHub audit log), gitlab (GitLab audit events), azure (Azure Key Vault AuditEvent logs), kubernetes (Kubernetes API server audit log), infisical (Infisical audit logs), onepassword (1Password Events API item usages and sign-in attempts) or doppler (Doppler activity log stream); all but vault, openbao and custos take NDJSON, JSON arrays or pretty-printed objects.")
+    @Option(help: "Input format: vault or openbao (the same audit format; sets the source kind), custos (custos.event/v1 objects, one per line), github (GitHub audit log), gitlab (GitLab audit events), cloudtrail (AWS CloudTrail: Secrets Manager, SSM Parameter Store), gcp (Google Cloud audit logs: Secret Manager), azure (Azure Key Vault AuditEvent logs), kubernetes (Kubernetes API server audit log), infisical (Infisical audit logs), onepassword (1Password Events API item usages and sign-in attempts) or doppler (Doppler activity log stream); all but vault, openbao and custos take NDJSON, JSON arrays or pretty-printed objects, cloudtrail also log files ({\"Records\": [...]}); gzipped files are decompressed.")
     var format: String = "vault"
     @Option(help: ArgumentHelp("Name of the server the records come from (source.instance); part of each event's id.", valueName: "NAME"))
     var instance: String = "default"

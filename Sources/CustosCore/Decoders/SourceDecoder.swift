@@ -130,6 +130,10 @@ public enum SourceFormat: String, Sendable, CaseIterable {
     case github
     /// GitLab audit events (`audit_json.log`, streaming destinations, REST API).
     case gitlab
+    /// AWS CloudTrail (Secrets Manager, SSM Parameter Store): records or `{"Records": [...]}` log files.
+    case cloudtrail
+    /// Google Cloud audit logs (Secret Manager): Cloud Logging entries with an AuditLog payload.
+    case gcp
     /// Azure Key Vault resource logs (`AuditEvent`; single records or `{"records": [...]}`).
     case azure
     /// Kubernetes API server audit events (`audit.k8s.io/v1` Event or EventList).
@@ -145,6 +149,8 @@ public enum SourceFormat: String, Sendable, CaseIterable {
         switch self {
         case .github: return GitHubAuditDecoder(instance: instance)
         case .gitlab: return GitLabAuditDecoder(instance: instance)
+        case .cloudtrail: return CloudTrailDecoder(instance: instance)
+        case .gcp: return GCPAuditDecoder(instance: instance)
         case .azure: return AzureKeyVaultDecoder(instance: instance)
         case .kubernetes: return KubernetesAuditDecoder(instance: instance)
         case .infisical: return InfisicalAuditDecoder(instance: instance)
@@ -157,6 +163,8 @@ public enum SourceFormat: String, Sendable, CaseIterable {
         switch self {
         case .github: GitHubAuditDecoder.recognizes(record)
         case .gitlab: GitLabAuditDecoder.recognizes(record)
+        case .cloudtrail: CloudTrailDecoder.recognizes(record)
+        case .gcp: GCPAuditDecoder.recognizes(record)
         case .azure: AzureKeyVaultDecoder.recognizes(record)
         case .kubernetes: KubernetesAuditDecoder.recognizes(record)
         case .infisical: InfisicalAuditDecoder.recognizes(record)

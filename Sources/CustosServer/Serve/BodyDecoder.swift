@@ -10,7 +10,7 @@ public enum WireFormat: String, Sendable, CaseIterable {
     /// `custos.event/v1` objects (any key order; stored in canonical form).
     case custos
     /// Per record: a `schema` member means custos; a record a source decoder recognizes
-    /// (GitHub, GitLab, Azure, Kubernetes, Infisical, 1Password, Doppler:
+    /// (GitHub, GitLab, CloudTrail, GCP, Azure, Kubernetes, Infisical, 1Password, Doppler:
     /// `SourceFormat.detect`) goes to that decoder; anything else is
     /// Vault/OpenBao (source kind `vault`).
     case auto
@@ -19,6 +19,11 @@ public enum WireFormat: String, Sendable, CaseIterable {
     case github
     /// GitLab audit events, framed like `github`.
     case gitlab
+    /// AWS CloudTrail records (Secrets Manager, SSM Parameter Store), framed like `github`,
+    /// or a CloudTrail log file (`{"Records": [...]}`).
+    case cloudtrail
+    /// Google Cloud audit log entries (Secret Manager), framed like `github`.
+    case gcp
     /// Azure Key Vault resource logs, framed like `github`.
     case azure
     /// Kubernetes audit events (webhook EventLists too), framed like `github`.
@@ -106,7 +111,7 @@ public struct BodyDecoder {
             }
             if format == .auto, !Self.isAuditDeviceRecord(record), let value = try? JSONNode.parse(record),
                let source = SourceFormat.detect(value) {
-                // A GitHub or GitLab record (Vault's audit devices start every record with
+                // A GitHub, GitLab, CloudTrail or GCP record (Vault's audit devices start every record with
                 // `{"time":…,"type":`, so theirs never get here).
                 SourceStreamDecoder.decodeValue(value, line: n, decoder: source.decoder(instance: instance), into: &outputs)
             } else {
@@ -189,7 +194,12 @@ public struct BodyDecoder {
             outputs.removeAll(keepingCapacity: true)
         }
         body.withUnsafeBytes { raw in
-            splitter.feed(raw) { handle($0) }
+            // A CloudTrail log file: its records, one by one (numbered by element).
+            if decoder is CloudTrailDecoder, let r = CloudTrailDecoder.logFileArray(raw) {
+                splitter.feed(UnsafeRawBufferPointer(rebasing: raw[r])) { handle($0) }
+            } else {
+                splitter.feed(raw) { handle($0) }
+            }
         }
         splitter.finish { handle($0) }
         return result

@@ -298,21 +298,23 @@ paths:
         context (provider, repository, workflow, run, attempt, environment, trigger, actor,
         the client's address as runner_ip), replacing the body's; the body's job, step and
         scope are kept, and an event without identity is attributed to the pipeline.
-        With `format=github` or `format=gitlab` (GitHub audit log, GitLab audit events),
-        `azure` (Azure Key Vault AuditEvent logs), `kubernetes` (Kubernetes API server audit
-        events), `infisical` (Infisical audit logs), `onepassword` (1Password Events API item
-        usages and sign-in attempts) or `doppler` (Doppler activity log stream) the body
-        may also be pretty-printed objects back to back; rejections are numbered by the line a
-        record starts on (by element in a JSON array). `format=auto` decides per record: a
-        `schema` member means custos, a record one of these source decoders recognizes goes
-        there, anything else is Vault/OpenBao.
+        With `format=github`, `gitlab`, `cloudtrail`, `gcp` (GitHub audit log, GitLab audit
+        events, AWS CloudTrail, Google Cloud audit logs), `azure` (Azure Key Vault AuditEvent
+        logs), `kubernetes` (Kubernetes API server audit events), `infisical` (Infisical audit
+        logs), `onepassword` (1Password Events API item usages and sign-in attempts) or
+        `doppler` (Doppler activity log stream) the body may also be pretty-printed objects back
+        to back; rejections are numbered by the line a record starts on (by element in a JSON
+        array). With `format=cloudtrail` the body may be a CloudTrail log file (`{"Records":
+        [...]}`, records numbered by element). `format=auto` decides per record: a `schema`
+        member means custos, a record one of these source decoders recognizes goes there,
+        anything else is Vault/OpenBao.
       security:
         - token: []
         - githubOIDC: []
       parameters:
         - name: format
           in: query
-          schema: { enum: [auto, custos, vault, openbao, github, gitlab, azure, kubernetes, infisical, onepassword, doppler], default: auto }
+          schema: { enum: [auto, custos, vault, openbao, github, gitlab, cloudtrail, gcp, azure, kubernetes, infisical, onepassword, doppler], default: auto }
         - name: instance
           in: query
           description: Which server or account the records come from (1-256 bytes); part of each event id.
