@@ -185,7 +185,7 @@ public struct Forwarder: Service {
         let end = min(size, start + UInt64(target.batch))
         var events: [(index: UInt64?, event: AccessEvent)] = []
         try reader.forEachEntry(in: start..<end) { i, raw in
-            if case .event(let e) = try TrailEntry.decode(raw) { events.append((i, e)) }
+            if case .event(let e) = try TrailEntry.decode(raw) { events.append((index: i, event: e)) }
         }
         return (events, end, size)
     }
