@@ -113,7 +113,7 @@ func runPython(_ args: [String]) throws -> (Int32, String) {
         #expect(events.contains { $0.action == .login })
         #expect(events.contains { $0.identity.kind == .root })
         #expect(events.contains { $0.identity.kind == .human })
-        let lines = OCSF.ndjson(events.enumerated().map { (index: UInt64($0.offset), event: $0.element) })
+        let lines = OCSF.ndjson(events.enumerated().map { (index: Optional(UInt64($0.offset)), event: $0.element) })
             .split(separator: 0x0A).map(Array.init)
         #expect(lines.count == events.count)
         for (l, e) in zip(lines, events) {
@@ -140,7 +140,7 @@ func runPython(_ args: [String]) throws -> (Int32, String) {
         events += [a, b, c, d]
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("custos-ocsf-\(UUID().uuidString).ndjson")
         defer { try? FileManager.default.removeItem(at: file) }
-        try Data(OCSF.ndjson(events.enumerated().map { (index: UInt64($0.offset), event: $0.element) })).write(to: file)
+        try Data(OCSF.ndjson(events.enumerated().map { (index: Optional(UInt64($0.offset)), event: $0.element) })).write(to: file)
         let script = Fixture.root.appendingPathComponent("ocsf/validate_ocsf.py").path
         let (status, out) = try runPython([script, OCSF.version, file.path])
         #expect(status == 0, "\(out)")

@@ -106,7 +106,7 @@ import Darwin
 
     static func events(_ range: Range<Int>) -> [AccessEvent] {
         range.map { i in
-            AccessEvent(id: String(format: "%032x", 0xC0FFEE00 + i), time: EventTime(rfc3339: "2026-11-27T23:18:4\(i % 10).5Z")!,
+            AccessEvent(id: String(repeating: "0", count: 24) + String(0xC0FF_EE00 + i, radix: 16), time: EventTime(rfc3339: "2026-11-27T23:18:4\(i % 10).5Z")!,
                         source: .init(kind: "openbao", instance: "dev"), action: i == 1 ? .login : .read,
                         outcome: i % 3 == 2 ? .denied : .success, reason: i % 3 == 2 ? "permission denied" : nil,
                         secret: i == 1 ? nil : .init(store: "secret/", path: "secret/data/prod/app-\(i)", environment: "prod"),
