@@ -14,7 +14,7 @@ struct Custos: ParsableCommand {
             found where something must be); 2 bad usage or input; 3 an operational error (I/O, \
             a damaged data directory).
             """,
-        subcommands: [Demo.self, Ingest.self, ScanLog.self, CICommand.self, Serve.self, Query.self, BlastRadiusCommand.self, Alerts.self, EvidenceCommand.self, Investigations.self, IncidentCommand.self, SilenceCommand.self, TokenCommand.self, Verify.self, Proof.self, VerifyProof.self, Keygen.self, Reindex.self, PolicyCommand.self, WitnessCommand.self, ArchiveCommand.self, Prune.self])
+        subcommands: [Demo.self, Ingest.self, ScanLog.self, CICommand.self, Serve.self, Query.self, Export.self, BlastRadiusCommand.self, Alerts.self, EvidenceCommand.self, Investigations.self, IncidentCommand.self, SilenceCommand.self, TokenCommand.self, Verify.self, Proof.self, VerifyProof.self, Keygen.self, Reindex.self, PolicyCommand.self, WitnessCommand.self, ArchiveCommand.self, Prune.self])
 }
 
 /// Options every command that works on a data directory takes.

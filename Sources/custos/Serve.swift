@@ -144,6 +144,14 @@ struct Serve: ParsableCommand {
                                              verifier: try NoteVerifier(vkey: store.trail.checkpointVerifierKey), logger: logger))
             stderrPrint("custos: submitting checkpoints to \(c.witnesses.count) witness(es): \(c.witnesses.map(\.verifier.name).joined(separator: ", "))")
         }
+        for t in c.forward {
+            // Each target reads committed events back from the trail at its own pace: ingest never waits for a SIEM.
+            do {
+                services.append(try Forwarder(target: t, layout: store.layout, verifier: try NoteVerifier(vkey: store.trail.checkpointVerifierKey),
+                                              stats: state.metrics.forward, logger: logger))
+            } catch let e as ForwardError { throw CLIError.usage(e.description) }
+            stderrPrint("custos: forwarding events to \(t.name) (\(t.format.rawValue) over \(t.transport.rawValue))")
+        }
         for o in c.oidc {
             stderrPrint("custos: accepting OIDC ID tokens from \(o.issuer) for audience \(o.audience) (\(o.jwks.keys.count) key(s) from \(o.jwksSource)\(o.repositories.isEmpty ? "" : "; repositories \(o.repositories.joined(separator: ", "))"))")
         }

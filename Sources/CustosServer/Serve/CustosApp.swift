@@ -654,6 +654,8 @@ public final class ServeMetrics: @unchecked Sendable {
     ]
     /// The file tail's own families (per followed path).
     public let fileTail = FileTailStats()
+    /// The forward targets' families (per target).
+    public let forward = ForwardStats()
 
     func accepted(_ source: String, _ n: Int, duplicates d: Int) { lock.withLock { acceptedBySource[source, default: 0] += n; duplicates += d } }
     func rejected(_ source: String, _ n: Int) { guard n > 0 else { return }; lock.withLock { rejectedBySource[source, default: 0] += n } }
@@ -705,6 +707,7 @@ public final class ServeMetrics: @unchecked Sendable {
             family("custos_notifier_failures_total", "counter", "Alert deliveries that failed after every retry.")
             s += "custos_notifier_failures_total \(notifierFailures)\n"
             s += fileTail.exposition()
+            s += forward.exposition()
             return s
         }
     }

@@ -34,6 +34,8 @@ public struct ServeConfig: Sendable, Equatable {
     /// Issuers whose ID tokens (GitHub Actions OIDC) are accepted as ingest credentials
     /// (README "GitHub Actions OIDC"; none by default).
     public var oidc: [OIDCIssuer] = []
+    /// SIEMs the committed events are streamed to (README "Out to SIEMs"; none by default).
+    public var forward: [ForwardTarget] = []
 
     /// A tlog-witness to submit checkpoints to: its submission URL prefix and cosigning key.
     public struct WitnessTarget: Sendable, Equatable {
@@ -104,7 +106,7 @@ public struct ServeConfig: Sendable, Equatable {
     public var resolvedTokensFile: String { tokensFile ?? TokenStore.defaultPath(data: data) }
 
     static let keys: Set<String> = ["data", "origin", "listen", "policy", "notify", "tokens_file", "limits", "readiness", "audit_socket", "tls", "syslog",
-                                     "file_tail", "witnesses", "oidc"]
+                                     "file_tail", "witnesses", "oidc", "forward"]
     static let limitKeys: Set<String> = ["max_body_bytes", "max_line_bytes", "max_pending_events", "max_batch", "max_connections", "idle_timeout", "commit_linger_ms"]
 
     /// Parses a config file's YAML. Relative paths are relative to `baseDirectory`.
@@ -167,6 +169,7 @@ public struct ServeConfig: Sendable, Equatable {
             case "file_tail": c.fileTail = Self.parseFileTail(e.value, &r, path)
             case "witnesses": c.witnesses = Self.parseWitnesses(e.value, &r)
             case "oidc": c.oidc = Self.parseOIDC(e.value, &r, path)
+            case "forward": c.forward = Self.parseForward(e.value, &r)
             case "readiness":
                 for l in r.mapping(e.value, "readiness", allowed: ["max_commit_age"]) {
                     if let v = r.duration(l.value, "readiness.max_commit_age", range: 1...86_400) { c.maxCommitAge = v }
