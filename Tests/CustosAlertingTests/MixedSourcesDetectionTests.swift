@@ -39,8 +39,9 @@ import Testing
     /// alice on OpenBao, AWS Secrets Manager and Kubernetes: first from the office, then from
     /// an address outside every network.
     static func streams() throws -> [String: [AccessEvent]] {
-        let bao = [Records.at(Records.aliceRead, "2026-11-30T10:20:00Z", ip: "203.0.113.9", path: "secret/data/prod/payments/db"),
+        var bao = [Records.at(Records.aliceRead, "2026-11-30T10:20:00Z", ip: "203.0.113.9", path: "secret/data/prod/payments/db"),
                    Records.at(Records.aliceRead, "2026-11-30T10:21:00Z", ip: "198.18.0.9", path: "secret/data/prod/payments/db")]
+        bao[0].id = "bao-read-office"; bao[1].id = "bao-read-elsewhere"   // two accesses, two ids
         let aws = decode(.cloudtrail, [cloudTrail(ip: "203.0.113.9", n: 1), cloudTrail(ip: "198.18.0.9", n: 2)])
         let k8s = decode(.kubernetes, [kubernetes(ip: "203.0.113.9", n: 1), kubernetes(ip: "198.18.0.9", n: 2)])
         try #require(aws.count == 2 && k8s.count == 2, "decoded \(aws.count) CloudTrail and \(k8s.count) Kubernetes events")
