@@ -62,7 +62,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def watchdog(parent):
-    deadline = time.time() + 120
+    deadline = time.time() + 1800   # a safety net only: it also ends with its parent; a loaded test run can take minutes to reach the test
     while time.time() < deadline and os.getppid() == parent:
         time.sleep(0.5)
     os._exit(0)
