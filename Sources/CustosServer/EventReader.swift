@@ -23,7 +23,7 @@ public struct EventReader {
             }
             v = try NoteVerifier(vkey: String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        trail = try TrailReader(layout: layout, verifier: v)
+        var trail = try TrailReader(layout: layout, verifier: v)
         guard FileManager.default.fileExists(atPath: layout.indexPath) else {
             throw IndexError("no index in \(directory) (nothing ingested yet?)")
         }
@@ -31,10 +31,21 @@ public struct EventReader {
         if let o = try index.origin(), o != trail.checkpoint.checkpoint.origin {
             throw IndexError("the index belongs to trail \(o), not \(trail.checkpoint.checkpoint.origin); run `custos reindex`")
         }
-        let indexed = try index.indexedSize()
+        var indexed = try index.indexedSize()
+        // A live server commits to the trail first and indexes after: a commit that lands
+        // between reading the checkpoint and reading the index puts the index ahead of the
+        // checkpoint just read. The newer checkpoint then covers it; only an index that stays
+        // ahead of the trail is wrong.
+        var reread = 0
+        while indexed > trail.size && reread < 5 {
+            reread += 1
+            trail = try TrailReader(layout: layout, verifier: v)
+            indexed = try index.indexedSize()
+        }
         if indexed > trail.size {
             throw IndexError("the index holds \(indexed) entries but the trail only \(trail.size); run `custos reindex`")
         }
+        self.trail = trail
         lag = trail.size - indexed
     }
 

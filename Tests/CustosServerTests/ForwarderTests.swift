@@ -243,7 +243,7 @@ import Darwin
         _ = await ta.result; _ = await tb.result
 
         // TCP: one connection per batch, RFC 6587 octet-counted frames.
-        for _ in 0..<100 where tcp.files("tcp").isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        for _ in 0..<600 where tcp.files("tcp").isEmpty { try await Task.sleep(for: .milliseconds(50)) }
         var bytes: [UInt8] = []
         for f in tcp.files("tcp") { bytes += Array(try Data(contentsOf: f)) }
         var frames: [String] = []
@@ -260,7 +260,7 @@ import Darwin
         #expect(frames[1].contains(#"identity="svc \"quoted\"""#), "\(frames[1])")
 
         // UDP: one datagram per message, CEF in an RFC 5424 envelope.
-        for _ in 0..<100 where udp.files("udp").count < 4 { try await Task.sleep(for: .milliseconds(50)) }
+        for _ in 0..<600 where udp.files("udp").count < 4 { try await Task.sleep(for: .milliseconds(50)) }
         let datagrams = try udp.files("udp").map { String(decoding: try Data(contentsOf: $0), as: UTF8.self) }
         #expect(datagrams.sorted() == events.map { SyslogOut.cefSyslog($0, hostname: "custos-test") }.sorted())
         #expect(datagrams.allSatisfy { $0.contains(" - CEF:0|Custos|Custos|1|") })

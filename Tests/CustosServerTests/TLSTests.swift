@@ -124,7 +124,7 @@ import Testing
         ], gracefulShutdownSignals: [], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            for _ in 0..<500 where ports.lock.withLock({ ports.syslog == nil || ports.socket == nil }) { try await Task.sleep(for: .milliseconds(10)) }
+            for _ in 0..<3000 where ports.lock.withLock({ ports.syslog == nil || ports.socket == nil }) { try await Task.sleep(for: .milliseconds(10)) }
             let (syslogPort, socketPort) = ports.lock.withLock { (ports.syslog!, ports.socket!) }
             // Syslog over TLS (RFC 5425: octet-counted RFC 5424 frames).
             let record = vaultPair(id: "tls1", path: "secret/data/a", name: "alice").split(separator: "\n").last!
@@ -132,7 +132,7 @@ import Testing
             try await Self.sendTLS(Array("\(msg.utf8.count) \(msg)".utf8), port: syslogPort, trusting: files)
             // The socket device's newline-delimited records over TLS.
             try await Self.sendTLS(Array(vaultPair(id: "tls2", path: "secret/data/b", name: "bob").utf8), port: socketPort, trusting: files)
-            for _ in 0..<300 where state.store.trail.size < 2 { try await Task.sleep(for: .milliseconds(10)) }
+            for _ in 0..<3000 where state.store.trail.size < 2 { try await Task.sleep(for: .milliseconds(10)) }
             #expect(state.store.trail.size == 2)
             // Plaintext on a TLS port is not read as records.
             let plain = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: socketPort).get()

@@ -337,6 +337,10 @@ final class FrameTimer: @unchecked Sendable {
         lock.withLock {
             guard task == nil else { return }
             task = channel.eventLoop.scheduleTask(in: timeout) { [self] in
+                // A connection the client already closed was not closed by the timeout: its
+                // unfinished frame is a truncated frame, even when the listener has not yet
+                // read the end of the stream (a busy machine can take longer than that).
+                guard channel.isActive else { return }
                 lock.withLock { didFire = true }
                 channel.close(promise: nil)
             }
