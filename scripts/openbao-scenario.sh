@@ -3,11 +3,12 @@
 # scenario against it and capture its audit log.
 #
 # Usage:
-#   scripts/openbao-scenario.sh OUTDIR [--socket HOST:PORT] [--no-log-raw]
+#   scripts/openbao-scenario.sh OUTDIR [--socket HOST:PORT|unix:PATH] [--no-log-raw]
 #
 #   OUTDIR         created if missing; must not already contain audit.log.
 #   --socket H:P   also enable a second audit device of type "socket" (tcp)
-#                  sending to H:P (must be a loopback address, and something
+#                  sending to H:P, or (unix:PATH) socket_type "unix" sending to
+#                  the Unix socket at PATH (H must be a loopback address, and something
 #                  must already be listening there: if the device cannot
 #                  connect, OpenBao refuses to start and the script fails).
 #   --no-log-raw   omit log_raw: strings are HMAC'd as in a default deployment
@@ -40,7 +41,7 @@ usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # ---------------------------------------------------------------- arguments
 OUTDIR=""
-SOCKET_ADDR=""
+SOCKET_ADDR=""; SOCKET_TYPE=""
 LOG_RAW=true
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -55,8 +56,9 @@ done
 [ -n "$OUTDIR" ] || usage
 if [ -n "$SOCKET_ADDR" ]; then
   case "$SOCKET_ADDR" in
-    127.*:[0-9]*|localhost:[0-9]*|\[::1\]:[0-9]*) ;;
-    *) die "--socket must be a loopback HOST:PORT (127.x.x.x, localhost or [::1]), got '$SOCKET_ADDR'" ;;
+    127.*:[0-9]*|localhost:[0-9]*|\[::1\]:[0-9]*) SOCKET_TYPE=tcp ;;
+    unix:/*) SOCKET_TYPE=unix; SOCKET_ADDR="${SOCKET_ADDR#unix:}" ;;
+    *) die "--socket must be a loopback HOST:PORT (127.x.x.x, localhost or [::1]) or unix:/ABSOLUTE/PATH, got '$SOCKET_ADDR'" ;;
   esac
 fi
 
@@ -162,7 +164,7 @@ CONFIG="$OUTDIR/config.hcl"
     echo 'audit "socket" "socket" {'
     echo '  options {'
     echo "    address     = \"$SOCKET_ADDR\""
-    echo '    socket_type = "tcp"'
+    echo "    socket_type = \"$SOCKET_TYPE\""
     if [ "$LOG_RAW" = true ]; then echo '    log_raw     = "true"'; fi
     echo '  }'
     echo '}'

@@ -118,7 +118,7 @@ struct Serve: ParsableCommand {
         var services: [any Service] = []
         if let a = c.auditSocket {
             services.append(AuditSocketListener(state: state, host: a.host, port: a.port, format: a.format, instance: a.instance,
-                                                maxConnections: 64, tls: socketTLS, logger: logger))
+                                                maxConnections: 64, tls: socketTLS, unixPath: a.unixPath, unixMode: a.unixMode, logger: logger))
         }
         if let s = c.syslog {
             if let t = s.tcp {

@@ -48,18 +48,22 @@ struct ServeIntegrationTests {
         return ((resp as? HTTPURLResponse)?.statusCode ?? 0, data)
     }
 
-    @Test("socket device and file device of one OpenBao: every request once; SIGTERM stops cleanly; the trail verifies")
-    func socketAndFileDevices() async throws {
+    /// `socketType` tcp: `socket_type = "tcp"` to `listen: HOST:PORT`; unix: `socket_type =
+    /// "unix"` to `listen: unix:PATH` (mode 0600: OpenBao runs as the same user here).
+    @Test("socket device and file device of one OpenBao: every request once; SIGTERM stops cleanly; the trail verifies",
+          arguments: ["tcp", "unix"])
+    func socketAndFileDevices(socketType: String) async throws {
         let custos = try locateCustos()
         let dir = try TempDir("serve")
         defer { dir.remove() }
         let httpPort = try Self.freePort(), sockPort = try Self.freePort()
         let data = dir.path("data")
         let config = dir.path("serve.yaml")
+        let socketAddress = socketType == "unix" ? "unix:" + dir.path("audit.sock") : "127.0.0.1:\(sockPort)"
         try """
             data: \(data)
             listen: 127.0.0.1:\(httpPort)
-            audit_socket: { listen: "127.0.0.1:\(sockPort)", format: openbao, instance: bao }
+            audit_socket: { listen: "\(socketAddress)", format: openbao, instance: bao }
             """.write(toFile: config, atomically: true, encoding: .utf8)
 
         let server = Process()
@@ -93,7 +97,7 @@ struct ServeIntegrationTests {
         let scenario = dir.path("scenario")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/openbao-scenario.sh").path
-        let r = try await run(URL(fileURLWithPath: "/bin/bash"), [script, scenario, "--socket", "127.0.0.1:\(sockPort)"], timeout: 600)
+        let r = try await run(URL(fileURLWithPath: "/bin/bash"), [script, scenario, "--socket", socketAddress], timeout: 600)
         try r.expect(0, "openbao scenario with a socket device")
         let auditLog = scenario + "/audit.log"
         let canary = try String(contentsOfFile: scenario + "/canary.txt", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -144,6 +148,7 @@ struct ServeIntegrationTests {
         for _ in 0..<200 where server.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!server.isRunning, "custos serve did not stop within 10 s of SIGTERM")
         if !server.isRunning { #expect(server.terminationStatus == 0) }
+        if socketType == "unix" { #expect(!FileManager.default.fileExists(atPath: dir.path("audit.sock")), "the socket file is removed at exit") }
 
         let verify = try await run(custos, ["verify", "--data", data, "--vkey", data + "/keys/trail.vkey"], timeout: 120)
         try verify.expect(0, "verify")

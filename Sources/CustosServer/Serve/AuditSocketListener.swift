@@ -6,8 +6,9 @@ import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 
-/// A TCP listener for the Vault/OpenBao `socket` audit device (newline-delimited JSON, one
-/// audit record per line; `socket_type = "tcp"`).
+/// A listener for the Vault/OpenBao `socket` audit device (newline-delimited JSON, one
+/// audit record per line): TCP (`socket_type = "tcp"`) or a Unix domain socket
+/// (`socket_type = "unix"`; `unixPath`, created with `unixMode`, removed at shutdown).
 ///
 /// Each connection has its own decoder, so a request and its response (which the device
 /// writes on the same connection) pair up as in a file. Reads are gathered for up to 10 ms
@@ -26,34 +27,53 @@ public struct AuditSocketListener: Service {
     let logger: Logger
     let onBound: (@Sendable (Int) -> Void)?
     let tls: NIOSSLContext?
+    let unixPath: String?
+    let unixMode: Int
 
     /// `tls`: serve TLS on this port (for forwarders that speak it; OpenBao's socket device does not).
+    /// `unixPath`: listen on a Unix domain socket there instead of `host:port`; the file gets
+    /// `unixMode` before anyone can connect (bound as `PATH.new`, then renamed into place).
     public init(state: ServeState, host: String, port: Int, format: WireFormat = .openbao, instance: String = "default",
-                maxConnections: Int = 64, tls: NIOSSLContext? = nil, logger: Logger, onBound: (@Sendable (Int) -> Void)? = nil) {
+                maxConnections: Int = 64, tls: NIOSSLContext? = nil, unixPath: String? = nil, unixMode: Int = 0o600,
+                logger: Logger, onBound: (@Sendable (Int) -> Void)? = nil) {
         self.state = state; self.host = host; self.port = port; self.format = format; self.instance = instance
         self.maxConnections = maxConnections; self.tls = tls; self.logger = logger; self.onBound = onBound
+        self.unixPath = unixPath; self.unixMode = unixMode
     }
 
     public func run() async throws {
         // Reads are gathered for up to 10 ms (at most limits.commit_linger_ms: the events
         // wait that long for a shared commit anyway), see ReadCoalescer.
         let coalesce = min(Duration.milliseconds(10), .milliseconds(state.config.limits.commitLingerMs))
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: true)
-            .bind(host: host, port: port) { [tls, coalesce] child in
-                child.eventLoop.makeCompletedFuture {
-                    if let tls { try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
-                    if coalesce > .zero { try child.pipeline.syncOperations.addHandler(ReadCoalescer(delay: coalesce, limit: 64 << 10)) }
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
-                        wrappingChannelSynchronously: child,
-                        configuration: .init(inboundType: ByteBuffer.self, outboundType: ByteBuffer.self))
-                }
+        let initialize: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> = { [tls, coalesce] child in
+            child.eventLoop.makeCompletedFuture {
+                if let tls { try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                if coalesce > .zero { try child.pipeline.syncOperations.addHandler(ReadCoalescer(delay: coalesce, limit: 64 << 10)) }
+                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                    wrappingChannelSynchronously: child,
+                    configuration: .init(inboundType: ByteBuffer.self, outboundType: ByteBuffer.self))
             }
-        let bound = server.channel.localAddress?.port ?? port
-        onBound?(bound)
-        logger.info("audit socket listener on \(host):\(bound)\(tls == nil ? "" : " (TLS)") (format \(format.rawValue), instance \(instance))")
+        }
+        let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+        var socketFile: UnixSocketFile?
+        if let unixPath {
+            var file = try UnixSocketFile.prepare(unixPath)
+            server = try await bootstrap.bind(unixDomainSocketPath: file.staging, childChannelInitializer: initialize)
+            do { try file.publish(mode: unixMode) } catch { try? await server.channel.close(); throw error }
+            socketFile = file
+            onBound?(0)
+            logger.info("audit socket listener on unix:\(unixPath) (mode \(String(unixMode, radix: 8)), format \(format.rawValue), instance \(instance))")
+        } else {
+            server = try await bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: host, port: port, childChannelInitializer: initialize)
+            let bound = server.channel.localAddress?.port ?? port
+            onBound?(bound)
+            logger.info("audit socket listener on \(host):\(bound)\(tls == nil ? "" : " (TLS)") (format \(format.rawValue), instance \(instance))")
+        }
+        defer { socketFile?.remove() }
         let active = ManagedCounter()
         try await withGracefulShutdownHandler {
             try await server.executeThenClose { inbound in
@@ -132,6 +152,72 @@ public struct AuditSocketListener: Service {
     /// The events left at the end of a connection: waits for room, then for their commit.
     func commit(_ events: [AccessEvent]) async throws {
         try await state.commitFromListener(events, source: format.rawValue)
+    }
+}
+
+/// The file of a Unix domain socket listener. Custos binds `PATH.new`, sets its mode, then
+/// renames it to PATH, so nobody connects before the permissions are in place; a stale socket
+/// at PATH (left by a process that died) is replaced, anything else there is an error; at
+/// shutdown the file is removed if it is still ours.
+struct UnixSocketFile {
+    let path: String
+    var staging: String { path + ".new" }
+    private(set) var inode: UInt64 = 0
+
+    static func prepare(_ path: String) throws -> UnixSocketFile {
+        let file = UnixSocketFile(path: path)
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else {
+                throw ServeError("audit_socket.listen: \(path) exists and is not a socket; not replacing it")
+            }
+            if Self.accepting(path) {
+                throw ServeError("audit_socket.listen: another process is listening on \(path)")
+            }
+        }
+        if lstat(file.staging, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else {
+                throw ServeError("audit_socket.listen: \(file.staging) exists and is not a socket; not replacing it")
+            }
+            unlink(file.staging)
+        }
+        return file
+    }
+
+    mutating func publish(mode: Int) throws {
+        guard chmod(staging, mode_t(mode)) == 0 else {
+            let e = errno; unlink(staging)
+            throw ServeError("audit_socket: cannot set the mode of \(staging): \(String(cString: strerror(e)))")
+        }
+        guard rename(staging, path) == 0 else {
+            let e = errno; unlink(staging)
+            throw ServeError("audit_socket: cannot move \(staging) to \(path): \(String(cString: strerror(e)))")
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 { inode = UInt64(st.st_ino) }
+    }
+
+    func remove() {
+        var st = stat()
+        if inode != 0, lstat(path, &st) == 0, UInt64(st.st_ino) == inode { unlink(path) }
+    }
+
+    /// Whether a process accepts connections on the socket at `path`.
+    static func accepting(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
     }
 }
 
@@ -263,4 +349,10 @@ final class ReadCoalescer: ChannelDuplexHandler {
         context.fireChannelReadComplete()
         if readPending { readPending = false; context.read() }
     }
+}
+
+/// A listener that cannot start, with what to change.
+public struct ServeError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -48,6 +48,13 @@ public struct ServeConfig: Sendable, Equatable {
     public struct AuditSocket: Sendable, Equatable {
         public var host = "127.0.0.1"
         public var port = 8421
+        /// A Unix domain socket instead of TCP (`listen: unix:/path`; the device's
+        /// `socket_type = "unix"`): no TCP stack on either side, and only the processes the
+        /// file's permissions let in can write audit records to Custos.
+        public var unixPath: String?
+        /// Permissions of the Unix socket file (`unix_mode`, octal; default 0600: the user
+        /// Custos runs as; 0660 lets a group such as `openbao` in).
+        public var unixMode: Int = 0o600
         public var format = WireFormat.openbao
         public var instance = "default"
         /// TLS on this listener (OpenBao's socket device speaks plain TCP: leave it off for that).
@@ -144,12 +151,35 @@ public struct ServeConfig: Sendable, Equatable {
                 }
             case "audit_socket":
                 var a = AuditSocket()
-                for l in r.mapping(e.value, "audit_socket", allowed: ["listen", "format", "instance", "tls"]) {
+                for l in r.mapping(e.value, "audit_socket", allowed: ["listen", "format", "instance", "tls", "unix_mode"]) {
                     let p = "audit_socket." + l.key
                     switch l.key {
                     case "listen":
                         if let v = r.string(l.value, p) {
-                            if let (h, port) = Self.hostPort(v) { a.host = h; a.port = port } else { r.problem(p, l.value, "expected HOST:PORT") }
+                            if v.hasPrefix("unix:") {
+                                let file = String(v.dropFirst(5))
+                                // sockaddr_un holds 107 bytes of path (and a NUL); the listener binds
+                                // PATH.new first and renames it into place (4 bytes more).
+                                if file.isEmpty || file.hasSuffix("/") || file.utf8.contains(0) {
+                                    r.problem(p, l.value, "expected unix:PATH (the socket file to create)")
+                                } else if path(file).utf8.count > 103 {
+                                    r.problem(p, l.value, "the socket path is \(path(file).utf8.count) bytes; at most 103 here (Unix sockets allow 107, Custos binds PATH.new first)")
+                                } else {
+                                    a.unixPath = path(file)
+                                }
+                            } else if let (h, port) = Self.hostPort(v) {
+                                a.host = h; a.port = port
+                            } else {
+                                r.problem(p, l.value, "expected HOST:PORT or unix:PATH")
+                            }
+                        }
+                    case "unix_mode":
+                        if let v = r.string(l.value, p) {
+                            if let m = Int(v, radix: 8), (0...0o777).contains(m), m & 0o600 == 0o600, m & 0o007 == 0 {
+                                a.unixMode = m
+                            } else {
+                                r.problem(p, l.value, "expected an octal mode such as 0600 or 0660 (owner read and write; nothing for others)")
+                            }
                         }
                     case "format":
                         if let v = r.string(l.value, p) {
