@@ -1,13 +1,22 @@
 #!/usr/bin/env python3
-"""A TCP listener that reads and discards everything (openbao-overhead.sh, variant D): what
-OpenBao's socket audit device costs OpenBao with a reader that does nothing."""
+"""A listener that reads and discards everything (openbao-overhead.sh, variants D and V): what
+OpenBao's socket audit device costs OpenBao with a reader that does nothing. The argument is a
+loopback TCP port, or the path of a Unix socket to create."""
+import os
 import socket
 import sys
 import threading
 
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
+where = sys.argv[1]
+if where.isdigit():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", int(where)))
+else:
+    if os.path.exists(where):
+        os.unlink(where)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(where)
 s.listen(8)
 
 
