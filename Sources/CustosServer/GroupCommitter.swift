@@ -60,8 +60,12 @@ public final class GroupCommitter: @unchecked Sendable {
     public var waiting: Int { lock.withLock { pending.count } }
 
     public func append(_ events: [AccessEvent]) async throws -> Result {
-        let batch = Self.encode(events)
-        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
+        try await append(batch: Self.encode(events))
+    }
+
+    /// `append(_:)` for events already in canonical form (`EventBatch`).
+    public func append(batch: EventBatch) async throws -> Result {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
             enqueue { add(Call(events: batch, complete: { c.resume(with: $0) }, linger: false, enqueued: 0)) }
         }
     }
@@ -70,7 +74,11 @@ public final class GroupCommitter: @unchecked Sendable {
     /// they are durable or the commit failed. For a listener that reads on while its earlier
     /// events are committed; with `linger`, the commit may wait up to `self.linger` for more.
     public func submit(_ events: [AccessEvent], linger: Bool, done: @escaping Completion) {
-        let batch = Self.encode(events)
+        submit(batch: Self.encode(events), linger: linger, done: done)
+    }
+
+    /// `submit(_:linger:done:)` for events already in canonical form (`EventBatch`).
+    public func submit(batch: EventBatch, linger: Bool, done: @escaping Completion) {
         enqueue { add(Call(events: batch, complete: done, linger: linger && self.linger > .zero,
                            enqueued: DispatchTime.now().uptimeNanoseconds)) }
     }

@@ -1,5 +1,6 @@
 @testable import CustosServer
 import CustosCore
+import Foundation
 import Testing
 
 /// BodyDecoder's fast path for audit-device records (format vault or openbao): it may skip
@@ -57,6 +58,52 @@ import Testing
         let r = BodyDecoder(format: .openbao, instance: "i", maxRecordBytes: 1 << 20).decode(body)
         #expect(r.events.map(\.requestID) == ["fast-1", "fast-2"])
         #expect(r.rejected == 0)
+    }
+
+    /// The ingest endpoint's batched path gives byte for byte the entries the event path
+    /// encodes, with the same counts and rejections: over a real OpenBao audit log, as NDJSON,
+    /// as a JSON array and as Fluent Bit envelopes, with damaged lines in between.
+    @Test(arguments: [WireFormat.openbao, .vault])
+    func theBatchedPathEncodesWhatTheEventPathDoes(format: WireFormat) throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("CustosCoreTests/Fixtures/openbao/audit-2.7.2.log").path
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.count > 50)
+        var mixed: [String] = []
+        for (i, l) in lines.enumerated() {
+            switch i % 7 {
+            case 3: mixed.append(String(l.prefix(l.count / 2)))   // truncated
+            case 5:
+                let escaped = l.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                mixed.append("{\"log\":\"\(escaped)\"}")
+            default: mixed.append(l)
+            }
+        }
+        let bodies = [lines.joined(separator: "\n"), mixed.joined(separator: "\n") + "\n{oops\n", "[" + lines.joined(separator: ",") + "]"]
+        for body in bodies {
+            let bytes = Array(body.utf8)
+            let plain = BodyDecoder(format: format, instance: "i", maxRecordBytes: 1 << 20).decode(bytes)
+            let fast = BodyDecoder(format: format, instance: "i", maxRecordBytes: 1 << 20, batched: true).decode(bytes)
+            #expect(fast.events.isEmpty)
+            #expect(plain.batch.isEmpty)
+            #expect(fast.eventCount == plain.eventCount)
+            #expect(plain.eventCount > 10)
+            let encoded = GroupCommitter.encode(plain.events)
+            let sameEntries = fast.batch.count == encoded.count && (0..<encoded.count).allSatisfy { fast.batch.entry($0) == encoded.entry($0) }
+            #expect(sameEntries, "an entry differs between the batched and the event path")
+            let sameColumns = fast.batch.count == encoded.count && (0..<encoded.count).allSatisfy { i in
+                [\EventBatch.Row.action, \.outcome, \.sourceKind, \.sourceInstance, \.secretPath, \.environment, \.identityID, \.identityName,
+                 \.identityKind, \.originIP].allSatisfy { fast.batch.string(i, $0) == encoded.string(i, $0) }
+            }
+            #expect(sameColumns, "an index column differs between the batched and the event path")
+            #expect((0..<fast.batch.count).map { fast.batch.id($0) } == plain.events.map(\.id))
+            #expect((0..<fast.batch.count).allSatisfy { fast.batch.rows[$0].keyHi == encoded.rows[$0].keyHi && fast.batch.rows[$0].timeNanos == encoded.rows[$0].timeNanos })
+            #expect(fast.rejected == plain.rejected && fast.ignored == plain.ignored && fast.records == plain.records)
+            #expect(fast.rejections.map(\.reason) == plain.rejections.map(\.reason))
+            #expect(fast.waitingRequests == plain.waitingRequests)
+        }
+        // Other formats are never batched.
+        #expect(BodyDecoder(format: .auto, instance: "i", maxRecordBytes: 1 << 20, batched: true).decode(Array(lines.joined(separator: "\n").utf8)).batch.isEmpty)
     }
 
     static func fast(_ s: String) -> Bool {

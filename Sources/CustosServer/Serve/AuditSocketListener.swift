@@ -110,15 +110,16 @@ public struct AuditSocketListener: Service {
             try await withGracefulShutdownHandler {
                 try await connection.executeThenClose { inbound, _ in
                     for try await var chunk in inbound {
-                        var events: [AccessEvent] = []
+                        // Events go straight into canonical form (no AccessEvent values).
+                        var batch = EventBatch()
                         var rejected = 0
                         framer.feed(&chunk) { line in
                             lineNumber += 1
                             guard let line else { rejected += 1; return }
-                            line.withUnsafeBytes { decoder.decode(line: $0, lineNumber: lineNumber, into: &outputs) }
+                            line.withUnsafeBytes { decoder.decode(line: $0, lineNumber: lineNumber, into: &batch, other: &outputs) }
                             for o in outputs {
                                 switch o {
-                                case .event(let e, _): events.append(e)
+                                case .event(let e, _): batch.append(e)   // (the decoder puts events in the batch itself)
                                 case .ignored: break
                                 case .rejected: rejected += 1
                                 }
@@ -126,7 +127,7 @@ public struct AuditSocketListener: Service {
                             outputs.removeAll(keepingCapacity: true)
                         }
                         state.metrics.rejected(format.rawValue, rejected)
-                        if !events.isEmpty { try await pipeline.submit(events) }
+                        if !batch.isEmpty { try await pipeline.submit(batch: batch) }
                     }
                     try await pipeline.drain()
                 }

@@ -55,6 +55,12 @@ public enum WireFormat: String, Sendable, CaseIterable {
 public struct BodyDecoder {
     public struct Result: Sendable {
         public var events: [AccessEvent] = []
+        /// With `batched`, the Vault/OpenBao events, already in canonical form (what
+        /// `GroupCommitter.encode(events)` would give), in record order; `events` is then
+        /// empty for formats vault and openbao.
+        public var batch = EventBatch()
+        /// Events decoded, in `events` and `batch` together.
+        public var eventCount: Int { events.count + batch.count }
         public var records = 0
         public var ignored = 0
         public var rejected = 0
@@ -69,9 +75,14 @@ public struct BodyDecoder {
     public var format: WireFormat
     public var instance: String
     public var maxRecordBytes: Int
+    /// Formats vault and openbao decode straight into `Result.batch` (canonical JSON, no
+    /// `AccessEvent` values in between): the ingest endpoint's fast path. Off, every event is
+    /// in `Result.events` (for callers that change the events before committing them).
+    public var batched: Bool
 
-    public init(format: WireFormat, instance: String, maxRecordBytes: Int) {
+    public init(format: WireFormat, instance: String, maxRecordBytes: Int, batched: Bool = false) {
         self.format = format; self.instance = instance; self.maxRecordBytes = maxRecordBytes
+        self.batched = batched && (format == .vault || format == .openbao)
     }
 
     public func decode(_ body: [UInt8]) -> Result {
@@ -114,6 +125,8 @@ public struct BodyDecoder {
                 // A GitHub, GitLab, CloudTrail or GCP record (Vault's audit devices start every record with
                 // `{"time":…,"type":`, so theirs never get here).
                 SourceStreamDecoder.decodeValue(value, line: n, decoder: source.decoder(instance: instance), into: &outputs)
+            } else if batched {
+                vault.decode(line: record, lineNumber: n, into: &result.batch, other: &outputs)
             } else {
                 vault.decode(line: record, lineNumber: n, into: &outputs)
             }

@@ -28,12 +28,17 @@ final class CommitPipeline: @unchecked Sendable {
     /// Hands `events` to the committer and returns without waiting for the commit (after
     /// waiting for room, if `limit` events are in flight or the server queue is full).
     func submit(_ events: [AccessEvent]) async throws {
-        let n = events.count
+        try await submit(batch: GroupCommitter.encode(events))
+    }
+
+    /// `submit(_:)` for events already in canonical form.
+    func submit(batch: EventBatch) async throws {
+        let n = batch.count
         try await waitUntil { $0.inFlight == 0 || $0.inFlight + n <= $0.limit }
         while !state.reserve(n) { try await Task.sleep(for: .milliseconds(20)) }
         lock.withLock { inFlight += n }
         let state = self.state, source = self.source
-        state.committer.submit(events, linger: true) { [self] result in
+        state.committer.submit(batch: batch, linger: true) { [self] result in
             switch result {
             case .success(let r):
                 state.release(n, failure: nil)

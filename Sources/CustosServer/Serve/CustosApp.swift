@@ -281,7 +281,9 @@ struct ServeAPI: Sendable {
         let instance = q.get("instance") ?? "default"
         guard !instance.isEmpty, instance.utf8.count <= 256 else { throw APIError(status: .badRequest, message: "instance must be 1...256 bytes") }
         let body = try await collect(req)
-        var decoded = BodyDecoder(format: format, instance: instance, maxRecordBytes: state.config.limits.maxLineBytes).decode(body)
+        // An OIDC caller's events are stamped with the token's claims below: decoded as values.
+        var decoded = BodyDecoder(format: format, instance: instance, maxRecordBytes: state.config.limits.maxLineBytes,
+                                  batched: caller.oidc == nil).decode(body)
         if let token = caller.oidc {
             // The verified token is the truth about the run (GitHubPipeline.stamp has the rule).
             let p = GitHubPipeline.pipeline(token, runnerIP: peer?.ipAddress)
@@ -293,17 +295,20 @@ struct ServeAPI: Sendable {
         }
         state.metrics.rejected(format.rawValue, decoded.rejected)
         var result = DataStore.AppendResult(accepted: 0, duplicates: 0, range: 0..<0, indices: [])
-        if !decoded.events.isEmpty {
-            guard state.reserve(decoded.events.count) else {
+        let count = decoded.eventCount
+        if count > 0 {
+            var batch = decoded.batch
+            if !decoded.events.isEmpty { batch.append(contentsOf: GroupCommitter.encode(decoded.events)) }
+            guard state.reserve(count) else {
                 state.metrics.overloaded()
                 throw APIError(status: .serviceUnavailable, message: "the trail is not keeping up: more than \(state.config.limits.maxPendingEvents) events wait for a durable commit; retry later",
                                headers: [.retryAfter: "1"])
             }
             do {
-                result = try await state.committer.append(decoded.events)
-                state.release(decoded.events.count, failure: nil)
+                result = try await state.committer.append(batch: batch)
+                state.release(count, failure: nil)
             } catch {
-                state.release(decoded.events.count, failure: "\(error)")
+                state.release(count, failure: "\(error)")
                 throw APIError(status: .internalServerError, message: "the events could not be made durable (nothing from this request was acknowledged): \(error)")
             }
             state.metrics.accepted(format.rawValue, result.accepted, duplicates: result.duplicates)
