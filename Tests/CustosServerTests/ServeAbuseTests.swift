@@ -1,4 +1,5 @@
 import CustosCore
+import CustosStore
 @testable import CustosServer
 import Foundation
 import HTTPTypes
@@ -42,6 +43,39 @@ import Glibc
                 return (out, n == 0 || errno == ECONNRESET)
             }
         }
+    }
+
+    /// A chunked body (no Content-Length) is counted as it arrives: past `max_body_bytes` it is
+    /// refused with 413 and nothing of it is stored; one within the limit is ingested.
+    @Test func chunkedBodiesAreBoundedToo() async throws {
+        let dir = TempDir()
+        let (state, t) = try ServeTests.make(dir) { $0.limits.maxBodyBytes = 4096 }
+        try await buildApplication(state: state).test(.ahc(.http)) { client in
+            let port = try #require(client.port)
+            func chunked(_ body: [UInt8]) -> [UInt8] {
+                var out = Array("POST /v1/ingest?format=vault HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(t.ingest)\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".utf8)
+                var i = 0
+                while i < body.count {
+                    let n = min(1000, body.count - i)
+                    out += Array((String(n, radix: 16) + "\r\n").utf8) + body[i..<(i + n)] + Array("\r\n".utf8)
+                    i += n
+                }
+                return out + Array("0\r\n\r\n".utf8)
+            }
+            let big = try RawConnection(port: port)
+            big.send(chunked(Array(vaultPair(id: "c1", path: "secret/data/a", name: "alice").utf8) + Array(repeating: 0x20, count: 5000)))
+            let r1 = String(decoding: big.readToClose().bytes, as: UTF8.self)
+            #expect(r1.hasPrefix("HTTP/1.1 413"), "\(r1.prefix(200))")
+            #expect(r1.contains("4096"))
+            let small = try RawConnection(port: port)
+            small.send(chunked(Array(vaultPair(id: "c2", path: "secret/data/b", name: "bob").utf8)))
+            let r2 = String(decoding: small.readToClose().bytes, as: UTF8.self)
+            #expect(r2.hasPrefix("HTTP/1.1 200"), "\(r2.prefix(200))")
+            #expect(r2.contains("\"accepted\":1"))
+        }
+        #expect(state.store.trail.size == 1)
+        let events = try EventReader(directory: dir.path).events(EventQuery())
+        #expect(events.map { $0.event.identity.name ?? "" } == ["bob"])
     }
 
     @Test func stalledAndMalformedClientsAreDroppedAndTheServerGoesOn() async throws {

@@ -251,11 +251,21 @@ struct ServeAPI: Sendable {
 
     func collect(_ req: Request) async throws -> [UInt8] {
         let limit = state.config.limits.maxBodyBytes
-        var buffer: ByteBuffer
-        do { buffer = try await req.body.collect(upTo: limit) } catch {
-            throw APIError(status: .contentTooLarge, message: "the body is larger than \(limit) bytes (limits.max_body_bytes)")
+        // Straight into one array sized by Content-Length (never beyond the limit): one copy
+        // of each received chunk, no regrowth of an intermediate buffer.
+        var bytes: [UInt8] = []
+        if let declared = req.headers[.contentLength].flatMap({ Int($0) }) {
+            guard declared <= limit else {
+                throw APIError(status: .contentTooLarge, message: "the body is larger than \(limit) bytes (limits.max_body_bytes)")
+            }
+            bytes.reserveCapacity(declared)
         }
-        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        for try await chunk in req.body {
+            guard bytes.count + chunk.readableBytes <= limit else {
+                throw APIError(status: .contentTooLarge, message: "the body is larger than \(limit) bytes (limits.max_body_bytes)")
+            }
+            chunk.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
+        }
         switch req.headers[.contentEncoding]?.lowercased() {
         case nil, "identity": return bytes
         case "gzip", "x-gzip":
