@@ -186,7 +186,7 @@ struct CloudDecoderTests {
         #expect(Self.decodeText(#"{"Records":[]}"#, .cloudtrail).ignored.map(\.reason) == ["CloudTrail log file without records"])
         #expect(Self.decodeText(#"{"Records":5}"#, .cloudtrail).rejected.map(\.reason) == ["\"Records\" is not an array"])
         let mixed = Self.decodeText(#"{"Records":[5,{"eventSource":"ec2.amazonaws.com","eventName":"X","eventTime":"2026-01-01T00:00:00Z"}]}"#, .cloudtrail)
-        #expect(mixed.rejected.map(\.reason) == ["\"Records\" holds an entry that is not a JSON object"] && mixed.ignored.count == 1)
+        #expect(mixed.rejected.map(\.reason) == ["an element of \"Records\" is not a JSON object"] && mixed.ignored.count == 1)
     }
 
     @Test("secret ids: names, ARNs with their random suffix, partial ids; SSM names and ARNs")

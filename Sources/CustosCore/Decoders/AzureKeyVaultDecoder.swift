@@ -52,13 +52,8 @@ public struct AzureKeyVaultDecoder: SourceRecordDecoder {
 
     public func decode(_ r: JSONNode, line: Int, into out: inout [DecodeOutput]) {
         if r["operationName"] == nil, let records = r["records"]?.arrayValue {
-            if records.isEmpty { out.append(.ignored(line: line, reason: "empty Azure \"records\" batch")); return }
-            for rec in records {
-                guard rec.isObject else {
-                    out.append(.rejected(.init(line: line, reason: "an element of \"records\" is not a JSON object")))
-                    continue
-                }
-                decodeOne(rec, line: line, into: &out)
+            RecordWrapper.decode(records, key: "records", line: line, empty: "empty Azure \"records\" batch", into: &out) {
+                decodeOne($0, line: line, into: &$1)
             }
             return
         }

@@ -64,13 +64,8 @@ public struct CloudTrailDecoder: SourceRecordDecoder {
                 out.append(.rejected(.init(line: line, reason: "\"Records\" is not an array")))
                 return
             }
-            if list.isEmpty { out.append(.ignored(line: line, reason: "CloudTrail log file without records")) }
-            for record in list {
-                guard record.isObject else {
-                    out.append(.rejected(.init(line: line, reason: "\"Records\" holds an entry that is not a JSON object")))
-                    continue
-                }
-                decodeRecord(record, line: line, into: &out)
+            RecordWrapper.decode(list, key: "Records", line: line, empty: "CloudTrail log file without records", into: &out) {
+                decodeRecord($0, line: line, into: &$1)
             }
             return
         }

@@ -41,13 +41,8 @@ public struct InfisicalAuditDecoder: SourceRecordDecoder {
 
     public func decode(_ r: JSONNode, line: Int, into out: inout [DecodeOutput]) {
         if r["event"] == nil, let rows = r["auditLogs"]?.arrayValue {
-            if rows.isEmpty { out.append(.ignored(line: line, reason: "empty Infisical \"auditLogs\" page")) }
-            for row in rows {
-                guard row.isObject else {
-                    out.append(.rejected(.init(line: line, reason: "an element of \"auditLogs\" is not a JSON object")))
-                    continue
-                }
-                decodeOne(row, line: line, into: &out)
+            RecordWrapper.decode(rows, key: "auditLogs", line: line, empty: "empty Infisical \"auditLogs\" page", into: &out) {
+                decodeOne($0, line: line, into: &$1)
             }
             return
         }

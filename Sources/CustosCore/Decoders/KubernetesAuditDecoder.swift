@@ -52,13 +52,8 @@ public struct KubernetesAuditDecoder: SourceRecordDecoder {
                 out.append(.rejected(.init(line: line, reason: "EventList without an \"items\" array")))
                 return
             }
-            if items.isEmpty { out.append(.ignored(line: line, reason: "empty Kubernetes EventList")) }
-            for item in items {
-                guard item.isObject else {
-                    out.append(.rejected(.init(line: line, reason: "an element of \"items\" is not a JSON object")))
-                    continue
-                }
-                decodeOne(item, line: line, into: &out)
+            RecordWrapper.decode(items, key: "items", line: line, empty: "empty Kubernetes EventList", into: &out) {
+                decodeOne($0, line: line, into: &$1)
             }
             return
         }

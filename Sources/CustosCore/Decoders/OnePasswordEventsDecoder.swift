@@ -46,13 +46,8 @@ public struct OnePasswordEventsDecoder: SourceRecordDecoder {
 
     public func decode(_ r: JSONNode, line: Int, into out: inout [DecodeOutput]) {
         if r["uuid"] == nil, let items = r["items"]?.arrayValue {
-            if items.isEmpty { out.append(.ignored(line: line, reason: "empty 1Password events page")) }
-            for item in items {
-                guard item.isObject else {
-                    out.append(.rejected(.init(line: line, reason: "an element of \"items\" is not a JSON object")))
-                    continue
-                }
-                decodeOne(item, line: line, into: &out)
+            RecordWrapper.decode(items, key: "items", line: line, empty: "empty 1Password events page", into: &out) {
+                decodeOne($0, line: line, into: &$1)
             }
             return
         }

@@ -23,6 +23,25 @@ public protocol SourceRecordDecoder: Sendable {
     func decode(_ record: JSONNode, line: Int, into out: inout [DecodeOutput])
 }
 
+/// The records a page or batch wrapper holds — a CloudTrail log file's `Records`, a Kubernetes
+/// `EventList`'s `items`, a 1Password or Infisical page, an Azure `records` batch — decoded the
+/// same way for every source: an empty list is one ignored line (`empty` says why), an element
+/// that is not a JSON object is rejected, and every object goes to `decodeOne` with the
+/// wrapper's line.
+public enum RecordWrapper {
+    public static func decode(_ list: [JSONNode], key: String, line: Int, empty: String, into out: inout [DecodeOutput],
+                              _ decodeOne: (JSONNode, inout [DecodeOutput]) -> Void) {
+        if list.isEmpty { out.append(.ignored(line: line, reason: empty)) }
+        for element in list {
+            guard element.isObject else {
+                out.append(.rejected(.init(line: line, reason: "an element of \"\(key)\" is not a JSON object")))
+                continue
+            }
+            decodeOne(element, &out)
+        }
+    }
+}
+
 /// How an identity of a source maps to Custos's `IdentityKind`, shared by every source
 /// decoder so that policies mean the same across sources. A decoder classifies the actor
 /// of a record (`PrincipalClass`), the mapping gives the kind:
