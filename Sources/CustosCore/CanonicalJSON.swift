@@ -170,24 +170,7 @@ extension AccessEvent {
             w.endObject()
         }
         w.field("outcome", outcome.rawValue)
-        if let p = pipeline {
-            w.key("pipeline")
-            w.beginObject()
-            w.field("attempt", p.attempt)
-            w.field("environment", p.environment)
-            w.field("id", p.id)
-            w.field("job", p.job)
-            w.field("name", p.name)
-            w.field("provider", p.provider)
-            w.field("repository", p.repository)
-            w.field("run_id", p.runID)
-            w.field("runner_ip", p.runnerIP)
-            w.field("scope", p.scope)
-            w.field("step", p.step)
-            w.field("trigger", p.trigger?.rawValue)
-            w.field("trigger_identity", p.triggerIdentity)
-            w.endObject()
-        }
+        if let p = pipeline { w.key("pipeline"); p.encode(into: &w) }
         w.field("reason", reason)
         w.field("request_id", requestID)
         w.field("schema", AccessEvent.schema)
@@ -356,8 +339,29 @@ extension AccessEvent {
     }
 }
 
+extension AccessEvent.Pipeline {
+    /// The `pipeline` object, shared by events and the OCSF export (one encoding of one value).
+    func encode(into w: inout CanonicalWriter) {
+        w.beginObject()
+        w.field("attempt", attempt)
+        w.field("environment", environment)
+        w.field("id", id)
+        w.field("job", job)
+        w.field("name", name)
+        w.field("provider", provider)
+        w.field("repository", repository)
+        w.field("run_id", runID)
+        w.field("runner_ip", runnerIP)
+        w.field("scope", scope)
+        w.field("step", step)
+        w.field("trigger", trigger?.rawValue)
+        w.field("trigger_identity", triggerIdentity)
+        w.endObject()
+    }
+}
+
 extension AccessEvent.Secret {
-    /// The `secret` object, shared by events and alerts (one encoding of one value).
+    /// The `secret` object, shared by events, alerts and the OCSF export (one encoding of one value).
     func encode(into w: inout CanonicalWriter) {
         w.beginObject()
         w.field("environment", environment)

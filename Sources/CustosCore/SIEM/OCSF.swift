@@ -200,32 +200,9 @@ public enum OCSF {
         w.field("policies", e.identity.policies)
         w.endObject()
         w.field("outcome", e.outcome.rawValue)
-        if let p = e.pipeline {
-            w.key("pipeline"); w.beginObject()
-            w.field("attempt", p.attempt)
-            w.field("environment", p.environment)
-            w.field("id", p.id)
-            w.field("job", p.job)
-            w.field("name", p.name)
-            w.field("provider", p.provider)
-            w.field("repository", p.repository)
-            w.field("run_id", p.runID)
-            w.field("runner_ip", p.runnerIP)
-            w.field("scope", p.scope)
-            w.field("step", p.step)
-            w.field("trigger", p.trigger?.rawValue)
-            w.field("trigger_identity", p.triggerIdentity)
-            w.endObject()
-        }
+        if let p = e.pipeline { w.key("pipeline"); p.encode(into: &w) }
         w.field("schema", AccessEvent.schema)
-        if let s = e.secret {
-            w.key("secret"); w.beginObject()
-            w.field("environment", s.environment)
-            w.field("namespace", s.namespace)
-            w.field("path", s.path)
-            w.field("store", s.store)
-            w.endObject()
-        }
+        if let s = e.secret { w.key("secret"); s.encode(into: &w) }
         w.key("source"); w.beginObject(); w.field("instance", e.source.instance); w.field("kind", e.source.kind); w.endObject()
         w.endObject()
     }
