@@ -12,7 +12,11 @@ struct Serve: ParsableCommand {
         abstract: "Run Custos as a service: HTTP ingest, the read API for auditors, metrics.",
         discussion: """
             With no arguments it runs on embedded defaults: ./custos-data (trail, keys, SQLite \
-            index), listening on 127.0.0.1:8420, no policy. On first start it creates the trail \
+            index), listening on 127.0.0.1:8420, detecting with the example policy \
+            (examples/policy.yaml of a source checkout, or $CUSTOS_EXAMPLES/policy.yaml; alerts \
+            are recorded in the trail, nothing is sent; without that folder, no detection). \
+            Any of --config, --data, --listen or --policy means no example policy: detection \
+            then runs only with the policy you give. On first start it creates the trail \
             key (the verifier key is printed once) and, when no API token exists yet, one token \
             per role (ingest, auditor, admin), printed once: only their hashes are kept, in \
             DIR/keys/tokens. More tokens: `custos token add`. --config FILE reads a YAML file \
@@ -55,7 +59,16 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let c = try loadConfig()
+        var c = try loadConfig()
+        if config == nil && data == nil && listen == nil && policy == nil {
+            // No arguments: the embedded defaults include the example policy.
+            if let ex = try? Demo.locateExamples(nil) {
+                c.policy = ex + "/policy.yaml"
+                stderrPrint("custos: no arguments: detecting with the example policy \(ex)/policy.yaml (its networks, hours and owners are examples; give yours with --policy or `policy:` in --config)")
+            } else {
+                stderrPrint("custos: no arguments and no examples folder (examples/policy.yaml, or CUSTOS_EXAMPLES): running without detection")
+            }
+        }
         // TLS files are checked before anything is created or printed.
         let httpTLS = try c.tls.map { try tlsConfiguration($0, "tls") }
         let socketTLS = try c.auditSocket?.tls.map { try tlsContext($0, "audit_socket.tls") }

@@ -160,5 +160,57 @@ struct ServeIntegrationTests {
             #expect(bytes.range(of: Data(canary.utf8)) == nil, "canary in \(rel)")
         }
     }
-}
 
+    /// `custos serve` with no arguments: ./custos-data, 127.0.0.1:8420, the example policy
+    /// (found through CUSTOS_EXAMPLES here, as in a source checkout): the example OpenBao log
+    /// posted to it raises alerts, recorded in the trail; SIGTERM stops it.
+    @Test("serve with no arguments runs on embedded defaults with the example policy")
+    func noArgumentsMeansExamplePolicy() async throws {
+        let custos = try locateCustos()
+        let dir = try TempDir("serve-noargs")
+        defer { dir.remove() }
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("examples").path
+        let server = Process()
+        server.executableURL = custos
+        server.arguments = ["serve"]
+        server.currentDirectoryURL = dir.url
+        var env = ProcessInfo.processInfo.environment
+        env["CUSTOS_EXAMPLES"] = examples
+        env.removeValue(forKey: "CUSTOS_DATA")
+        server.environment = env
+        let out = dir.path("serve.out"), err = dir.path("serve.err")
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: err, contents: nil)
+        server.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        server.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        try server.run()
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        var up = false
+        for _ in 0..<300 where !up && server.isRunning {
+            if let (code, _) = try? await Self.http("GET", "http://127.0.0.1:8420/healthz", token: nil), code == 200 { up = true } else {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let stderrText = { (try? String(contentsOfFile: err, encoding: .utf8)) ?? "" }
+        try #require(up, "custos serve (no arguments) did not come up on 127.0.0.1:8420: \(stderrText())")
+        #expect(stderrText().contains("detecting with the example policy \(examples)/policy.yaml"), "\(stderrText())")
+        #expect(FileManager.default.fileExists(atPath: dir.path("custos-data/keys/trail.vkey")), "the data directory is ./custos-data")
+        let stdout = try String(contentsOfFile: out, encoding: .utf8)
+        func token(_ role: String) throws -> String {
+            let line = try #require(stdout.split(separator: "\n").first { $0.hasPrefix("\(role) token: ") }, "no \(role) token in \(stdout)")
+            return String(line.dropFirst("\(role) token: ".count))
+        }
+        let (code, body) = try await Self.http("POST", "http://127.0.0.1:8420/v1/ingest?format=openbao", token: try token("ingest"),
+                                               body: try Data(contentsOf: URL(fileURLWithPath: examples + "/openbao-audit.log")))
+        #expect(code == 200, "\(String(decoding: body, as: UTF8.self))")
+        let (mcode, metrics) = try await Self.http("GET", "http://127.0.0.1:8420/metrics", token: try token("auditor"))
+        #expect(mcode == 200)
+        let raised = String(decoding: metrics, as: UTF8.self).split(separator: "\n")
+            .filter { $0.hasPrefix("custos_alerts_total{") }.compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
+        #expect(raised > 0, "the example policy raised no alert on the example log")
+        kill(server.processIdentifier, SIGTERM)
+        for _ in 0..<200 where server.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!server.isRunning)
+    }
+}

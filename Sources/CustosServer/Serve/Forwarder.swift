@@ -131,12 +131,12 @@ public struct Forwarder: Service {
             let batch: (events: [(index: UInt64?, event: AccessEvent)], end: UInt64, size: UInt64)
             do { batch = try read(from: cursor) } catch {
                 logger.error("forward \(target.name): reading the trail: \(error)")
-                try? await Task.sleep(for: .seconds(1))
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
                 continue
             }
             stats.update(target.name) { $0.lag = batch.size > cursor ? batch.size - cursor : 0 }
             if batch.end <= cursor {
-                try? await Task.sleep(for: poll)
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: poll) }
                 continue
             }
             if !batch.events.isEmpty {
@@ -152,7 +152,7 @@ public struct Forwarder: Service {
                         let wait = backoff(attempt)
                         stats.update(target.name) { $0.failures += 1 }
                         logger.warning("forward \(target.name): delivery of \(batch.events.count) event(s) failed (attempt \(attempt)): \(error); retrying in \(wait)")
-                        try? await Task.sleep(for: wait)
+                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
                         if Self.shouldStop() { return }
                     }
                 }

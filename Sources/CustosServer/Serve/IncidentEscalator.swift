@@ -29,7 +29,8 @@ public struct IncidentEscalator: Service {
             do { try await escalate(now: EventTime(unixTime: Date().timeIntervalSince1970)) } catch {
                 logger.error("incident escalation: \(error)")
             }
-            try? await Task.sleep(for: interval)
+            // The wait ends at a graceful shutdown too: SIGTERM must not wait out the interval.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 
