@@ -21,8 +21,8 @@ struct Serve: ParsableCommand {
             per role (ingest, auditor, admin), printed once: only their hashes are kept, in \
             DIR/keys/tokens. More tokens: `custos token add`. --config FILE reads a YAML file \
             (README "custos serve"); --data, --listen and --policy override it. Its \
-            `audit_socket:` section adds a TCP listener for the OpenBao/Vault socket audit \
-            device; `tls: {cert, key}` (PEM files) serves HTTPS, and a listener's own `tls:` \
+            `audit_socket:` section adds a TCP or Unix-socket listener (`listen: unix:PATH`) for \
+            the OpenBao/Vault socket audit device; `tls: {cert, key}` (PEM files) serves HTTPS, and a listener's own `tls:` \
             turns it on there. Its `syslog:` section adds syslog listeners (TCP and/or UDP; \
             RFC 5424/3164, octet-counted or newline framing); `file_tail:` follows the files \
             of its file device (offsets kept in DIR/tail); `witnesses:` lists tlog witnesses \
