@@ -53,8 +53,9 @@ func recordStep(data: String, actor: ResponderOptions, id: String, _ kind: Incid
 }
 
 struct IncidentList: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List incidents (open ones by default).")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List incidents (open ones by default); the look is recorded in the trail.")
     @OptionGroup var data: DataOptions
+    @OptionGroup var actor: ActorOptions
     @Option(help: ArgumentHelp("open, acknowledged, investigating, decided, closed, active (all but closed) or all.", valueName: "STATE"))
     var state: String = "active"
     @Option(help: "Output: table or json.") var format: String = "table"
@@ -69,6 +70,7 @@ struct IncidentList: ParsableCommand {
     func run() throws {
         let all = try loadIncidents(data.data)
         let rows = all.filter { state == "all" || (state == "active" ? $0.state != .closed : $0.state.rawValue == state) }
+        try recordInvestigation(data: data.data, actor: actor, .incident, parameters: ["state": state], resultCount: rows.count)
         if format == "json" {
             FileHandle.standardOutput.write(Data(IncidentJSON.list(rows)))
             return
@@ -84,8 +86,9 @@ struct IncidentList: ParsableCommand {
 }
 
 struct IncidentShow: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show an incident: alert, playbook, timeline, linked queries.")
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show an incident: alert, playbook, timeline, linked queries; the look is recorded in the trail.")
     @OptionGroup var data: DataOptions
+    @OptionGroup var actor: ActorOptions
     @Argument(help: ArgumentHelp("The incident (alert) id or a unique prefix.", valueName: "ID")) var id: String
     @Option(help: ArgumentHelp("The policy, for its playbooks (default: the built-in PB-SEC-01 … PB-SEC-07).", valueName: "FILE")) var policy: String?
     @Option(help: "Output: text or json.") var format: String = "text"
@@ -100,6 +103,7 @@ struct IncidentShow: ParsableCommand {
             do { return try PolicyLoader.load(path: p).policy.playbooks } catch { throw CLIError.usage("\(p): the policy has problems (see `custos policy check`)") }
         } ?? Playbook.defaults
         let pb = Playbook.resolve(i.alert, in: playbooks)
+        try recordInvestigation(data: data.data, actor: actor, .incident, parameters: ["id": i.id], resultCount: 1, incident: i.id)
         if format == "json" {
             FileHandle.standardOutput.write(Data(IncidentJSON.show(i, playbook: pb)))
             return

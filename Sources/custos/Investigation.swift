@@ -50,11 +50,11 @@ func validateActor(_ a: String) throws {
 /// data directory's trail before anything is shown: durable in the trail, or in its spool
 /// when a server holds the directory (`InvestigationLog`).
 func recordInvestigation(data: String, actor: ActorOptions, _ action: InvestigationRecord.Action,
-                         parameters: [String: String?], resultCount: Int?) throws {
+                         parameters: [String: String?], resultCount: Int?, incident: String? = nil) throws {
     var params: [String: String] = [:]
     for (k, v) in parameters { if let v { params[k] = v } }
     let r = InvestigationRecord(time: EventTime(unixTime: Date().timeIntervalSince1970), actor: actor.resolved, channel: "cli",
-                                action: action, parameters: params, resultCount: resultCount, incident: actor.incident)
+                                action: action, parameters: params, resultCount: resultCount, incident: incident ?? actor.incident)
     let recorded: InvestigationLog.Recorded
     do { recorded = try InvestigationLog.record(r, directory: data) } catch {
         throw CLIError.operational("\(error)")

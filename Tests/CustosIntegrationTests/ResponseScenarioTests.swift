@@ -37,6 +37,8 @@ struct ResponseScenarioTests {
         #expect(early.stderr.contains("start investigating first") || early.stderr.contains("acknowledge"), "\(early.stderr)")
 
         let who = ["--data", data, "--actor", "alice@secops"]
+        // Looking at the incident is itself recorded (linked to it), before the ack.
+        _ = try await run(custos, ["incident", "show", String(id.prefix(8)), "--format", "json"] + who, timeout: 60).expect(0, "incident show by alice")
         _ = try await run(custos, ["incident", "ack", String(id.prefix(8))] + who, timeout: 60).expect(0, "ack")
         _ = try await run(custos, ["incident", "investigate", id, "--text", "two logins 9000 km apart"] + who, timeout: 60).expect(0, "investigate")
         // The investigation: a query about the identity, and the blast radius of the secret.
@@ -63,7 +65,8 @@ struct ResponseScenarioTests {
         // The investigations are in the trail too.
         let inv = try #require(try Self.json(try await run(custos, ["investigations", "--data", data, "--actor", "alice*", "--format", "json"], timeout: 60)
             .expect(0, "investigations")) as? [[String: Any]])
-        #expect(Set(inv.compactMap { $0["action"] as? String }).isSuperset(of: ["alerts", "query", "blast_radius"]))
+        #expect(Set(inv.compactMap { $0["action"] as? String }).isSuperset(of: ["alerts", "query", "blast_radius", "incident"]))
+        #expect(inv.contains { $0["action"] as? String == "incident" && $0["incident"] as? String == id }, "the look at the incident is not linked to it: \(inv)")
 
         // The pack holds it all, and the trail still verifies.
         let pack = dir.path("pack")
@@ -75,7 +78,19 @@ struct ResponseScenarioTests {
         #expect(row.contains("alice@secops") && row.contains("confirmed") && row.hasSuffix(",closed"), "\(row)")
         let html = try String(contentsOfFile: pack + "/index.html", encoding: .utf8)
         #expect(html.contains("id=\"incident-\(id)\"") && html.contains("token replayed from another continent"))
-        #expect(try String(contentsOfFile: pack + "/investigations.csv", encoding: .utf8).contains("alice@secops"))
+        let investigationsCSV = try String(contentsOfFile: pack + "/investigations.csv", encoding: .utf8)
+        #expect(investigationsCSV.contains("alice@secops"))
+        for action in ["query", "blast_radius", "incident"] {
+            #expect(investigationsCSV.split(separator: "\n").contains { $0.contains("alice@secops") && $0.contains(action) }, "no \(action) by alice in the pack")
+        }
+        // Every step is in the pack: the alert, and each response step with its text.
+        #expect(try String(contentsOfFile: pack + "/alerts.csv", encoding: .utf8).contains(id), "the alert is not in alerts.csv")
+        let packed = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: pack + "/incidents.json"))) as? [[String: Any]])
+        let packedSteps = try #require(packed.first { $0["id"] as? String == id }?["steps"] as? [[String: Any]])
+        #expect(packedSteps.compactMap { $0["step"] as? String } == ["acknowledged", "investigating", "verdict", "action", "closed"])
+        for text in ["two logins 9000 km apart", "token replayed from another continent", "revoked the token"] {
+            #expect(html.contains(text), "the pack's report does not show the step '\(text)'")
+        }
         _ = try await run(custos, ["evidence", "check", pack + "/evidence.json", "--vkey", data + "/keys/trail.vkey"], timeout: 60).expect(0, "evidence check")
         _ = try await run(custos, ["verify", "--data", data, "--vkey", data + "/keys/trail.vkey"], timeout: 60).expect(0, "verify")
 

@@ -344,6 +344,27 @@ func access(_ key: String, day: Int, second: Int = 0, path: String, env: String,
     }
 }
 
+extension EvidenceAPITests {
+    /// A look at the incidents through the API is recorded like any other query.
+    @Test func incidentReadsAreRecorded() async throws {
+        let dir = TempDir()
+        let (state, t) = try ServeTests.make(dir)
+        try EvidenceTests().populate(state.store)
+        try await buildApplication(state: state).test(.live) { client in
+            try await client.execute(uri: "/v1/incidents?state=all", method: .get, headers: [.authorization: "Bearer \(t.auditor)"]) { r in
+                #expect(r.status == .ok)
+            }
+            try await client.execute(uri: "/v1/incidents/nosuch1", method: .get, headers: [.authorization: "Bearer \(t.auditor)"]) { r in
+                #expect(r.status == .notFound)
+            }
+        }
+        let inv = try EventReader(directory: dir.path).investigations()
+        #expect(inv.count == 1, "a refused look (404) records nothing; the list is recorded once")
+        #expect(inv.first?.record.action == .incident && inv.first?.record.channel == "api:auditor"
+                && inv.first?.record.parameters["state"] == "all" && inv.first?.record.resultCount == 0)
+    }
+}
+
 extension EvidenceTests {
     @Test func witnessCosignaturesRideAlongAndStillCheck() throws {
         let dir = TempDir()

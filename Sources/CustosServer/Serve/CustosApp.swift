@@ -373,14 +373,15 @@ struct ServeAPI: Sendable {
 
     /// Records an auditor's read in the trail (`custos.investigation/v1`) before answering it:
     /// who (the token's name), which role, what was asked (the query parameters), how many results.
-    func recordInvestigation(_ who: (Role, String), _ action: InvestigationRecord.Action, _ req: Request, resultCount: Int?) async throws {
-        var params: [String: String] = [:]
+    func recordInvestigation(_ who: (Role, String), _ action: InvestigationRecord.Action, _ req: Request, resultCount: Int?,
+                             extra: [String: String] = [:], incident: String? = nil) async throws {
+        var params: [String: String] = extra
         for (k, v) in req.uri.queryParameters where params.count < 32 {
             let key = String(k.prefix(64)), value = String(v.prefix(1024))
             params[key] = params[key].map { $0 + "," + value } ?? value
         }
         let r = InvestigationRecord(time: EventTime(unixTime: Date().timeIntervalSince1970), actor: who.1, channel: "api:\(who.0.rawValue)",
-                                    action: action, parameters: params, resultCount: resultCount)
+                                    action: action, parameters: params, resultCount: resultCount, incident: incident)
         do { _ = try await state.committer.appendEntries([.investigation(r)]) } catch {
             throw APIError(status: .serviceUnavailable, message: "the request could not be recorded in the trail, so it is not answered: \(error)")
         }
@@ -547,12 +548,13 @@ struct ServeAPI: Sendable {
     // MARK: Incidents
 
     func incidents(_ req: Request) async throws -> Response {
-        try authorize(req, [.auditor, .admin])
+        let who = try authorize(req, [.auditor, .admin])
         let state = req.uri.queryParameters.get("state") ?? "active"
         guard ["active", "all"].contains(state) || Incident.State(rawValue: state) != nil else {
             throw APIError(status: .badRequest, message: "state must be open, acknowledged, investigating, decided, closed, active or all")
         }
         let rows = try IncidentBook.load(reader()).filter { state == "all" || (state == "active" ? $0.state != .closed : $0.state.rawValue == state) }
+        try await recordInvestigation(who, .incident, req, resultCount: rows.count)
         return .json(IncidentJSON.list(rows, playbooks: self.state.policy?.playbooks ?? Playbook.defaults))
     }
 
@@ -566,8 +568,9 @@ struct ServeAPI: Sendable {
     }
 
     func incident(_ req: Request, id: String) async throws -> Response {
-        try authorize(req, [.auditor, .admin])
+        let who = try authorize(req, [.auditor, .admin])
         let i = try findIncident(id)
+        try await recordInvestigation(who, .incident, req, resultCount: 1, extra: ["id": i.id], incident: i.id)
         return .json(IncidentJSON.show(i, playbook: Playbook.resolve(i.alert, in: state.policy?.playbooks ?? Playbook.defaults)))
     }
 
