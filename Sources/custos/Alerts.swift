@@ -62,13 +62,8 @@ struct Alerts: ParsableCommand {
     }
 
     func run() throws {
-        try requireDataDirectory(data.data)
         var q = try buildQuery()
-        let reader: EventReader
-        do { reader = try EventReader(directory: data.data) } catch let e as IndexError { throw CLIError.usage(e.message) }
-        if reader.lag > 0 {
-            stderrPrint("custos: warning: the index is \(reader.lag) entries behind the trail (an interrupted ingest?); run `custos reindex` to include them")
-        }
+        let reader = try openReader(data.data)
         q.statuses = [.raised]
         q.limit = limit
         let raised = try reader.alerts(q)

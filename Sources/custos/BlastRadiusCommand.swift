@@ -60,12 +60,7 @@ struct BlastRadiusCommand: ParsableCommand {
                 throw CLIError.usage("\(policy): \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s") (see `custos policy check`)")
             }
         }
-        try requireDataDirectory(data.data)
-        let reader: EventReader
-        do { reader = try EventReader(directory: data.data) } catch let e as IndexError { throw CLIError.usage(e.message) }
-        if reader.lag > 0 {
-            stderrPrint("custos: warning: the index is \(reader.lag) entries behind the trail (an interrupted ingest?); run `custos reindex` to include them")
-        }
+        let reader = try openReader(data.data)
         let report = try BlastRadius.compute(request, reader: reader, policy: loaded?.policy)
         try recordInvestigation(data: data.data, actor: actor, .blastRadius, parameters: [
             "secret": secret, "from": from, "to": to, "policy": policy, "limit": String(limit), "format": format,

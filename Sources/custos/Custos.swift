@@ -62,6 +62,18 @@ func requireDataDirectory(_ dir: String) throws {
     }
 }
 
+/// Opens `dir` for reading (a usage error when it is not a data directory or its index does not
+/// belong to its trail) and warns on stderr when the index lags the trail.
+func openReader(_ dir: String) throws -> EventReader {
+    try requireDataDirectory(dir)
+    let reader: EventReader
+    do { reader = try EventReader(directory: dir) } catch let e as IndexError { throw CLIError.usage(e.message) }
+    if reader.lag > 0 {
+        stderrPrint("custos: warning: the index is \(reader.lag) entries behind the trail (an interrupted ingest?); run `custos reindex` to include them")
+    }
+    return reader
+}
+
 // Entry point: ArgumentParser's usage errors exit 2 here, and our own errors carry their code.
 @main
 struct Main {

@@ -40,13 +40,8 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
-        try requireDataDirectory(data.data)
         let q = try buildQuery()
-        let reader: EventReader
-        do { reader = try EventReader(directory: data.data) } catch let e as IndexError { throw CLIError.usage(e.message) }
-        if reader.lag > 0 {
-            stderrPrint("custos: warning: the index is \(reader.lag) entries behind the trail (an interrupted ingest?); run `custos reindex` to include them")
-        }
+        let reader = try openReader(data.data)
         let rows = try reader.events(q)
         try recordInvestigation(data: data.data, actor: actor, .export, parameters: parameters, resultCount: rows.count)
         let host = hostname ?? ProcessInfo.processInfo.hostName

@@ -25,10 +25,7 @@ struct IncidentCommand: ParsableCommand {
 
 /// Loads the incidents of a data directory.
 func loadIncidents(_ data: String) throws -> [Incident] {
-    try requireDataDirectory(data)
-    let reader: EventReader
-    do { reader = try EventReader(directory: data) } catch let e as IndexError { throw CLIError.usage(e.message) }
-    return try IncidentBook.load(reader)
+    try IncidentBook.load(try openReader(data))
 }
 
 /// Records one step after checking that it may follow the incident's steps so far.

@@ -36,13 +36,8 @@ struct Query: ParsableCommand {
     }
 
     func run() throws {
-        try requireDataDirectory(data.data)
         let q = try buildQuery()
-        let reader: EventReader
-        do { reader = try EventReader(directory: data.data) } catch let e as IndexError { throw CLIError.usage(e.message) }
-        if reader.lag > 0 {
-            stderrPrint("custos: warning: the index is \(reader.lag) entries behind the trail (an interrupted ingest?); run `custos reindex` to include them")
-        }
+        let reader = try openReader(data.data)
         if count {
             let n = try reader.count(q)
             try recordInvestigation(data: data.data, actor: actor, .query, parameters: parameters, resultCount: n)
