@@ -43,10 +43,50 @@ public enum CanonicalValidator {
         var description: String { "\(reason) in \(field) at byte \(offset + 1)" }
     }
 
+    /// Where the index columns of a canonical event are (offsets from the entry's start, the
+    /// string contents without quotes), filled while walking when `capturing`.
+    struct Captures {
+        var action = EventBatch.Span.null, id = EventBatch.Span.null, outcome = EventBatch.Span.null
+        var identityID = EventBatch.Span.null, identityKind = EventBatch.Span.null, identityName = EventBatch.Span.null
+        var originIP = EventBatch.Span.null, secretEnvironment = EventBatch.Span.null, secretPath = EventBatch.Span.null
+        var sourceInstance = EventBatch.Span.null, sourceKind = EventBatch.Span.null, time = EventBatch.Span.null
+        /// A captured string had an escape: its span is JSON, not the value.
+        var escaped = false
+    }
+
+    /// The columns a `Captures` has.
+    enum Slot {
+        case none, action, id, outcome, identityID, identityKind, identityName, originIP, secretEnvironment, secretPath,
+             sourceInstance, sourceKind, time
+    }
+
     struct Walker {
         let p: UnsafePointer<UInt8>
         let n: Int
         var i = 0
+        var capturing = false
+        var caps = Captures()
+
+        @inline(__always) mutating func capture(_ slot: Slot, from start: Int, escaped: Bool) {
+            guard capturing else { return }
+            let s = EventBatch.Span(offset: Int32(start), count: Int32(i - 1 - start))
+            if escaped { caps.escaped = true }
+            switch slot {
+            case .none: break
+            case .action: caps.action = s
+            case .id: caps.id = s
+            case .outcome: caps.outcome = s
+            case .identityID: caps.identityID = s
+            case .identityKind: caps.identityKind = s
+            case .identityName: caps.identityName = s
+            case .originIP: caps.originIP = s
+            case .secretEnvironment: caps.secretEnvironment = s
+            case .secretPath: caps.secretPath = s
+            case .sourceInstance: caps.sourceInstance = s
+            case .sourceKind: caps.sourceKind = s
+            case .time: caps.time = s
+            }
+        }
 
         @inline(__always) func fail(_ reason: StaticString, _ field: StaticString) -> Failure {
             Failure(reason: reason, field: field, offset: i)
@@ -115,12 +155,14 @@ public enum CanonicalValidator {
         mutating func event() throws(Failure) {
             try byte(0x7B, "expected '{'", "event")
             var first = true
-            try required("action", &first, "action"); try string("action")
-            try required("id", &first, "id"); try string("id")
+            try required("action", &first, "action"); try string("action", .action)
+            try required("id", &first, "id"); try string("id", .id)
             try required("identity", &first, "identity"); try identity()
             if member("origin", &first) { try origin() }
             try required("outcome", &first, "outcome")
+            let outcomeStart = i + 1
             guard literal("success") || literal("denied") || literal("error") else { throw fail("unknown value", "outcome") }
+            capture(.outcome, from: outcomeStart, escaped: false)
             if member("pipeline", &first) { try pipeline() }
             if member("reason", &first) { try string("reason") }
             if member("request_id", &first) { try string("request_id") }
@@ -136,12 +178,14 @@ public enum CanonicalValidator {
         mutating func identity() throws(Failure) {
             try byte(0x7B, "expected an object", "identity")
             var first = true
-            if member("id", &first) { try string("identity.id") }
+            if member("id", &first) { try string("identity.id", .identityID) }
             try required("kind", &first, "identity.kind")
+            let kindStart = i + 1
             guard literal("human") || literal("service") || literal("api_key") || literal("root")
                 || literal("pipeline") || literal("unknown") else { throw fail("unknown value", "identity.kind") }
+            capture(.identityKind, from: kindStart, escaped: false)
             if member("method", &first) { try string("identity.method") }
-            if member("name", &first) { try string("identity.name") }
+            if member("name", &first) { try string("identity.name", .identityName) }
             if member("policies", &first) { try stringArray("identity.policies") }
             try endObject("identity")
         }
@@ -149,7 +193,7 @@ public enum CanonicalValidator {
         mutating func origin() throws(Failure) {
             try byte(0x7B, "expected an object", "origin")
             var first = true
-            try required("ip", &first, "origin.ip"); try string("origin.ip")
+            try required("ip", &first, "origin.ip"); try string("origin.ip", .originIP)
             if member("port", &first) { try port() }
             try endObject("origin")
         }
@@ -178,9 +222,9 @@ public enum CanonicalValidator {
         mutating func secret() throws(Failure) {
             try byte(0x7B, "expected an object", "secret")
             var first = true
-            if member("environment", &first) { try string("secret.environment") }
+            if member("environment", &first) { try string("secret.environment", .secretEnvironment) }
             if member("namespace", &first) { try string("secret.namespace") }
-            try required("path", &first, "secret.path"); try string("secret.path")
+            try required("path", &first, "secret.path"); try string("secret.path", .secretPath)
             if member("store", &first) { try string("secret.store") }
             try endObject("secret")
         }
@@ -188,8 +232,8 @@ public enum CanonicalValidator {
         mutating func source() throws(Failure) {
             try byte(0x7B, "expected an object", "source")
             var first = true
-            try required("instance", &first, "source.instance"); try string("source.instance")
-            try required("kind", &first, "source.kind"); try string("source.kind")
+            try required("instance", &first, "source.instance"); try string("source.instance", .sourceInstance)
+            try required("kind", &first, "source.kind"); try string("source.kind", .sourceKind)
             try endObject("source")
         }
 
@@ -230,9 +274,11 @@ public enum CanonicalValidator {
         }
 
         /// A string exactly as `CanonicalWriter.string` writes it.
-        mutating func string(_ field: StaticString) throws(Failure) {
+        mutating func string(_ field: StaticString, _ slot: Slot = .none) throws(Failure) {
             guard i < n, p[i] == 0x22 else { throw fail("expected a string", field) }
             i += 1
+            let start = i
+            var escaped = false
             while true {
                 // Skip plain bytes (printable ASCII other than `"` and `\`) eight at a time. The
                 // lowest flagged byte of `special` is exactly the first byte that is not plain
@@ -248,8 +294,12 @@ public enum CanonicalValidator {
                 guard i < n else { throw fail("unterminated string", field) }
                 let c = p[i]
                 if c >= 0x20 && c < 0x80 {
-                    if c == 0x22 { i += 1; return }
-                    if c == 0x5C { try escape(field) } else { i += 1 }
+                    if c == 0x22 {
+                        i += 1
+                        if slot != .none { capture(slot, from: start, escaped: escaped) }
+                        return
+                    }
+                    if c == 0x5C { escaped = true; try escape(field) } else { i += 1 }
                 } else if c < 0x20 {
                     throw fail("raw control byte", field)
                 } else {
@@ -309,6 +359,7 @@ public enum CanonicalValidator {
         mutating func time() throws(Failure) {
             // The shortest form, quotes included, is 22 bytes.
             guard i + 22 <= n, p[i] == 0x22 else { throw fail("expected a time string", "time") }
+            let i0 = i
             let q = p + i + 1
             @inline(__always) func d(_ k: Int) -> Int? {
                 let v = q[k] &- 0x30
@@ -333,6 +384,36 @@ public enum CanonicalValidator {
             }
             guard j + 1 < n, p[j] == 0x5A, p[j + 1] == 0x22 else { throw fail("invalid time", "time") }
             i = j + 2
+            capture(.time, from: i0 + 1, escaped: false)
         }
+    }
+}
+
+extension EventBatch {
+    /// Appends `line` as it is when it already is a canonical `custos.event/v1` entry (what
+    /// Custos itself writes: `custos export`, `custos ci report`, a forwarder), taking the index
+    /// columns from where the walk found them: no decoding, no re-encoding. Returns false and
+    /// appends nothing otherwise (not canonical, an `index` member, an id outside 1...256
+    /// bytes, an index column with an escape): the caller then decodes the line as any other
+    /// (`AccessEvent.decode`, `append(_:)`), which gives the same entry and columns for a line
+    /// this takes.
+    public mutating func appendIfCanonical(_ line: UnsafeRawBufferPointer) -> Bool {
+        guard let raw = line.baseAddress, line.count > 0, line.count <= AccessEvent.maxEncodedSize else { return false }
+        var w = CanonicalValidator.Walker(p: raw.assumingMemoryBound(to: UInt8.self), n: line.count)
+        w.capturing = true
+        do { try w.event() } catch { return false }
+        let c = w.caps
+        guard !c.escaped, c.id.count >= 1, c.id.count <= 256,
+              let time = EventTime(rfc3339UTF8: UnsafeBufferPointer(start: w.p + Int(c.time.offset), count: Int(c.time.count)))
+        else { return false }
+        let (hi, lo) = EventKeyWords.of(idUTF8: UnsafeRawBufferPointer(rebasing: line[Int(c.id.offset)..<Int(c.id.offset + c.id.count)]))
+        let start = bytes.count
+        bytes.append(contentsOf: line)
+        rows.append(Row(offset: start, length: line.count, keyHi: hi, keyLo: lo, timeNanos: time.unixNanos,
+                        id: c.id, action: c.action, outcome: c.outcome, sourceKind: c.sourceKind,
+                        sourceInstance: c.sourceInstance, secretPath: c.secretPath, environment: c.secretEnvironment,
+                        identityID: c.identityID, identityName: c.identityName, identityKind: c.identityKind,
+                        originIP: c.originIP))
+        return true
     }
 }

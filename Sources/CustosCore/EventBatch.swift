@@ -119,7 +119,12 @@ public struct EventBatch: Sendable {
 public enum EventKeyWords {
     public static func of(id: String) -> (UInt64, UInt64) {
         var id = id
-        let parsed: (UInt64, UInt64)? = id.withUTF8 { u in
+        return id.withUTF8 { of(idUTF8: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `of(id:)` for the id's UTF-8 bytes.
+    public static func of(idUTF8 u: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+        let parsed: (UInt64, UInt64)? = {
             guard u.count == 32 else { return nil }
             var words: (UInt64, UInt64) = (0, 0)
             for i in 0..<32 {
@@ -133,9 +138,9 @@ public enum EventKeyWords {
                 if i < 16 { words.0 = words.0 << 4 | v } else { words.1 = words.1 << 4 | v }
             }
             return words
-        }
+        }()
         if let parsed { return parsed }
-        let h = EventID.make(instance: "custos.event-key", key: id)
+        let h = EventID.make(instance: "custos.event-key", key: String(decoding: u, as: UTF8.self))
         var k = of(id: h)
         k.0 ^= 0x8000_0000_0000_0000
         return k

@@ -58,6 +58,17 @@ enum CustosRecord {
         }
     }
 
+    /// `decode(_:)` into a batch: a record that already is a canonical entry goes in as it is
+    /// (`EventBatch.appendIfCanonical`), any other is decoded and encoded. Returns why a
+    /// record is rejected (nothing appended), or nil.
+    static func append(_ record: UnsafeRawBufferPointer, to batch: inout EventBatch) -> Rejection? {
+        if batch.appendIfCanonical(record) { return nil }
+        switch decode(record) {
+        case .success(let e): batch.append(e); return nil
+        case .failure(let r): return r
+        }
+    }
+
     static func isBlank(_ record: UnsafeRawBufferPointer) -> Bool {
         record.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }
@@ -146,9 +157,8 @@ public final class Ingestor {
                 record(.rejected(.init(line: lineNumber, reason: "line longer than \(VaultAuditDecoder.maxLineBytes) bytes")))
             } else if custos {
                 if !CustosRecord.isBlank(line) {
-                    switch CustosRecord.decode(line) {
-                    case .success(let e): batch.append(e)
-                    case .failure(let r): record(.rejected(.init(line: lineNumber, reason: r.reason)))
+                    if let r = CustosRecord.append(line, to: &batch) {
+                        record(.rejected(.init(line: lineNumber, reason: r.reason)))
                     }
                 }
             } else {

@@ -365,6 +365,74 @@ struct CanonicalValidatorTests {
         #expect(rejected > Self.iterations * 30)
     }
 
+    /// `e` with the characters JSON escapes taken out of its index columns (random strings
+    /// nearly always have one somewhere, and the fast path declines those).
+    static func withoutEscapesInColumns(_ e: inout AccessEvent) {
+        func plain(_ s: String) -> String {
+            String(String.UnicodeScalarView(s.unicodeScalars.filter { $0 != "\"" && $0 != "\\" && $0.value >= 0x20 }))
+        }
+        e.id = plain(e.id)
+        e.action = Action(plain(e.action.rawValue))
+        e.source = .init(kind: plain(e.source.kind), instance: plain(e.source.instance))
+        e.identity.id = e.identity.id.map(plain)
+        e.identity.name = e.identity.name.map(plain)
+        if let s = e.secret { e.secret = .init(store: s.store, path: plain(s.path), environment: s.environment.map(plain), namespace: s.namespace) }
+        if let o = e.origin { e.origin = .init(ip: plain(o.ip), port: o.port) }
+    }
+
+    static let firstEvent = AccessEvent(id: "x", time: EventTime(seconds: 0), source: .init(kind: "k", instance: "i"),
+                                        action: .read, outcome: .success, identity: .init(kind: .human))
+
+    /// `EventBatch.appendIfCanonical` (ingest's fast path for canonical custos events) takes a
+    /// line only when the reference accepts it, stores the line itself, and gives every index
+    /// column, the key and the time exactly as decoding and `append(_:)` do; it declines only
+    /// lines the reference rejects, an empty or over-long id, or a column with an escape.
+    @Test func theFastPathAppendsWhatDecodingDoes() throws {
+        var r = RNG(seed: Self.seed ^ 0xFA57)
+        var taken = 0, declinedCanonical = 0
+        let columns: [(String, KeyPath<EventBatch.Row, EventBatch.Span>)] = [
+            ("id", \.id), ("action", \.action), ("outcome", \.outcome), ("source.kind", \.sourceKind),
+            ("source.instance", \.sourceInstance), ("secret.path", \.secretPath), ("secret.environment", \.environment),
+            ("identity.id", \.identityID), ("identity.name", \.identityName), ("identity.kind", \.identityKind),
+            ("origin.ip", \.originIP)]
+        for k in 0..<(Self.iterations * 4) {
+            var event = Self.randomEvent(&r)
+            if k % 2 == 0 { Self.withoutEscapesInColumns(&event) }
+            var line = event.canonicalJSON()
+            if k % 4 == 3 { line = Self.mutate(line, &r) }
+            var fast = EventBatch()
+            fast.append(Self.firstEvent)   // so that offsets must be relative to the entry
+            let before = fast.bytes.count
+            let took = line.withUnsafeBytes { fast.appendIfCanonical($0) }
+            let reference = try? AccessEvent.decode(line, requireCanonical: true)
+            guard took else {
+                #expect(fast.count == 1 && fast.bytes.count == before, "a declined line left something behind")
+                if let e = reference {
+                    declinedCanonical += 1
+                    let escapedColumn = [e.id, e.action.rawValue, e.source.kind, e.source.instance, e.secret?.path ?? "",
+                                         e.secret?.environment ?? "", e.identity.id ?? "", e.identity.name ?? "", e.origin?.ip ?? ""]
+                        .contains { v in v.unicodeScalars.contains { $0 == "\"" || $0 == "\\" || $0.value < 0x20 } }
+                    #expect(escapedColumn || e.id.isEmpty || e.id.utf8.count > 256, "declined a canonical line: \(Self.text(line))")
+                }
+                continue
+            }
+            taken += 1
+            let e = try #require(reference, "took a line the reference rejects: \(Self.text(line))")
+            var slow = EventBatch()
+            slow.append(e)
+            #expect(Array(fast.entry(1)) == line)
+            #expect(Array(slow.entry(0)) == line)
+            #expect(fast.rows[1].keyHi == slow.rows[0].keyHi && fast.rows[1].keyLo == slow.rows[0].keyLo)
+            #expect(fast.rows[1].timeNanos == slow.rows[0].timeNanos)
+            for (name, c) in columns {
+                #expect(fast.string(1, c) == slow.string(0, c), "column \(name) of \(Self.text(line))")
+            }
+        }
+        // Both verdicts must be reached often, or the comparison says little.
+        #expect(taken > Self.iterations, "taken \(taken), declined canonical \(declinedCanonical)")
+        #expect(declinedCanonical > 0)
+    }
+
     @Test func everyTruncationGetsTheReferenceVerdict() {
         var r = RNG(seed: Self.seed ^ 0xFFFF)
         let g = GuardedBuffer()

@@ -106,6 +106,55 @@ import Testing
         #expect(BodyDecoder(format: .auto, instance: "i", maxRecordBytes: 1 << 20, batched: true).decode(Array(lines.joined(separator: "\n").utf8)).batch.isEmpty)
     }
 
+    /// Custos events: a canonical line goes into the batch as it is, any other custos record
+    /// (members in another order, whitespace, an `index` member, inside a shipper's envelope)
+    /// is decoded and encoded; either way the batch is what the event path gives, in record
+    /// order, with the same rejections.
+    @Test func theBatchedCustosPathKeepsWhatTheEventPathDoes() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("CustosCoreTests/Fixtures/openbao/audit-2.7.2.log").path
+        let log = try String(contentsOfFile: path, encoding: .utf8)
+        let events = BodyDecoder(format: .openbao, instance: "i", maxRecordBytes: 1 << 20).decode(Array(log.utf8)).events
+        #expect(events.count > 10)
+        var lines: [String] = []
+        for (i, e) in events.enumerated() {
+            let canonical = String(decoding: e.canonicalJSON(), as: UTF8.self)
+            switch i % 6 {
+            case 1: lines.append(String(decoding: e.canonicalJSON(index: UInt64(i)), as: UTF8.self))   // an index member
+            case 2: lines.append(canonical.replacingOccurrences(of: "\",\"", with: "\", \""))                // whitespace
+            case 3:
+                let escaped = canonical.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                lines.append("{\"log\":\"\(escaped)\"}")                                                 // an envelope
+            case 4: lines.append(String(canonical.prefix(canonical.count / 2)))                           // truncated
+            default: lines.append(canonical)
+            }
+        }
+        let bodies = [lines.joined(separator: "\n") + "\n{oops\n", "[" + lines.filter { $0.hasSuffix("}") }.joined(separator: ",") + "]"]
+        for body in bodies {
+            let bytes = Array(body.utf8)
+            let plain = BodyDecoder(format: .custos, instance: "i", maxRecordBytes: 1 << 20).decode(bytes)
+            let fast = BodyDecoder(format: .custos, instance: "i", maxRecordBytes: 1 << 20, batched: true).decode(bytes)
+            #expect(fast.events.isEmpty && plain.batch.isEmpty)
+            #expect(plain.eventCount > 10 && fast.eventCount == plain.eventCount)
+            let encoded = GroupCommitter.encode(plain.events)
+            #expect(fast.batch.count == encoded.count && (0..<encoded.count).allSatisfy { fast.batch.entry($0) == encoded.entry($0) },
+                    "an entry differs between the batched and the event path")
+            #expect(fast.batch.count == encoded.count && (0..<encoded.count).allSatisfy { i in
+                [\EventBatch.Row.id, \.action, \.outcome, \.sourceKind, \.sourceInstance, \.secretPath, \.environment, \.identityID,
+                 \.identityName, \.identityKind, \.originIP].allSatisfy { fast.batch.string(i, $0) == encoded.string(i, $0) }
+                    && fast.batch.rows[i].keyHi == encoded.rows[i].keyHi && fast.batch.rows[i].keyLo == encoded.rows[i].keyLo
+                    && fast.batch.rows[i].timeNanos == encoded.rows[i].timeNanos
+            }, "an index column, key or time differs between the batched and the event path")
+            #expect(fast.rejected == plain.rejected && fast.records == plain.records)
+            #expect(fast.rejections.map(\.reason) == plain.rejections.map(\.reason))
+            // Both ways were taken: a line taken as it is has its columns inside its entry,
+            // an encoded one has their values copied after it.
+            let inside = fast.batch.rows.filter { Int($0.id.offset) < $0.length }.count
+            #expect(inside > 0 && inside < fast.batch.count, "\(inside) of \(fast.batch.count) taken as they are")
+        }
+        #expect(BodyDecoder(format: .custos, instance: "i", maxRecordBytes: 1 << 20).decode(Array(lines.joined(separator: "\n").utf8)).rejected > 0)
+    }
+
     static func fast(_ s: String) -> Bool {
         Array(s.utf8).withUnsafeBytes { BodyDecoder.isAuditDeviceRecord($0) }
     }

@@ -55,9 +55,9 @@ public enum WireFormat: String, Sendable, CaseIterable {
 public struct BodyDecoder {
     public struct Result: Sendable {
         public var events: [AccessEvent] = []
-        /// With `batched`, the Vault/OpenBao events, already in canonical form (what
-        /// `GroupCommitter.encode(events)` would give), in record order; `events` is then
-        /// empty for formats vault and openbao.
+        /// With `batched`, the Vault/OpenBao and custos events, already in canonical form
+        /// (what `GroupCommitter.encode(events)` would give), in record order; `events` is
+        /// then empty for formats vault, openbao and custos.
         public var batch = EventBatch()
         /// Events decoded, in `events` and `batch` together.
         public var eventCount: Int { events.count + batch.count }
@@ -75,14 +75,15 @@ public struct BodyDecoder {
     public var format: WireFormat
     public var instance: String
     public var maxRecordBytes: Int
-    /// Formats vault and openbao decode straight into `Result.batch` (canonical JSON, no
-    /// `AccessEvent` values in between): the ingest endpoint's fast path. Off, every event is
-    /// in `Result.events` (for callers that change the events before committing them).
+    /// Formats vault, openbao and custos decode straight into `Result.batch` (canonical JSON,
+    /// no `AccessEvent` values in between where the record allows: a custos record that
+    /// already is canonical is taken as it is): the ingest endpoint's fast path. Off, every
+    /// event is in `Result.events` (for callers that change the events before committing them).
     public var batched: Bool
 
     public init(format: WireFormat, instance: String, maxRecordBytes: Int, batched: Bool = false) {
         self.format = format; self.instance = instance; self.maxRecordBytes = maxRecordBytes
-        self.batched = batched && (format == .vault || format == .openbao)
+        self.batched = batched && (format == .vault || format == .openbao || format == .custos)
     }
 
     public func decode(_ body: [UInt8]) -> Result {
@@ -98,6 +99,8 @@ public struct BodyDecoder {
             if CustosRecord.isBlank(record) { return }
             result.records += 1
             guard record.count <= maxRecordBytes else { reject(n, "record longer than \(maxRecordBytes) bytes"); return }
+            // A canonical custos event (it has `schema`, so it is no envelope) goes in as it is.
+            if batched && format == .custos && result.batch.appendIfCanonical(record) { return }
             // With format vault or openbao, a record that starts as the devices write them
             // (`{"time":"…","type":"…`) has a top-level `type`, so it is no envelope (and
             // `schema` does not matter): no need to scan it twice. (`auto` scans: a `schema`
@@ -115,7 +118,7 @@ public struct BodyDecoder {
             let custos = format == .custos || (format == .auto && hasSchema)
             if custos {
                 switch CustosRecord.decode(record) {
-                case .success(let e): result.events.append(e)
+                case .success(let e): if batched { result.batch.append(e) } else { result.events.append(e) }
                 case .failure(let r): reject(n, r.reason)
                 }
                 return
