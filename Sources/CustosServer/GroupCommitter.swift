@@ -3,7 +3,9 @@ import Foundation
 
 /// Group commit: concurrent callers' events are appended together in one durable commit
 /// (one sync, one signed checkpoint), on a dedicated thread so that the blocking I/O never
-/// holds a Swift concurrency thread. Each caller resumes when its own events are durable.
+/// holds a Swift concurrency thread. Each caller resumes when its own events are durable in
+/// the trail; the index (derived data) follows on its own thread, one group behind at most,
+/// and a read that must see everything acknowledged first waits for it (`waitUntilIndexed`).
 public final class GroupCommitter: @unchecked Sendable {
     public typealias Result = DataStore.AppendResult
 
@@ -41,20 +43,50 @@ public final class GroupCommitter: @unchecked Sendable {
     public let linger: Duration
     /// Test hook: runs on the commit thread before each commit with the number of waiting calls.
     let beforeCommit: (@Sendable (Int) -> Void)?
+    /// Test hook: runs on the index thread before each event group is indexed; throwing from
+    /// it fails that indexing.
+    let beforeIndex: (@Sendable () throws -> Void)?
     private var commitCount = 0
+    /// Event groups acknowledged (durable in the trail) and indexed so far, the first index
+    /// failure, and the reads waiting for the index to reach a group. Guarded by `indexLock`.
+    private let indexLock = NSLock()
+    private var groupsAcknowledged: UInt64 = 0
+    private var groupsIndexed: UInt64 = 0
+    private var indexError: (any Error)?
+    private var indexWaiters: [(group: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
 
     public init(store: DataStore, maxBatch: Int = 65_536, linger: Duration = .zero, beforeCommit: (@Sendable (Int) -> Void)? = nil,
-                detector: Detector? = nil, onAlerts: (@Sendable ([Alert]) -> Void)? = nil) {
+                detector: Detector? = nil, onAlerts: (@Sendable ([Alert]) -> Void)? = nil,
+                beforeIndex: (@Sendable () throws -> Void)? = nil) {
         self.store = store
         self.detector = detector
         self.onAlerts = onAlerts
         self.maxBatch = max(1, maxBatch)
         self.linger = max(.zero, linger)
         self.beforeCommit = beforeCommit
+        self.beforeIndex = beforeIndex
     }
 
     /// Number of commits made so far.
     public var commits: Int { lock.withLock { commitCount } }
+
+    /// Why the index stopped following the trail (nil while it does). The trail goes on
+    /// taking events; the index is rebuilt from it on the next start.
+    public var indexFailure: (any Error)? { indexLock.withLock { indexError } }
+
+    /// Returns once every event group acknowledged before the call is indexed too, so that a
+    /// query finds everything an answer acknowledged; throws if indexing failed.
+    public func waitUntilIndexed() async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let now: Swift.Result<Void, any Error>? = indexLock.withLock {
+                if let indexError { return .failure(indexError) }
+                if groupsIndexed >= groupsAcknowledged { return .success(()) }
+                indexWaiters.append((groupsAcknowledged, c))
+                return nil
+            }
+            if let now { c.resume(with: now) }
+        }
+    }
 
     /// Number of calls waiting for a commit.
     public var waiting: Int { lock.withLock { pending.count } }
@@ -162,31 +194,46 @@ public final class GroupCommitter: @unchecked Sendable {
                 continue
             }
             lock.withLock { commitCount += 1 }
+            // The events are durable and covered by a signed checkpoint: callers hear back now.
+            // A read that must find them waits for the index (`waitUntilIndexed`).
+            let group: UInt64 = indexLock.withLock { groupsAcknowledged += 1; return groupsAcknowledged }
+            let r = staged.result
+            var offset = 0
+            for call in batch {
+                let n = call.events.count
+                let mine = Array(r.indices[offset..<(offset + n)])
+                offset += n
+                let accepted = mine.compactMap { $0 }
+                let range = accepted.isEmpty ? r.range.upperBound..<r.range.upperBound : accepted.min()!..<(accepted.max()! + 1)
+                call.complete(.success(Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
+                                              range: range, indices: mine)))
+            }
             // The index runs on its own queue while the next group is committed to the trail
-            // (one at a time, in order); callers hear back once their events are indexed too,
-            // so that what an answer acknowledges is also what a query finds.
+            // (one at a time, in order). After a failure it stops: the index then holds a
+            // prefix of the trail (never one with a gap), caught up on the next start.
             indexSlot.wait()
-            let calls = batch.map(\.complete), counts = batch.map(\.events.count)
             indexQueue.async { [self] in
                 defer { indexSlot.signal() }
-                do {
-                    try store.index(staged)
-                } catch {
-                    for c in calls { c(.failure(error)) }
-                    return
+                var failure: (any Error)? = indexLock.withLock { indexError }
+                if failure == nil {
+                    do {
+                        try beforeIndex?()
+                        try store.index(staged)
+                    } catch { failure = error }
                 }
+                let wake: [(group: UInt64, continuation: CheckedContinuation<Void, any Error>)] = indexLock.withLock {
+                    if let failure, indexError == nil { indexError = failure }
+                    groupsIndexed = group
+                    let ready = indexWaiters.filter { indexError != nil || $0.group <= group }
+                    indexWaiters.removeAll { indexError != nil || $0.group <= group }
+                    return ready
+                }
+                for w in wake {
+                    if let failure { w.continuation.resume(throwing: failure) } else { w.continuation.resume() }
+                }
+                // The alerts are in the trail whatever became of the index: their owners hear of them.
                 if let onAlerts, !staged.extras.isEmpty {
                     onAlerts(staged.extras.compactMap { if case .alert(let a) = $0 { return a } else { return nil } })
-                }
-                let r = staged.result
-                var offset = 0
-                for (complete, n) in zip(calls, counts) {
-                    let mine = Array(r.indices[offset..<(offset + n)])
-                    offset += n
-                    let accepted = mine.compactMap { $0 }
-                    let range = accepted.isEmpty ? r.range.upperBound..<r.range.upperBound : accepted.min()!..<(accepted.max()! + 1)
-                    complete(.success(Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
-                                             range: range, indices: mine)))
                 }
             }
         }

@@ -279,6 +279,61 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
         #expect(report.isValid)
     }
 
+    /// A caller hears back once its events are durable in the trail, without waiting for the
+    /// index; `waitUntilIndexed` (what every read of `custos serve` does first) returns once
+    /// the index holds everything acknowledged before it.
+    @Test func answersComeAfterTheTrailAndReadsWaitForTheIndex() async throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "t.example/log")
+        let gate = DispatchSemaphore(value: 0)
+        let committer = GroupCommitter(store: store, beforeIndex: { gate.wait() })
+        let r = try await committer.append((0..<10).map { ev($0) })
+        #expect(r.accepted == 10 && store.trail.size == 10)
+        #expect(try store.index.indexedSize() == 0, "the answer waited for the index")
+        let waited = Flag()
+        let reader = Task {
+            try await committer.waitUntilIndexed()
+            #expect(waited.isSet, "the read did not wait for the index")
+            return try store.index.indexedSize()
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        waited.setOnce()
+        gate.signal()
+        #expect(try await reader.value == 10)
+        // Nothing pending: no wait at all.
+        try await committer.waitUntilIndexed()
+    }
+
+    /// An index failure after the answer: the events stay durable and acknowledged, later
+    /// ones too; reads are refused (no query may miss acknowledged events) and the index
+    /// stays a prefix of the trail, caught up when the data directory is opened again.
+    @Test func anIndexFailureStopsReadsNotTheTrail() async throws {
+        struct Broken: Error {}
+        let dir = TempDir()
+        do {
+            let store = try DataStore(directory: dir.path, origin: "t.example/log")
+            let calls = Counter()
+            let committer = GroupCommitter(store: store, beforeIndex: { if calls.next() == 2 { throw Broken() } })
+            _ = try await committer.append([ev(1)])
+            try await committer.waitUntilIndexed()
+            #expect(committer.indexFailure == nil)
+            #expect(try await committer.append([ev(2), ev(3)]).accepted == 2)
+            await #expect(throws: Broken.self) { try await committer.waitUntilIndexed() }
+            #expect(committer.indexFailure is Broken)
+            #expect(try await committer.append([ev(4)]).accepted == 1)
+            await #expect(throws: Broken.self) { try await committer.waitUntilIndexed() }
+            #expect(store.trail.size == 4)
+            #expect(try store.index.indexedSize() == 1)
+        }
+        // Opened again (once the commit thread let go of the directory): caught up.
+        var reopened: DataStore?
+        for _ in 0..<100 where reopened == nil {
+            reopened = try? DataStore(directory: dir.path)
+            if reopened == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(try #require(reopened).index.indexedSize() == 4)
+    }
+
     @Test func aFailedCommitFailsOnlyItsCallers() async throws {
         let dir = TempDir()
         let store = try DataStore(directory: dir.path, origin: "t.example/log")
@@ -354,5 +409,14 @@ final class Flag: @unchecked Sendable {
     private let lock = NSLock()
     private var set = false
     /// True exactly once.
+    @discardableResult
     func setOnce() -> Bool { lock.withLock { if set { return false }; set = true; return true } }
+    var isSet: Bool { lock.withLock { set } }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    /// 1 on the first call, then 2, …
+    func next() -> Int { lock.withLock { n += 1; return n } }
 }

@@ -93,6 +93,7 @@ public final class ServeState: @unchecked Sendable {
     public func notReady() -> String? {
         lock.withLock {
             if let f = lastCommitFailed { return "the last commit failed: \(f)" }
+            if let f = committer.indexFailure { return "the index stopped following the trail (\(f)); restart to rebuild it" }
             if let o = oldestPending, Date().timeIntervalSince(o) > Double(config.maxCommitAge) {
                 return "events have waited more than \(config.maxCommitAge) s for a durable commit"
             }
@@ -352,9 +353,19 @@ struct ServeAPI: Sendable {
 
     // MARK: Reads
 
-    func reader() throws -> EventReader {
+    /// The index as of now, once it holds everything acknowledged before this call.
+    func reader() async throws -> EventReader {
+        try await indexed()
         do { return try EventReader(directory: state.config.data) } catch {
             throw APIError(status: .serviceUnavailable, message: "the trail cannot be read: \(error)")
+        }
+    }
+
+    /// Waits until every event acknowledged so far is indexed too (the index follows the
+    /// trail on its own thread).
+    func indexed() async throws {
+        do { try await state.committer.waitUntilIndexed() } catch {
+            throw APIError(status: .serviceUnavailable, message: "the index stopped following the trail (\(error)); every acknowledged event is in the trail; restart custos serve to rebuild the index from it")
         }
     }
 
@@ -412,7 +423,7 @@ struct ServeAPI: Sendable {
         let who = try authorize(req, [.auditor])
         var q = try eventQuery(req)
         q.limit = try limit(req)
-        let rows = try reader().events(q)
+        let rows = try await reader().events(q)
         try await recordInvestigation(who, .query, req, resultCount: rows.count)
         var out = [UInt8]("[".utf8)
         for (i, r) in rows.enumerated() {
@@ -437,6 +448,7 @@ struct ServeAPI: Sendable {
             maxEvents = n
         }
         let report: EvidenceReport
+        try await indexed()
         do {
             report = try Evidence.run(directory: state.config.data, verifier: NoteVerifier(vkey: state.store.trail.checkpointVerifierKey),
                                       query: q, maxEvents: maxEvents)
@@ -459,7 +471,7 @@ struct ServeAPI: Sendable {
         q.from = try time(req, "from")
         q.to = try time(req, "to")
         q.limit = try limit(req)
-        let rows = try reader().alerts(q)
+        let rows = try await reader().alerts(q)
         try await recordInvestigation(who, .alerts, req, resultCount: rows.count)
         var out = [UInt8]("[".utf8)
         for (i, r) in rows.enumerated() {
@@ -488,7 +500,7 @@ struct ServeAPI: Sendable {
         do throws(BlastRadiusInputError) { request = try BlastRadiusRequest(secret: secret, from: from, to: to, limit: limit) } catch {
             throw APIError(status: .badRequest, message: error.message)
         }
-        let r = try reader()
+        let r = try await reader()
         let report: BlastRadiusReport
         do { report = try BlastRadius.compute(request, reader: r, policy: state.policy) } catch {
             throw APIError(status: .serviceUnavailable, message: "the trail cannot be read: \(error)")
@@ -553,23 +565,24 @@ struct ServeAPI: Sendable {
         guard ["active", "all"].contains(state) || Incident.State(rawValue: state) != nil else {
             throw APIError(status: .badRequest, message: "state must be open, acknowledged, investigating, decided, closed, active or all")
         }
-        let rows = try IncidentBook.load(reader()).filter { state == "all" || (state == "active" ? $0.state != .closed : $0.state.rawValue == state) }
+        let rows = try IncidentBook.load(await reader()).filter { state == "all" || (state == "active" ? $0.state != .closed : $0.state.rawValue == state) }
         try await recordInvestigation(who, .incident, req, resultCount: rows.count)
         return .json(IncidentJSON.list(rows, playbooks: self.state.policy?.playbooks ?? Playbook.defaults))
     }
 
-    func findIncident(_ id: String) throws -> Incident {
+    func findIncident(_ id: String) async throws -> Incident {
         guard (6...64).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
             throw APIError(status: .notFound, message: "no such incident")
         }
-        do { return try IncidentBook.find(id, in: try IncidentBook.load(reader())) } catch let e as IncidentError {
+        let reader = try await reader()
+        do { return try IncidentBook.find(id, in: try IncidentBook.load(reader)) } catch let e as IncidentError {
             throw APIError(status: .notFound, message: e.message)
         }
     }
 
     func incident(_ req: Request, id: String) async throws -> Response {
         let who = try authorize(req, [.auditor, .admin])
-        let i = try findIncident(id)
+        let i = try await findIncident(id)
         try await recordInvestigation(who, .incident, req, resultCount: 1, extra: ["id": i.id], incident: i.id)
         return .json(IncidentJSON.show(i, playbook: Playbook.resolve(i.alert, in: state.policy?.playbooks ?? Playbook.defaults)))
     }
@@ -595,7 +608,7 @@ struct ServeAPI: Sendable {
         }
         if o["text"] != nil && !(o["text"] is String) { throw APIError(status: .badRequest, message: "text must be a string") }
         let text = o["text"] as? String
-        let i = try findIncident(id)
+        let i = try await findIncident(id)
         do { try IncidentBook.check(i, kind, verdict: verdict, text: text) } catch let e as IncidentError {
             throw APIError(status: .conflict, message: e.message)
         }
