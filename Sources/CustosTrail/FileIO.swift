@@ -169,8 +169,21 @@ package enum FileIO {
         #endif
     }
 
+    /// Removes `path` and everything under it, as far as it can (best effort: what stays is
+    /// only clutter). POSIX calls, not `FileManager`: each commit that completes a tile removes
+    /// that tile's superseded partial versions, and Foundation's walk cost more than the
+    /// tile's own write.
     package static func removeTree(_ path: String) {
-        try? FileManager.default.removeItem(atPath: path)
+        if unlink(path) == 0 || errno == ENOENT { return }
+        guard let dir = opendir(path) else { return }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(dir)
+        for name in names { removeTree(path + "/" + name) }
+        rmdir(path)
     }
 
     package static func listDirectory(_ path: String) -> [String] {

@@ -47,6 +47,23 @@ struct Fixture {
 }
 
 @Suite struct TrailWriterTests {
+    /// `FileIO.removeTree` (superseded partial tiles) removes a file, a directory with files
+    /// and one nested deeper, and is quiet about a path that is not there.
+    @Test func removeTreeRemovesFilesAndDirectories() throws {
+        let dir = TempDir()
+        let fm = FileManager.default
+        let tree = dir.path + "/000.p"
+        try fm.createDirectory(atPath: tree + "/deeper", withIntermediateDirectories: true)
+        for name in ["1", "17", "255", "deeper/2"] { #expect(fm.createFile(atPath: tree + "/" + name, contents: Data([1, 2]))) }
+        #expect(fm.createFile(atPath: dir.path + "/alone", contents: Data([3])))
+        #expect(fm.createFile(atPath: dir.path + "/000.p.kept", contents: Data([4])))
+        FileIO.removeTree(tree)
+        FileIO.removeTree(dir.path + "/alone")
+        FileIO.removeTree(dir.path + "/missing")
+        #expect(!fm.fileExists(atPath: tree) && !fm.fileExists(atPath: dir.path + "/alone"))
+        #expect(try fm.contentsOfDirectory(atPath: dir.path) == ["000.p.kept"])
+    }
+
     @Test func emptyTrailVerifies() throws {
         let f = try Fixture()
         let w = try f.writer()
