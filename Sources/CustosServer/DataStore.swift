@@ -96,9 +96,10 @@ public final class DataStore {
     private var prepareSeconds = 0.0
     private var trailSeconds = 0.0
     private var indexSeconds = 0.0
+    private var syncSeconds = 0.0
     public var timings: Timings {
         var t = Timings()
-        t.prepare = prepareSeconds; t.trail = trailSeconds; t.index = indexSeconds; t.detect = detectSeconds
+        t.prepare = prepareSeconds; t.trail = trailSeconds + syncSeconds; t.index = indexSeconds; t.detect = detectSeconds
         return t
     }
 
@@ -147,6 +148,22 @@ public final class DataStore {
     /// The first half of `append`: de-duplicate and commit to the trail. Call `index(_:)`
     /// with the result, in order; a crash in between is caught up on next open.
     public func appendToTrail(_ batch: EventBatch) throws -> Staged {
+        try complete(try stage(batch))
+    }
+
+    /// Events de-duplicated (and alerts raised on them) with their trail files written, not
+    /// yet durable: `stage` → `complete`.
+    public struct Pending: @unchecked Sendable {
+        public var staged: Staged
+        var prepared: [TrailWriter.Prepared]
+    }
+
+    /// The first step of a pipelined commit (the thread that stages, in order): de-duplicates
+    /// `batch` against everything staged before, runs `detector` over the new events (their
+    /// alerts go into the same commit, right after them) and writes the trail files on the
+    /// tip, without syncing. `complete` (possibly on another thread, while the next group is
+    /// staged) makes it durable. Undone (keys and all) if it throws.
+    public func stage(_ batch: EventBatch, detector: Detector? = nil) throws -> Pending {
         let t0 = DispatchTime.now().uptimeNanoseconds
         let rows = batch.rows
         var fresh: [Int] = []
@@ -162,7 +179,7 @@ public final class DataStore {
         defer { if !committed { for k in added { knownIDs.remove(k) } } }
         var indices = [UInt64?]()
         indices.reserveCapacity(rows.count)
-        let base = trail.size
+        let base = trail.tipSize
         for i in rows.indices {
             let row = rows[i]
             let key = EventKey(hi: row.keyHi, lo: row.keyLo)
@@ -176,13 +193,49 @@ public final class DataStore {
             entries.append(row.offset..<(row.offset + row.length))
         }
         let t1 = DispatchTime.now().uptimeNanoseconds
-        let range = try batch.bytes.withUnsafeBytes { try trail.append(buffer: $0, entries: entries) }
+        var prepared = [try batch.bytes.withUnsafeBytes { try trail.prepare(buffer: $0, entries: entries) }]
+        var staged = Staged(batch: batch, fresh: fresh,
+                            result: AppendResult(accepted: fresh.count, duplicates: rows.count - fresh.count,
+                                                 range: prepared[0].range, indices: indices))
         let t2 = DispatchTime.now().uptimeNanoseconds
+        if let detector, !fresh.isEmpty {
+            // The events are on the tip now: a failure from here on must not leave them there.
+            do {
+                let alerts = detector.process(try staged.events, firstIndex: staged.result.range.lowerBound)
+                if !alerts.isEmpty {
+                    let extras = alerts.map { TrailEntry.alert($0) }
+                    var bytes: [UInt8] = []
+                    var ranges: [Range<Int>] = []
+                    for e in extras {
+                        let j = e.canonicalJSON()
+                        ranges.append(bytes.count..<(bytes.count + j.count))
+                        bytes.append(contentsOf: j)
+                    }
+                    let p = try bytes.withUnsafeBytes { try trail.prepare(buffer: $0, entries: ranges) }
+                    prepared.append(p)
+                    staged.extras = extras
+                    staged.extrasStart = p.range.lowerBound
+                    detector.recorded(alerts)
+                }
+            } catch {
+                trail.abandon()
+                throw error
+            }
+            detectSeconds += Double(DispatchTime.now().uptimeNanoseconds - t2) / 1e9
+        }
         committed = true
         prepareSeconds += Double(t1 - t0) / 1e9
         trailSeconds += Double(t2 - t1) / 1e9
-        return Staged(batch: batch, fresh: fresh,
-                      result: AppendResult(accepted: fresh.count, duplicates: rows.count - fresh.count, range: range, indices: indices))
+        return Pending(staged: staged, prepared: prepared)
+    }
+
+    /// The second step: makes a staged group durable under a new signed checkpoint (one sync
+    /// for its events and alerts). Groups are completed in the order they were staged.
+    public func complete(_ p: Pending) throws -> Staged {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try trail.complete(p.prepared)
+        syncSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        return p.staged
     }
 
     /// The second half of `append`: index what `appendToTrail` committed.

@@ -32,6 +32,10 @@ public final class GroupCommitter: @unchecked Sendable {
     /// Indexing of committed groups, one at a time, behind the trail commits.
     private let indexQueue = DispatchQueue(label: "custos-index")
     private let indexSlot = DispatchSemaphore(value: 1)
+    /// Syncing and signing of staged groups, one at a time, in order, while the commit thread
+    /// stages the next group (de-duplication, detection, hashing, file writes).
+    private let syncQueue = DispatchQueue(label: "custos-sync")
+    private let syncSlot = DispatchSemaphore(value: 1)
     private let store: DataStore
     /// Upper bound on events per commit (callers beyond it wait for the next commit).
     public let maxBatch: Int
@@ -159,7 +163,9 @@ public final class GroupCommitter: @unchecked Sendable {
                 pendingEntries.isEmpty ? nil : pendingEntries.removeFirst()
             }
             if let w = entryWork {
-                // Entries are appended and indexed here: first let the index catch up.
+                // Entries are appended and indexed here: first let the staged group's sync and
+                // then the index catch up.
+                syncSlot.wait(); syncSlot.signal()
                 indexSlot.wait(); indexSlot.signal()
                 do { w.continuation.resume(returning: try store.appendEntries(w.entries)) } catch { w.continuation.resume(throwing: error) }
                 continue
@@ -184,57 +190,73 @@ public final class GroupCommitter: @unchecked Sendable {
             if batch.isEmpty { continue }   // entries arrived meanwhile
             var all = batch[0].events
             for call in batch.dropFirst() { all.append(contentsOf: call.events) }
-            let staged: DataStore.Staged
+            // Staged here (de-duplicated, detection run, trail files written); synced and
+            // signed on the sync queue while the next group is staged here.
+            let stagedGroup: DataStore.Pending
             do {
-                var s = try store.appendToTrail(all)
-                if let detector { try store.detect(&s, with: detector) }
-                staged = s
+                stagedGroup = try store.stage(all, detector: detector)
             } catch {
                 for call in batch { call.complete(.failure(error)) }
                 continue
             }
-            lock.withLock { commitCount += 1 }
-            // The events are durable and covered by a signed checkpoint: callers hear back now.
-            // A read that must find them waits for the index (`waitUntilIndexed`).
-            let group: UInt64 = indexLock.withLock { groupsAcknowledged += 1; return groupsAcknowledged }
-            let r = staged.result
-            var offset = 0
-            for call in batch {
-                let n = call.events.count
-                let mine = Array(r.indices[offset..<(offset + n)])
-                offset += n
-                let accepted = mine.compactMap { $0 }
-                let range = accepted.isEmpty ? r.range.upperBound..<r.range.upperBound : accepted.min()!..<(accepted.max()! + 1)
-                call.complete(.success(Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
-                                              range: range, indices: mine)))
+            syncSlot.wait()
+            syncQueue.async { [self] in
+                defer { syncSlot.signal() }
+                let staged: DataStore.Staged
+                do {
+                    staged = try store.complete(stagedGroup)
+                } catch {
+                    for call in batch { call.complete(.failure(error)) }
+                    return
+                }
+                acknowledge(batch, staged)
             }
-            // The index runs on its own queue while the next group is committed to the trail
-            // (one at a time, in order). After a failure it stops: the index then holds a
-            // prefix of the trail (never one with a gap), caught up on the next start.
-            indexSlot.wait()
-            indexQueue.async { [self] in
-                defer { indexSlot.signal() }
-                var failure: (any Error)? = indexLock.withLock { indexError }
-                if failure == nil {
-                    do {
-                        try beforeIndex?()
-                        try store.index(staged)
-                    } catch { failure = error }
-                }
-                let wake: [(group: UInt64, continuation: CheckedContinuation<Void, any Error>)] = indexLock.withLock {
-                    if let failure, indexError == nil { indexError = failure }
-                    groupsIndexed = group
-                    let ready = indexWaiters.filter { indexError != nil || $0.group <= group }
-                    indexWaiters.removeAll { indexError != nil || $0.group <= group }
-                    return ready
-                }
-                for w in wake {
-                    if let failure { w.continuation.resume(throwing: failure) } else { w.continuation.resume() }
-                }
-                // The alerts are in the trail whatever became of the index: their owners hear of them.
-                if let onAlerts, !staged.extras.isEmpty {
-                    onAlerts(staged.extras.compactMap { if case .alert(let a) = $0 { return a } else { return nil } })
-                }
+        }
+    }
+
+    /// On the sync queue: `batch`'s events are durable and covered by a signed checkpoint, so
+    /// its callers hear back now; then the group goes to the index.
+    private func acknowledge(_ batch: [Call], _ staged: DataStore.Staged) {
+        lock.withLock { commitCount += 1 }
+        // A read that must find these events waits for the index (`waitUntilIndexed`).
+        let group: UInt64 = indexLock.withLock { groupsAcknowledged += 1; return groupsAcknowledged }
+        let r = staged.result
+        var offset = 0
+        for call in batch {
+            let n = call.events.count
+            let mine = Array(r.indices[offset..<(offset + n)])
+            offset += n
+            let accepted = mine.compactMap { $0 }
+            let range = accepted.isEmpty ? r.range.upperBound..<r.range.upperBound : accepted.min()!..<(accepted.max()! + 1)
+            call.complete(.success(Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
+                                          range: range, indices: mine)))
+        }
+        // The index runs on its own queue while the next groups are synced (one at a time, in
+        // order). After a failure it stops: the index then holds a prefix of the trail (never
+        // one with a gap), caught up on the next start.
+        indexSlot.wait()
+        indexQueue.async { [self] in
+            defer { indexSlot.signal() }
+            var failure: (any Error)? = indexLock.withLock { indexError }
+            if failure == nil {
+                do {
+                    try beforeIndex?()
+                    try store.index(staged)
+                } catch { failure = error }
+            }
+            let wake: [(group: UInt64, continuation: CheckedContinuation<Void, any Error>)] = indexLock.withLock {
+                if let failure, indexError == nil { indexError = failure }
+                groupsIndexed = group
+                let ready = indexWaiters.filter { indexError != nil || $0.group <= group }
+                indexWaiters.removeAll { indexError != nil || $0.group <= group }
+                return ready
+            }
+            for w in wake {
+                if let failure { w.continuation.resume(throwing: failure) } else { w.continuation.resume() }
+            }
+            // The alerts are in the trail whatever became of the index: their owners hear of them.
+            if let onAlerts, !staged.extras.isEmpty {
+                onAlerts(staged.extras.compactMap { if case .alert(let a) = $0 { return a } else { return nil } })
             }
         }
     }

@@ -10,17 +10,37 @@ import Foundation
 /// trail always verifies as a prefix; files written past the checkpoint are overwritten by
 /// the next append.
 ///
-/// Not thread-safe: one writer owns a data directory (see `GroupCommitter` for concurrent
-/// callers).
-public final class TrailWriter {
+/// A commit can also run in two steps (`prepare`, then `complete`), so that the next group's
+/// hashing and file writes overlap the current group's sync: `prepare` builds on everything
+/// prepared before it (the tip), `complete` makes prepared commits durable and signs the
+/// checkpoint of the last. Files a prepared commit writes never replace a file the current
+/// checkpoint needs (a partial tile or bundle is named by its width; a level whose partial
+/// tile did not change is not rewritten), so a crash at any point still leaves the last
+/// checkpoint intact.
+///
+/// One writer owns a data directory (see `GroupCommitter` for concurrent callers). `prepare`
+/// and `append` run on one thread at a time; `complete` may run on another thread while the
+/// next `prepare` runs, in the order the commits were prepared.
+public final class TrailWriter: @unchecked Sendable {
     public let layout: TrailLayout
     let signer: NoteSigner
-    public private(set) var size: UInt64
-    public private(set) var checkpoint: SignedCheckpoint
+    /// Guards `durableSize`, `durableCheckpoint` and `isPoisoned` (read from any thread).
+    private let stateLock = NSLock()
+    private var durableSize: UInt64
+    private var durableCheckpoint: SignedCheckpoint
+    private var isPoisoned = false
+    /// The size signed in the current checkpoint: every entry below it is durable.
+    public var size: UInt64 { stateLock.withLock { durableSize } }
+    public var checkpoint: SignedCheckpoint { stateLock.withLock { durableCheckpoint } }
+    /// The size once every prepared commit is complete (the `prepare` thread's view).
+    public private(set) var tipSize: UInt64
     var partials: [[MerkleHash]]
     var bundle: [UInt8]
     var bundleCount: Int
-    var poisoned = false
+    var poisoned: Bool {
+        get { stateLock.withLock { isPoisoned } }
+        set { stateLock.withLock { isPoisoned = newValue } }
+    }
     /// Working space for the files of one commit.
     var commitBuffer: [UInt8] = []
 
@@ -28,8 +48,20 @@ public final class TrailWriter {
 
     init(layout: TrailLayout, signer: NoteSigner, size: UInt64, checkpoint: SignedCheckpoint,
          partials: [[MerkleHash]], bundle: [UInt8], bundleCount: Int) {
-        self.layout = layout; self.signer = signer; self.size = size; self.checkpoint = checkpoint
+        self.layout = layout; self.signer = signer; self.durableSize = size; self.durableCheckpoint = checkpoint
+        self.tipSize = size
         self.partials = partials; self.bundle = bundle; self.bundleCount = bundleCount
+    }
+
+    /// A commit whose files are written but not yet durable (`prepare`), for `complete`.
+    public struct Prepared: @unchecked Sendable {
+        public let range: Range<UInt64>
+        let root: MerkleHash
+        let files: [String]
+        let directories: Set<String>
+        /// Tiles (level -1: entry bundles) this commit completed: their partial versions go
+        /// once its checkpoint is published.
+        let fullTiles: [(level: Int, index: UInt64)]
     }
 
     /// Opens the trail in `layout`, creating an empty one (a signed size-0 checkpoint) if
@@ -121,24 +153,69 @@ public final class TrailWriter {
     /// `append(_:)` for entries given as ranges of one buffer (no copy per entry).
     @discardableResult
     public func append(buffer: UnsafeRawBufferPointer, entries: [Range<Int>]) throws -> Range<UInt64> {
+        let p = try prepare(buffer: buffer, entries: entries)
+        try complete([p])
+        return p.range
+    }
+
+    /// The first step of a commit: hashes `entries` onto the tip and writes their bundles and
+    /// tiles, without syncing. Nothing is durable or signed until `complete`.
+    public func prepare(buffer: UnsafeRawBufferPointer, entries: [Range<Int>]) throws -> Prepared {
         guard !poisoned else {
             throw TrailError(.io, "an earlier commit failed part-way; reopen the trail before appending again")
         }
         do {
-            return try appendUnchecked(buffer: buffer, entries: entries)
+            return try prepareUnchecked(buffer: buffer, entries: entries)
         } catch let e as TrailError where e.code == .entryTooLarge {
             throw e
+        } catch {
+            // The disk may now hold files past the tip: never prepare from a stale state.
+            poisoned = true
+            throw error
+        }
+    }
+
+    /// Marks the writer failed (prepared commits are then never completed): for a caller that
+    /// cannot finish what it prepared. Reopen the trail to append again.
+    public func abandon() { poisoned = true }
+
+    /// The second step: makes `commits` (prepared in this order, none completed yet) durable
+    /// with one sync, then signs and publishes the checkpoint of the last one.
+    public func complete(_ commits: [Prepared]) throws {
+        let commits = commits.filter { !$0.range.isEmpty }
+        guard let last = commits.last else { return }
+        guard !poisoned else {
+            throw TrailError(.io, "an earlier commit failed part-way; reopen the trail before appending again")
+        }
+        precondition(commits.first!.range.lowerBound == size, "commits completed out of order")
+        do {
+            try fault(.beforeSync)
+            var dirs = Set<String>()
+            for c in commits { dirs.formUnion(c.directories) }
+            try FileIO.syncAll(under: layout.trailDirectory, files: commits.flatMap(\.files), directories: dirs)
+            try fault(.afterSync)
+            let cp = try SignedCheckpoint.sign(Checkpoint(origin: signer.name, size: last.range.upperBound, rootHash: last.root), signer: signer)
+            try publish(cp)
+            stateLock.withLock { durableSize = last.range.upperBound; durableCheckpoint = cp }
         } catch {
             // The disk may now hold a newer checkpoint than memory does: never append from a
             // stale state. Reopening reads the truth back from disk.
             poisoned = true
             throw error
         }
+        do { try fault(.beforeCleanup) } catch { poisoned = true; throw error }
+        // Partial tiles superseded by a full tile are no longer needed (tlog-tiles allows it).
+        for c in commits {
+            for (level, index) in c.fullTiles {
+                let full = level < 0 ? layout.bundlePath(index: index, width: 256) : layout.tilePath(level: level, index: index, width: 256)
+                FileIO.removeTree(full + ".p")
+            }
+        }
     }
 
-    func appendUnchecked(buffer: UnsafeRawBufferPointer, entries: [Range<Int>]) throws -> Range<UInt64> {
-        let start = size
-        guard !entries.isEmpty else { return start..<start }
+    func prepareUnchecked(buffer: UnsafeRawBufferPointer, entries: [Range<Int>]) throws -> Prepared {
+        let start = tipSize
+        guard !entries.isEmpty else { return Prepared(range: start..<start, root: Merkle.emptyRoot, files: [], directories: [], fullTiles: []) }
         for (i, e) in entries.enumerated() where e.count > 65_535 || e.isEmpty {
             throw TrailError(.entryTooLarge, "entry \(i) of the batch is \(e.count) bytes; entries must be 1...65535 bytes")
         }
@@ -146,7 +223,7 @@ public final class TrailWriter {
         // Work on copies so that a failed commit leaves the writer at the last checkpoint.
         var partials = self.partials
         var bundleCount = self.bundleCount
-        var newSize = size
+        var newSize = tipSize
         var fullTiles: [(level: Int, index: UInt64)] = []
         // Every file of the commit is a range of one buffer, reused from commit to commit
         // (no allocation, and no fresh pages to fault in, per bundle or tile).
@@ -215,27 +292,12 @@ public final class TrailWriter {
                 if n == 0 { try fault(.afterFirstFile) }
             }
         }
-        try fault(.beforeSync)
-        try FileIO.syncAll(under: layout.trailDirectory, files: writes.map(\.0), directories: dirs)
-        try fault(.afterSync)
-
         let root = TreeEdge.root(partials: partials.map { $0[...] })
-        let cp = try SignedCheckpoint.sign(Checkpoint(origin: signer.name, size: newSize, rootHash: root), signer: signer)
-        try publish(cp)
-
         self.partials = partials
         self.bundle = bundle
         self.bundleCount = bundleCount
-        self.size = newSize
-        self.checkpoint = cp
-
-        try fault(.beforeCleanup)
-        // Partial tiles superseded by a full tile are no longer needed (tlog-tiles allows it).
-        for (level, index) in fullTiles {
-            let full = level < 0 ? layout.bundlePath(index: index, width: 256) : layout.tilePath(level: level, index: index, width: 256)
-            FileIO.removeTree(full + ".p")
-        }
-        return start..<newSize
+        self.tipSize = newSize
+        return Prepared(range: start..<newSize, root: root, files: writes.map(\.0), directories: dirs, fullTiles: fullTiles)
     }
 
     /// The checkpoint first, then its copy in the history: a crash between the two leaves a

@@ -124,6 +124,68 @@ struct Fixture {
         }
     }
 
+    /// Pipelined commits: a group prepared on the tip while the one before it is not yet
+    /// complete; after each `complete` the trail verifies at that size (the next group's files
+    /// already written beside it), and the last checkpoint has the tree of all entries.
+    @Test func preparedCommitsCompleteInOrderAndVerifyAtEachStep() throws {
+        let f = try Fixture()
+        let w = try f.writer()
+        let all = entries(0..<1_500)
+        func prepare(_ r: Range<Int>) throws -> TrailWriter.Prepared {
+            let part = Array(all[r])
+            var buffer: [UInt8] = [], ranges: [Range<Int>] = []
+            for e in part { ranges.append(buffer.count..<(buffer.count + e.count)); buffer += e }
+            return try buffer.withUnsafeBytes { try w.prepare(buffer: $0, entries: ranges) }
+        }
+        try w.append(Array(all[0..<100]))
+        let a = try prepare(100..<300)       // completes the first bundle and level-0 tile
+        let b = try prepare(300..<900)       // more full tiles, a new partial bundle
+        #expect(a.range == 100..<300 && b.range == 300..<900)
+        #expect(w.size == 100 && w.tipSize == 900)
+        var rep = try f.verify()
+        #expect(rep.isValid && rep.size == 100, "\(rep.problems.prefix(3))")
+        try w.complete([a])
+        #expect(w.size == 300)
+        rep = try f.verify()
+        #expect(rep.isValid && rep.size == 300, "\(rep.problems.prefix(3))")
+        #expect(w.checkpoint.checkpoint.rootHash == referenceRoot(Array(all[0..<300])))
+        try w.complete([b])
+        #expect(w.size == 900 && w.checkpoint.checkpoint.rootHash == referenceRoot(Array(all[0..<900])))
+        // Two prepared groups completed together: one sync, one checkpoint.
+        let c = try prepare(900..<1_000), d = try prepare(1_000..<1_400)
+        try w.complete([c, d])
+        #expect(w.size == 1_400 && w.checkpoint.checkpoint.rootHash == referenceRoot(Array(all[0..<1_400])))
+        rep = try f.verify()
+        #expect(rep.isValid && rep.size == 1_400, "\(rep.problems.prefix(3))")
+        #expect(!FileManager.default.fileExists(atPath: f.path("trail/tile/0/000.p")), "superseded partial tiles are removed")
+    }
+
+    /// A crash after a group was prepared but before it completed: the trail reopens at the
+    /// last checkpoint, verifies, and the next append writes over the orphaned files.
+    @Test func aPreparedCommitThatNeverCompletesIsHarmless() throws {
+        let f = try Fixture()
+        let all = entries(0..<1_000)
+        do {
+            let w = try f.writer()
+            try w.append(Array(all[0..<200]))
+            var buffer: [UInt8] = [], ranges: [Range<Int>] = []
+            for e in all[200..<700] { ranges.append(buffer.count..<(buffer.count + e.count)); buffer += e }
+            let p = try buffer.withUnsafeBytes { try w.prepare(buffer: $0, entries: ranges) }
+            #expect(p.range == 200..<700)
+            #expect(FileManager.default.fileExists(atPath: f.path("trail/tile/entries/001")), "the prepared group's files are written")
+            w.abandon()
+            #expect(throws: TrailError.self) { try w.complete([p]) }
+        }
+        var rep = try f.verify()
+        #expect(rep.isValid && rep.size == 200, "\(rep.problems.prefix(3))")
+        let w = try f.writer()
+        #expect(w.size == 200 && w.tipSize == 200)
+        try w.append(Array(all[200..<1_000]))
+        rep = try f.verify()
+        #expect(rep.isValid && rep.size == 1_000, "\(rep.problems.prefix(3))")
+        #expect(w.checkpoint.checkpoint.rootHash == referenceRoot(all))
+    }
+
     @Test func reopenContinuesTheSameTree() throws {
         let f = try Fixture()
         let all = entries(0..<700)
