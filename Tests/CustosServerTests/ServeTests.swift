@@ -15,7 +15,8 @@ import Testing
 
     /// A server on a fresh data directory with one token per role.
     static func make(_ dir: TempDir, configure: (inout ServeConfig) -> Void = { _ in },
-                     policy: String? = nil, beforeCommit: (@Sendable (Int) -> Void)? = nil) throws -> (ServeState, Tokens) {
+                     policy: String? = nil, beforeCommit: (@Sendable (Int) -> Void)? = nil,
+                     beforeIndex: (@Sendable () throws -> Void)? = nil) throws -> (ServeState, Tokens) {
         var c = ServeConfig()
         c.data = dir.path
         c.port = 0
@@ -32,7 +33,7 @@ import Testing
             detector = Detector(engine: DetectionEngine(policy: loaded.policy))
             loadedPolicy = loaded.policy
         }
-        return (ServeState(config: c, store: store, tokens: tokens, detector: detector, policy: loadedPolicy, beforeCommit: beforeCommit), t)
+        return (ServeState(config: c, store: store, tokens: tokens, detector: detector, policy: loadedPolicy, beforeCommit: beforeCommit, beforeIndex: beforeIndex), t)
     }
 
     static func gzip(_ data: [UInt8]) throws -> [UInt8] {
@@ -101,6 +102,39 @@ import Testing
                 try await client.execute(uri: bad, method: .get, headers: read) { r in #expect(r.status == .notFound || r.status == .badRequest, "\(bad)") }
             }
         }
+    }
+
+    /// The index is derived and follows the trail: if indexing fails, ingest goes on being
+    /// acknowledged (the events are durable in the trail), but reads are refused with 503 (an
+    /// answer must not miss an acknowledged event) and /readyz says why, until a restart
+    /// rebuilds the index from the trail.
+    @Test func anIndexFailureRefusesReadsAndIngestGoesOn() async throws {
+        struct DiskFull: Error, CustomStringConvertible { var description: String { "the disk is full" } }
+        let dir = TempDir()
+        let calls = Counter()
+        let (state, t) = try Self.make(dir, beforeIndex: { if calls.next() >= 2 { throw DiskFull() } })
+        try await buildApplication(state: state).test(.live) { client in
+            let auth: HTTPFields = [.authorization: "Bearer \(t.ingest)"]
+            let read: HTTPFields = [.authorization: "Bearer \(t.auditor)"]
+            for (k, id) in ["a1", "a2", "a3"].enumerated() {
+                try await client.execute(uri: "/v1/ingest?format=vault", method: .post, headers: auth,
+                                         body: ByteBuffer(string: vaultPair(id: id, path: "secret/data/x", name: "n\(k)"))) { r in
+                    #expect(r.status == .ok)
+                    #expect((Self.json(r.body) as? [String: Any])?["accepted"] as? Int == 1)
+                }
+            }
+            #expect(state.store.trail.size == 3)
+            try await client.execute(uri: "/v1/events", method: .get, headers: read) { r in
+                #expect(r.status == .serviceUnavailable)
+                let text = String(buffer: r.body)
+                #expect(text.contains("the index stopped following the trail") && text.contains("the disk is full") && text.contains("restart"))
+            }
+            try await client.execute(uri: "/readyz", method: .get) { r in
+                #expect(r.status == .serviceUnavailable)
+                #expect(String(buffer: r.body).contains("index"))
+            }
+        }
+        #expect(try state.store.index.indexedSize() == 1)
     }
 
     @Test func bodiesFromLogShippersAndCustosEvents() async throws {

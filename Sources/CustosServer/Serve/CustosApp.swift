@@ -32,10 +32,11 @@ public final class ServeState: @unchecked Sendable {
     /// itself belongs to the commit thread).
     public let policy: Policy?
 
-    /// `beforeCommit` is a test hook (see `GroupCommitter`).
+    /// `beforeCommit` and `beforeIndex` are test hooks (see `GroupCommitter`).
     /// `onAlerts` gets the alerts each commit recorded (on the commit thread; hand them off).
     public init(config: ServeConfig, store: DataStore, tokens: TokenStore, detector: Detector? = nil, policy: Policy? = nil,
-                beforeCommit: (@Sendable (Int) -> Void)? = nil, onAlerts: (@Sendable ([Alert]) -> Void)? = nil) {
+                beforeCommit: (@Sendable (Int) -> Void)? = nil, onAlerts: (@Sendable ([Alert]) -> Void)? = nil,
+                beforeIndex: (@Sendable () throws -> Void)? = nil) {
         self.config = config
         self.detector = detector
         self.policy = policy ?? detector?.policy
@@ -47,7 +48,7 @@ public final class ServeState: @unchecked Sendable {
                                         onAlerts: { alerts in
                                             for a in alerts where a.status == .raised { metrics.alert(a.alertClass) }
                                             onAlerts?(alerts)
-                                        })
+                                        }, beforeIndex: beforeIndex)
         metrics.setTrailSize(store.trail.size)
     }
 

@@ -266,7 +266,7 @@ paths:
   /readyz:
     get:
       tags: [operations]
-      summary: Readiness; fails when the last commit failed or events waited longer than readiness.max_commit_age.
+      summary: Readiness; fails when the last commit failed, the index stopped following the trail, or events waited longer than readiness.max_commit_age.
       security: []
       responses:
         "200": { description: ready, content: { text/plain: { schema: { type: string } } } }
