@@ -147,8 +147,10 @@ public final class DataStore {
 
     /// The first half of `append`: de-duplicate and commit to the trail. Call `index(_:)`
     /// with the result, in order; a crash in between is caught up on next open.
-    public func appendToTrail(_ batch: EventBatch) throws -> Staged {
-        try complete(try stage(batch))
+    /// With `detector`, the alerts it raises on the new events are appended right after them,
+    /// in the same commit.
+    public func appendToTrail(_ batch: EventBatch, detector: Detector? = nil) throws -> Staged {
+        try complete(try stage(batch, detector: detector))
     }
 
     /// Events de-duplicated (and alerts raised on them) with their trail files written, not
@@ -204,14 +206,7 @@ public final class DataStore {
                 let alerts = detector.process(try staged.events, firstIndex: staged.result.range.lowerBound)
                 if !alerts.isEmpty {
                     let extras = alerts.map { TrailEntry.alert($0) }
-                    var bytes: [UInt8] = []
-                    var ranges: [Range<Int>] = []
-                    for e in extras {
-                        let j = e.canonicalJSON()
-                        ranges.append(bytes.count..<(bytes.count + j.count))
-                        bytes.append(contentsOf: j)
-                    }
-                    let p = try bytes.withUnsafeBytes { try trail.prepare(buffer: $0, entries: ranges) }
+                    let p = try trail.prepare(extras.map { $0.canonicalJSON() })
                     prepared.append(p)
                     staged.extras = extras
                     staged.extrasStart = p.range.lowerBound
@@ -250,22 +245,6 @@ public final class DataStore {
             try index.append(entries: staged.extras, firstIndex: staged.extrasStart, origin: trail.origin)
         }
         indexSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-    }
-
-    /// Runs `detector` over the events `staged` committed (in trail order) and makes the
-    /// alerts it raises durable right after them; `index(_:)` then indexes both.
-    public func detect(_ staged: inout Staged, with detector: Detector) throws {
-        guard !staged.fresh.isEmpty else { return }
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        let alerts = detector.process(try staged.events, firstIndex: staged.result.range.lowerBound)
-        if !alerts.isEmpty {
-            let entries = alerts.map { TrailEntry.alert($0) }
-            let range = try trail.append(entries.map { $0.canonicalJSON() })
-            staged.extras = entries
-            staged.extrasStart = range.lowerBound
-            detector.recorded(alerts)
-        }
-        detectSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     }
 
     /// Appends entries that are not events (alerts, silences, deliveries) durably and

@@ -557,8 +557,7 @@ final class BackgroundCommitter: @unchecked Sendable {
             defer { trailSlot.signal() }
             guard let store, !failed else { return }
             do {
-                var staged = try store.appendToTrail(batch)
-                if let detector { try store.detect(&staged, with: detector) }
+                let staged = try store.appendToTrail(batch, detector: detector)
                 let handoff = Handoff(staged)
                 let result = handoff.staged!.result
                 lock.withLock { accepted += result.accepted; duplicates += result.duplicates }

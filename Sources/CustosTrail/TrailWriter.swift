@@ -139,6 +139,13 @@ public final class TrailWriter: @unchecked Sendable {
     /// they are durable and covered by a new signed checkpoint.
     @discardableResult
     public func append(_ entries: [[UInt8]]) throws -> Range<UInt64> {
+        let p = try prepare(entries)
+        try complete([p])
+        return p.range
+    }
+
+    /// `prepare(buffer:entries:)` for entries given one by one.
+    public func prepare(_ entries: [[UInt8]]) throws -> Prepared {
         var buffer = [UInt8]()
         buffer.reserveCapacity(entries.reduce(0) { $0 + $1.count })
         var ranges = [Range<Int>]()
@@ -147,7 +154,7 @@ public final class TrailWriter: @unchecked Sendable {
             ranges.append(buffer.count..<(buffer.count + e.count))
             buffer.append(contentsOf: e)
         }
-        return try buffer.withUnsafeBytes { try append(buffer: $0, entries: ranges) }
+        return try buffer.withUnsafeBytes { try prepare(buffer: $0, entries: ranges) }
     }
 
     /// `append(_:)` for entries given as ranges of one buffer (no copy per entry).

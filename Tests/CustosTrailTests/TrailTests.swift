@@ -131,12 +131,7 @@ struct Fixture {
         let f = try Fixture()
         let w = try f.writer()
         let all = entries(0..<1_500)
-        func prepare(_ r: Range<Int>) throws -> TrailWriter.Prepared {
-            let part = Array(all[r])
-            var buffer: [UInt8] = [], ranges: [Range<Int>] = []
-            for e in part { ranges.append(buffer.count..<(buffer.count + e.count)); buffer += e }
-            return try buffer.withUnsafeBytes { try w.prepare(buffer: $0, entries: ranges) }
-        }
+        func prepare(_ r: Range<Int>) throws -> TrailWriter.Prepared { try w.prepare(Array(all[r])) }
         try w.append(Array(all[0..<100]))
         let a = try prepare(100..<300)       // completes the first bundle and level-0 tile
         let b = try prepare(300..<900)       // more full tiles, a new partial bundle
@@ -168,9 +163,7 @@ struct Fixture {
         do {
             let w = try f.writer()
             try w.append(Array(all[0..<200]))
-            var buffer: [UInt8] = [], ranges: [Range<Int>] = []
-            for e in all[200..<700] { ranges.append(buffer.count..<(buffer.count + e.count)); buffer += e }
-            let p = try buffer.withUnsafeBytes { try w.prepare(buffer: $0, entries: ranges) }
+            let p = try w.prepare(Array(all[200..<700]))
             #expect(p.range == 200..<700)
             #expect(FileManager.default.fileExists(atPath: f.path("trail/tile/entries/001")), "the prepared group's files are written")
             w.abandon()
