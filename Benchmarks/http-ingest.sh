@@ -23,8 +23,23 @@ fi
 # BENCH_WORK=DIR puts the data directories (and the file for `custos ingest`) elsewhere, e.g.
 # on tmpfs (/dev/shm/...) to see what the software does without the disk; the file system is
 # named in the results, and a tmpfs run's file ends in -tmpfs.
-WORK="${BENCH_WORK:-Benchmarks/work/http}"; rm -rf "$WORK"; mkdir -p "$WORK"
+WORK="${BENCH_WORK:-Benchmarks/work/http}"
+# The data directories are deleted at the end (millions of files), never just before a run:
+# ext4 without a journal (as on this VM) scans every inode freed in the last 60-300 s on each
+# file creation (recently_deleted() in fs/ext4/ialloc.c), and a run started right after a big
+# delete measures that scan, up to a fifth of its throughput. A run waits out that window.
+STAMP="$(dirname "$WORK")/.$(basename "$WORK")-deleted-at"
+if [ -e "$WORK" ]; then rm -rf "$WORK"; date +%s > "$STAMP"; fi
+mkdir -p "$WORK"
 FSTYPE=$(findmnt -n -o FSTYPE -T "$WORK" 2>/dev/null | head -1); FSTYPE=${FSTYPE:-unknown}
+WAITED=0
+if [ "$FSTYPE" != tmpfs ] && [ -e "$STAMP" ]; then
+  left=$(( $(cat "$STAMP") + 300 - $(date +%s) ))
+  if [ "$left" -gt 0 ]; then
+    echo "waiting ${left}s: the last run's data was deleted less than 300 s ago (see the comment above)" >&2
+    sleep "$left"; WAITED=$left
+  fi
+fi
 PORT=18420
 LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
 rates=(); cli_rates=(); lines=()
@@ -74,7 +89,7 @@ while [ -e "$f" ]; do f="Benchmarks/results/$day-$host-http$SUFFIX-$k.md"; k=$((
   echo
   echo "Command: \`${BENCH_WORK:+BENCH_WORK=$BENCH_WORK }Benchmarks/http-ingest.sh $SECONDS_PER_RUN $RUNS $PER_BODY $CONNS $FORMAT\` — binary \`$CUSTOS_BIN\` at $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')."
   echo
-  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); $(swift --version 2>&1 | head -1). Load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg). Data directories on $FSTYPE ($WORK)$( [ "$FSTYPE" = tmpfs ] && echo ': memory, not a disk — this run shows what the software does without the disk, not a durable rate')."
+  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); $(swift --version 2>&1 | head -1). Load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg). Data directories on $FSTYPE ($WORK)$( [ "$FSTYPE" = tmpfs ] && echo ': memory, not a disk — this run shows what the software does without the disk, not a durable rate')$( [ "$WAITED" -gt 0 ] && echo "; waited ${WAITED} s before the first run so that no file deleted in the last 300 s was left (see the script)")."
   echo
   echo "wrk (one thread, $CONNS connections, on the same 2 cores as the server) posts bodies of $PER_BODY $WHAT, ~$(( $(wc -c < "$TEMPLATE") * PER_BODY / 1024 )) KiB per body). Each 200 answer comes after the events are fsynced and a checkpoint is signed; events/s = events acknowledged / wrk's duration. Beside it, \`custos ingest\` of the same number of the same records from a file."
   echo
@@ -92,3 +107,5 @@ while [ -e "$f" ]; do f="Benchmarks/results/$day-$host-http$SUFFIX-$k.md"; k=$((
 } > "$f"
 echo "wrote $f" >&2
 cat "$f"
+# Deleted now, after the measurements (see the top); the next run waits out the window.
+rm -rf "$WORK"; date +%s > "$STAMP"

@@ -227,10 +227,16 @@ public final class DataStore {
     /// The second step: makes a staged group durable under a new signed checkpoint (one sync
     /// for its events and alerts). Groups are completed in the order they were staged.
     public func complete(_ p: Pending) throws -> Staged {
+        try complete([p])[0]
+    }
+
+    /// `complete(_:)` for several groups staged in this order: one sync and one signed
+    /// checkpoint (the last group's) make them all durable.
+    public func complete(_ groups: [Pending]) throws -> [Staged] {
         let t0 = DispatchTime.now().uptimeNanoseconds
-        try trail.complete(p.prepared)
+        try trail.complete(groups.flatMap(\.prepared))
         syncSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        return p.staged
+        return groups.map(\.staged)
     }
 
     /// The second half of `append`: index what `appendToTrail` committed.

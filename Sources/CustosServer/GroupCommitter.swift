@@ -4,8 +4,19 @@ import Foundation
 /// Group commit: concurrent callers' events are appended together in one durable commit
 /// (one sync, one signed checkpoint), on a dedicated thread so that the blocking I/O never
 /// holds a Swift concurrency thread. Each caller resumes when its own events are durable in
-/// the trail; the index (derived data) follows on its own thread, one group behind at most,
-/// and a read that must see everything acknowledged first waits for it (`waitUntilIndexed`).
+/// the trail; the index (derived data) follows on its own thread, and a read that must see
+/// everything acknowledged first waits for it (`waitUntilIndexed`).
+///
+/// Three stages, each on its own thread, hand groups on in order:
+/// - the commit thread stages each group (de-duplication, detection, hashing, trail files
+///   written but not synced) as soon as it is taken, while earlier groups are being synced;
+/// - the sync worker makes every group staged so far durable with one sync and one signed
+///   checkpoint, then answers their callers; so a sync covers all that arrived during the
+///   one before it, however many requests that was;
+/// - the index worker indexes acknowledged groups in order.
+/// Each hand-over is bounded (`maxBatch` events staged ahead of the sync, four times that
+/// acknowledged ahead of the index): memory stays bounded, and a stage that falls behind
+/// holds the one before it back.
 public final class GroupCommitter: @unchecked Sendable {
     public typealias Result = DataStore.AppendResult
 
@@ -29,13 +40,31 @@ public final class GroupCommitter: @unchecked Sendable {
     private let detector: Detector?
     private let onAlerts: (@Sendable ([Alert]) -> Void)?
     private var running = false
-    /// Indexing of committed groups, one at a time, behind the trail commits.
-    private let indexQueue = DispatchQueue(label: "custos-index")
-    private let indexSlot = DispatchSemaphore(value: 1)
-    /// Syncing and signing of staged groups, one at a time, in order, while the commit thread
-    /// stages the next group (de-duplication, detection, hashing, file writes).
+    /// A group staged on the commit thread, waiting for a sync.
+    private struct StagedGroup {
+        var calls: [Call]
+        var pending: DataStore.Pending
+        var events: Int
+    }
+    /// A group acknowledged (durable, its callers answered), waiting for the index.
+    private struct AcknowledgedGroup {
+        var number: UInt64
+        var staged: DataStore.Staged
+        var events: Int
+    }
+    /// Guards the hand-overs between the stages (`unsynced`, `unindexed` and whether their
+    /// workers run); each stage waits on it while the next one is full.
+    private let stages = NSCondition()
+    private var unsynced: [StagedGroup] = []
+    private var unsyncedEvents = 0
+    private var syncing = false
+    private var unindexed: [AcknowledgedGroup] = []
+    private var unindexedEvents = 0
+    private var indexing = false
+    /// Syncing and signing of staged groups (all staged so far at once), in order.
     private let syncQueue = DispatchQueue(label: "custos-sync")
-    private let syncSlot = DispatchSemaphore(value: 1)
+    /// Indexing of acknowledged groups, in order, behind the trail.
+    private let indexQueue = DispatchQueue(label: "custos-index")
     private let store: DataStore
     /// Upper bound on events per commit (callers beyond it wait for the next commit).
     public let maxBatch: Int
@@ -50,7 +79,10 @@ public final class GroupCommitter: @unchecked Sendable {
     /// Test hook: runs on the index thread before each event group is indexed; throwing from
     /// it fails that indexing.
     let beforeIndex: (@Sendable () throws -> Void)?
+    /// Test hook: runs on the sync worker before each sync with the number of groups it covers.
+    let beforeSync: (@Sendable (Int) -> Void)?
     private var commitCount = 0
+    private var syncCount = 0
     /// Event groups acknowledged (durable in the trail) and indexed so far, the first index
     /// failure, and the reads waiting for the index to reach a group. Guarded by `indexLock`.
     private let indexLock = NSLock()
@@ -61,7 +93,7 @@ public final class GroupCommitter: @unchecked Sendable {
 
     public init(store: DataStore, maxBatch: Int = 65_536, linger: Duration = .zero, beforeCommit: (@Sendable (Int) -> Void)? = nil,
                 detector: Detector? = nil, onAlerts: (@Sendable ([Alert]) -> Void)? = nil,
-                beforeIndex: (@Sendable () throws -> Void)? = nil) {
+                beforeIndex: (@Sendable () throws -> Void)? = nil, beforeSync: (@Sendable (Int) -> Void)? = nil) {
         self.store = store
         self.detector = detector
         self.onAlerts = onAlerts
@@ -69,10 +101,15 @@ public final class GroupCommitter: @unchecked Sendable {
         self.linger = max(.zero, linger)
         self.beforeCommit = beforeCommit
         self.beforeIndex = beforeIndex
+        self.beforeSync = beforeSync
     }
 
-    /// Number of commits made so far.
+    /// Number of groups committed so far (each staged as one, acknowledged together).
     public var commits: Int { lock.withLock { commitCount } }
+
+    /// Number of syncs (each with one signed checkpoint) made so far: one covers every group
+    /// staged while the one before it ran.
+    public var syncs: Int { lock.withLock { syncCount } }
 
     /// Why the index stopped following the trail (nil while it does). The trail goes on
     /// taking events; the index is rebuilt from it on the next start.
@@ -91,6 +128,9 @@ public final class GroupCommitter: @unchecked Sendable {
             if let now { c.resume(with: now) }
         }
     }
+
+    /// Number of groups staged and waiting for a sync (not counting one being synced).
+    var stagedGroups: Int { stages.withLock { unsynced.count } }
 
     /// Number of calls waiting for a commit.
     public var waiting: Int { lock.withLock { pending.count } }
@@ -163,10 +203,11 @@ public final class GroupCommitter: @unchecked Sendable {
                 pendingEntries.isEmpty ? nil : pendingEntries.removeFirst()
             }
             if let w = entryWork {
-                // Entries are appended and indexed here: first let the staged group's sync and
+                // Entries are appended and indexed here: first let the staged groups' syncs and
                 // then the index catch up.
-                syncSlot.wait(); syncSlot.signal()
-                indexSlot.wait(); indexSlot.signal()
+                stages.withLock {
+                    while syncing || indexing { stages.wait() }
+                }
                 do { w.continuation.resume(returning: try store.appendEntries(w.entries)) } catch { w.continuation.resume(throwing: error) }
                 continue
             }
@@ -191,32 +232,54 @@ public final class GroupCommitter: @unchecked Sendable {
             var all = batch[0].events
             for call in batch.dropFirst() { all.append(contentsOf: call.events) }
             // Staged here (de-duplicated, detection run, trail files written); synced and
-            // signed on the sync queue while the next group is staged here.
-            let stagedGroup: DataStore.Pending
+            // signed by the sync worker, with every other group staged meanwhile.
+            let pendingGroup: DataStore.Pending
             do {
-                stagedGroup = try store.stage(all, detector: detector)
+                pendingGroup = try store.stage(all, detector: detector)
             } catch {
                 for call in batch { call.complete(.failure(error)) }
                 continue
             }
-            syncSlot.wait()
-            syncQueue.async { [self] in
-                defer { syncSlot.signal() }
-                let staged: DataStore.Staged
-                do {
-                    staged = try store.complete(stagedGroup)
-                } catch {
-                    for call in batch { call.complete(.failure(error)) }
-                    return
-                }
-                acknowledge(batch, staged)
+            let startSync: Bool = stages.withLock {
+                while unsyncedEvents > 0 && unsyncedEvents + all.count > maxBatch { stages.wait() }
+                unsynced.append(StagedGroup(calls: batch, pending: pendingGroup, events: all.count))
+                unsyncedEvents += all.count
+                if syncing { return false }
+                syncing = true
+                return true
+            }
+            if startSync { syncQueue.async { [self] in syncWorker() } }
+        }
+    }
+
+    /// On the sync queue, while groups are staged: makes all of them durable with one sync
+    /// and one signed checkpoint, answers their callers, and goes on with those staged meanwhile.
+    private func syncWorker() {
+        while true {
+            let groups: [StagedGroup] = stages.withLock {
+                let g = unsynced
+                if g.isEmpty { syncing = false }
+                unsynced = []
+                unsyncedEvents = 0
+                stages.broadcast()
+                return g
+            }
+            if groups.isEmpty { return }
+            beforeSync?(groups.count)
+            let outcome = Swift.Result { try store.complete(groups.map(\.pending)) }
+            lock.withLock { syncCount += 1 }
+            switch outcome {
+            case .failure(let error):
+                for g in groups { for call in g.calls { call.complete(.failure(error)) } }
+            case .success(let staged):
+                for (g, s) in zip(groups, staged) { acknowledge(g.calls, s, events: g.events) }
             }
         }
     }
 
     /// On the sync queue: `batch`'s events are durable and covered by a signed checkpoint, so
     /// its callers hear back now; then the group goes to the index.
-    private func acknowledge(_ batch: [Call], _ staged: DataStore.Staged) {
+    private func acknowledge(_ batch: [Call], _ staged: DataStore.Staged, events: Int) {
         lock.withLock { commitCount += 1 }
         // A read that must find these events waits for the index (`waitUntilIndexed`).
         let group: UInt64 = indexLock.withLock { groupsAcknowledged += 1; return groupsAcknowledged }
@@ -231,33 +294,60 @@ public final class GroupCommitter: @unchecked Sendable {
             call.complete(.success(Result(accepted: accepted.count, duplicates: mine.count - accepted.count,
                                           range: range, indices: mine)))
         }
-        // The index runs on its own queue while the next groups are synced (one at a time, in
-        // order). After a failure it stops: the index then holds a prefix of the trail (never
-        // one with a gap), caught up on the next start.
-        indexSlot.wait()
-        indexQueue.async { [self] in
-            defer { indexSlot.signal() }
-            var failure: (any Error)? = indexLock.withLock { indexError }
-            if failure == nil {
-                do {
-                    try beforeIndex?()
-                    try store.index(staged)
-                } catch { failure = error }
+        // The index runs on its own queue while the next groups are synced (in order, a
+        // bounded number behind).
+        let startIndex: Bool = stages.withLock {
+            while unindexedEvents > 0 && unindexedEvents + events > 4 * maxBatch { stages.wait() }
+            unindexed.append(AcknowledgedGroup(number: group, staged: staged, events: events))
+            unindexedEvents += events
+            if indexing { return false }
+            indexing = true
+            return true
+        }
+        if startIndex { indexQueue.async { [self] in indexWorker() } }
+    }
+
+    /// On the index queue, while acknowledged groups wait: indexes them in order. After a
+    /// failure it stops indexing: the index then holds a prefix of the trail (never one with
+    /// a gap), caught up on the next start.
+    private func indexWorker() {
+        while true {
+            let groups: [AcknowledgedGroup] = stages.withLock {
+                if unindexed.isEmpty { indexing = false; stages.broadcast() }
+                return unindexed
             }
-            let wake: [(group: UInt64, continuation: CheckedContinuation<Void, any Error>)] = indexLock.withLock {
-                if let failure, indexError == nil { indexError = failure }
-                groupsIndexed = group
-                let ready = indexWaiters.filter { indexError != nil || $0.group <= group }
-                indexWaiters.removeAll { indexError != nil || $0.group <= group }
-                return ready
+            if groups.isEmpty { return }
+            for g in groups { index(g) }
+            stages.withLock {
+                unindexed.removeFirst(groups.count)
+                unindexedEvents -= groups.reduce(0) { $0 + $1.events }
+                stages.broadcast()
             }
-            for w in wake {
-                if let failure { w.continuation.resume(throwing: failure) } else { w.continuation.resume() }
-            }
-            // The alerts are in the trail whatever became of the index: their owners hear of them.
-            if let onAlerts, !staged.extras.isEmpty {
-                onAlerts(staged.extras.compactMap { if case .alert(let a) = $0 { return a } else { return nil } })
-            }
+        }
+    }
+
+    private func index(_ g: AcknowledgedGroup) {
+        let (group, staged) = (g.number, g.staged)
+        var failure: (any Error)? = indexLock.withLock { indexError }
+        if failure == nil {
+            do {
+                try beforeIndex?()
+                try store.index(staged)
+            } catch { failure = error }
+        }
+        let wake: [(group: UInt64, continuation: CheckedContinuation<Void, any Error>)] = indexLock.withLock {
+            if let failure, indexError == nil { indexError = failure }
+            groupsIndexed = group
+            let ready = indexWaiters.filter { indexError != nil || $0.group <= group }
+            indexWaiters.removeAll { indexError != nil || $0.group <= group }
+            return ready
+        }
+        for w in wake {
+            if let failure { w.continuation.resume(throwing: failure) } else { w.continuation.resume() }
+        }
+        // The alerts are in the trail whatever became of the index: their owners hear of them.
+        if let onAlerts, !staged.extras.isEmpty {
+            onAlerts(staged.extras.compactMap { if case .alert(let a) = $0 { return a } else { return nil } })
         }
     }
 

@@ -279,6 +279,49 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
         #expect(report.isValid)
     }
 
+    /// Groups staged while a sync runs are all made durable by the next one (one sync, one
+    /// signed checkpoint); each caller still hears back with its own indices, in order, and
+    /// the trail verifies.
+    @Test func groupsStagedDuringASyncShareTheNextOne() async throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "t.example/log")
+        let gate = DispatchSemaphore(value: 0)
+        let held = Flag()
+        let covered = Counter()
+        let committer = GroupCommitter(store: store, beforeSync: { groups in
+            if held.setOnce() { gate.wait(); return }
+            #expect(groups == 4, "the second sync covers \(groups) groups")
+            _ = covered.next()
+        })
+        // Whatever happens below, the held sync goes on (so that the commit threads end).
+        defer { gate.signal() }
+        var calls: [Task<GroupCommitter.Result, any Error>] = []
+        for c in 0..<5 {
+            calls.append(Task { try await committer.append((0..<5).map { ev(c * 100 + $0) }) })
+            // Each call is taken (and staged) alone, the first one held in its sync: the
+            // next call comes after.
+            let deadline = Date().addingTimeInterval(30)
+            while !(held.isSet && committer.waiting == 0 && committer.stagedGroups == c) {
+                try #require(Date() < deadline, "call \(c) was not staged alone: \(committer.stagedGroups) groups staged")
+                try await Task.sleep(nanoseconds: 1_000_000)
+            }
+        }
+        #expect(committer.syncs == 0 && store.trail.size == 0, "nothing is durable while the first sync is held")
+        gate.signal()
+        for (c, call) in calls.enumerated() {
+            let r = try await call.value
+            #expect(r.accepted == 5 && r.range == UInt64(c * 5)..<UInt64(c * 5 + 5))
+        }
+        #expect(committer.commits == 5)
+        #expect(committer.syncs == 2)
+        #expect(covered.next() == 2, "one sync covered the four groups staged behind the first")
+        try await committer.waitUntilIndexed()
+        #expect(try store.index.indexedSize() == 25)
+        #expect(store.trail.checkpoint.checkpoint.size == 25)
+        let report = TrailVerifier(layout: store.layout, verifier: try NoteVerifier(vkey: store.trail.checkpointVerifierKey)).verify()
+        #expect(report.isValid)
+    }
+
     /// A caller hears back once its events are durable in the trail, without waiting for the
     /// index; `waitUntilIndexed` (what every read of `custos serve` does first) returns once
     /// the index holds everything acknowledged before it.
