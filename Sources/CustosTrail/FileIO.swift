@@ -149,6 +149,13 @@ package enum FileIO {
         try fsyncPath(directory(of: path))
     }
 
+    /// Renames `from` (already durable) to `path` and makes the new name durable (an fsync of
+    /// its directory).
+    static func renameDurably(_ from: String, to path: String) throws {
+        guard rename(from, path) == 0 else { throw TrailError(.io, "cannot rename \(from): \(errnoText())") }
+        try fsyncPath(directory(of: path))
+    }
+
     package static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])

@@ -199,10 +199,14 @@ public final class TrailWriter: @unchecked Sendable {
             try fault(.beforeSync)
             var dirs = Set<String>()
             for c in commits { dirs.formUnion(c.directories) }
-            try FileIO.syncAll(under: layout.trailDirectory, files: commits.flatMap(\.files), directories: dirs)
-            try fault(.afterSync)
+            // The new checkpoint is signed and written under temporary names first, so that
+            // the one sync makes it durable with the entries; publishing it is then two renames.
             let cp = try SignedCheckpoint.sign(Checkpoint(origin: signer.name, size: last.range.upperBound, rootHash: last.root), signer: signer)
-            try publish(cp)
+            let staged = try stageCheckpoint(cp)
+            try FileIO.syncAll(under: layout.trailDirectory, files: commits.flatMap(\.files) + [staged.checkpoint, staged.history],
+                               directories: dirs.union([layout.historyDirectory]))
+            try fault(.afterSync)
+            try publishStaged(staged)
             stateLock.withLock { durableSize = last.range.upperBound; durableCheckpoint = cp }
         } catch {
             // The disk may now hold a newer checkpoint than memory does: never append from a
@@ -314,6 +318,32 @@ public final class TrailWriter: @unchecked Sendable {
         try FileIO.replaceAtomically(layout.checkpointPath, note)
         try fault(.afterCheckpoint)
         let historyPath = layout.historyPath(size: cp.checkpoint.size)
+        try checkHistory(historyPath, note, cp)
+        try FileIO.replaceAtomically(historyPath, note)
+    }
+
+    /// `publish` in two steps around a sync the caller makes anyway: `stageCheckpoint` writes
+    /// the checkpoint and its history copy under temporary names (unsynced); after the sync,
+    /// `publishStaged` renames them into place, each made durable by an fsync of its
+    /// directory, in the same order as `publish`. Two fsyncs fewer per commit than `publish`.
+    func stageCheckpoint(_ cp: SignedCheckpoint) throws -> (checkpoint: String, history: String) {
+        let note = Array(cp.note.utf8)
+        let historyPath = layout.historyPath(size: cp.checkpoint.size)
+        try checkHistory(historyPath, note, cp)
+        let staged = (checkpoint: layout.checkpointPath + ".tmp", history: historyPath + ".tmp")
+        try FileIO.writeFile(staged.checkpoint, note)
+        try FileIO.writeFile(staged.history, note)
+        return staged
+    }
+
+    func publishStaged(_ staged: (checkpoint: String, history: String)) throws {
+        try FileIO.renameDurably(staged.checkpoint, to: layout.checkpointPath)
+        try fault(.afterCheckpoint)
+        try FileIO.renameDurably(staged.history, to: String(staged.history.dropLast(4)))
+    }
+
+    /// Refuses to overwrite `historyPath` if it holds a different checkpoint of the same size.
+    func checkHistory(_ historyPath: String, _ note: [UInt8], _ cp: SignedCheckpoint) throws {
         if let existing = try FileIO.readFile(historyPath, limit: 1 << 20), existing != note {
             // Same size, different tree: only possible if the trail was rewritten. Keep the
             // evidence; the next `verify` reports the fork.
@@ -322,7 +352,6 @@ public final class TrailWriter: @unchecked Sendable {
                 throw TrailError(.damaged, "\(historyPath) holds a different checkpoint of the same size: the trail was rewritten; refusing to overwrite that evidence")
             }
         }
-        try FileIO.replaceAtomically(historyPath, note)
     }
 
     static func isHistoryName(_ name: String) -> Bool { name.count == 20 && name.allSatisfy(\.isNumber) }
