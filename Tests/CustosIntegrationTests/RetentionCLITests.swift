@@ -87,26 +87,13 @@ struct RetentionCLITests {
         // A remote audit of the pruned trail through `custos serve`: /trail/pruned tells
         // `verify --url` which bundles are gone.
         let port = try ServeIntegrationTests.freePort()
-        let server = Process()
-        server.executableURL = try locateCustos()
-        server.arguments = ["serve", "--data", data, "--listen", "127.0.0.1:\(port)"]
-        let out = dir.path("serve.out")
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        server.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        var up = false
-        for _ in 0..<300 where !up {
-            if let (code, _) = try? await ServeIntegrationTests.http("GET", "http://127.0.0.1:\(port)/healthz", token: nil), code == 200 { up = true } else {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        let serveOut = try String(contentsOfFile: out, encoding: .utf8)
-        try #require(up, "custos serve did not come up: \(serveOut)")
-        let tokenLine = try #require(serveOut.split(separator: "\n").first { $0.hasPrefix("auditor token: ") }, "no auditor token in \(serveOut)")
+        let launched = try ServeProcess(custos: try locateCustos(), arguments: ["serve", "--data", data, "--listen", "127.0.0.1:\(port)"],
+                                        port: port, logs: dir, tag: "pruned")
+        let server = launched.process
+        defer { launched.kill9() }
+        try await launched.waitUp()
         let tokenFile = dir.path("auditor.token")
-        try String(tokenLine.dropFirst("auditor token: ".count)).write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        try launched.token("auditor").write(toFile: tokenFile, atomically: true, encoding: .utf8)
         let remote = try await custos(["verify", "--url", "http://127.0.0.1:\(port)", "--vkey", vkey, "--token-file", tokenFile])
             .expect(0, "verify --url of a pruned trail")
         #expect(remote.stdout.contains("pruned below 512"), "\(remote.stdout)")

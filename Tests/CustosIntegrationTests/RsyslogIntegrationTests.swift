@@ -138,26 +138,11 @@ struct RsyslogIntegrationTests {
             listen: 127.0.0.1:\(httpPort)
             syslog: { tcp: "127.0.0.1:\(tcpPort)", udp: "127.0.0.1:\(udpPort)", format: openbao, instance: bao, max_message_bytes: 65536 }
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let server = Process()
-        server.executableURL = custos
-        server.arguments = ["serve", "--config", config]
-        let out = dir.path("serve.out"), err = dir.path("serve.err")
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        _ = FileManager.default.createFile(atPath: err, contents: nil)
-        server.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        server.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-        try server.run()
-        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        var up = false
-        for _ in 0..<300 where !up {
-            if let (code, _) = try? await ServeIntegrationTests.http("GET", "http://127.0.0.1:\(httpPort)/healthz", token: nil), code == 200 { up = true } else {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        let stdout = try String(contentsOfFile: out, encoding: .utf8)
-        try #require(up, "custos serve did not come up: \(stdout) \((try? String(contentsOfFile: err, encoding: .utf8)) ?? "")")
-        let auditorLine = try #require(stdout.split(separator: "\n").first { $0.hasPrefix("auditor token: ") })
-        let auditor = String(auditorLine.dropFirst("auditor token: ".count))
+        let launched = try ServeProcess(custos: custos, config: config, port: httpPort, logs: dir, tag: "syslog")
+        let server = launched.process
+        defer { launched.kill9() }
+        try await launched.waitUp()
+        let auditor = try launched.token("auditor")
         func metric(_ name: String) async throws -> Int {
             let (code, body) = try await ServeIntegrationTests.http("GET", "http://127.0.0.1:\(httpPort)/metrics", token: auditor)
             guard code == 200 else { throw Failure("/metrics answered \(code)") }
@@ -229,7 +214,7 @@ struct RsyslogIntegrationTests {
         kill(server.processIdentifier, SIGTERM)
         for _ in 0..<200 where server.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!server.isRunning, "custos serve did not stop within 10 s of SIGTERM")
-        if !server.isRunning { #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: err, encoding: .utf8)) ?? "")") }
+        if !server.isRunning { #expect(server.terminationStatus == 0, "\(launched.stderr)") }
 
         // The trail holds exactly the events (verified before the queries below, which record
         // themselves in the trail as investigations).

@@ -15,36 +15,59 @@ import Glibc
 import Darwin
 #endif
 
-/// A `custos serve` child process on loopback.
+/// A `custos serve` (or `custos witness serve`) child process on loopback, its standard output
+/// and error in `serve-<tag>.out` and `.err` under `logs`.
 final class ServeProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
     let stdoutPath: String
+    let stderrPath: String
     var base: String { "http://127.0.0.1:\(port)" }
 
-    init(custos: URL, config: String, port: Int, logs dir: TempDir, tag: String) throws {
+    convenience init(custos: URL, config: String, port: Int, logs dir: TempDir, tag: String) throws {
+        try self.init(custos: custos, arguments: ["serve", "--config", config], port: port, logs: dir, tag: tag)
+    }
+
+    /// Runs `custos arguments` listening on `port`, with `environment` (default: the test's
+    /// own, less `CUSTOS_DATA`) in `directory` (default: the test's).
+    init(custos: URL, arguments: [String], port: Int, logs dir: TempDir, tag: String,
+         environment: [String: String]? = nil, directory: URL? = nil) throws {
         self.port = port
         stdoutPath = dir.path("serve-\(tag).out")
-        let err = dir.path("serve-\(tag).err")
+        stderrPath = dir.path("serve-\(tag).err")
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: err, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = custos
-        process.arguments = ["serve", "--config", config]
+        process.arguments = arguments
+        if let environment {
+            process.environment = environment
+        } else {
+            var env = ProcessInfo.processInfo.environment
+            env.removeValue(forKey: "CUSTOS_DATA")
+            process.environment = env
+        }
+        if let directory { process.currentDirectoryURL = directory }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         process.standardInput = FileHandle.nullDevice
         try process.run()
     }
 
-    /// Waits until /healthz answers (at most 30 s).
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// Waits until /healthz answers (at most 30 s, while the process runs).
     func waitUp() async throws {
         for _ in 0..<300 {
             if let (code, _) = try? await ServeIntegrationTests.http("GET", base + "/healthz", token: nil), code == 200 { return }
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw Failure("custos serve did not come up: \((try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "")")
+        throw Failure("\(name) did not come up on \(base): \(stdout) \(stderr)")
     }
+
+    /// "custos serve" or "custos witness serve".
+    var name: String { "custos " + (process.arguments ?? []).prefix { !$0.hasPrefix("-") }.joined(separator: " ") }
 
     /// The token printed for `role` on the first start.
     func token(_ role: String) throws -> String {
@@ -63,7 +86,7 @@ final class ServeProcess: @unchecked Sendable {
     func stop() async throws {
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
         for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning { kill9(); throw Failure("custos serve did not stop within 10 s of SIGTERM") }
+        if process.isRunning { kill9(); throw Failure("\(name) did not stop within 10 s of SIGTERM") }
     }
 }
 

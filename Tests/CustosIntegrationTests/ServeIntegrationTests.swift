@@ -66,31 +66,13 @@ struct ServeIntegrationTests {
             audit_socket: { listen: "\(socketAddress)", format: openbao, instance: bao }
             """.write(toFile: config, atomically: true, encoding: .utf8)
 
-        let server = Process()
-        server.executableURL = custos
-        server.arguments = ["serve", "--config", config]
-        let out = dir.path("serve.out"), err = dir.path("serve.err")
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        _ = FileManager.default.createFile(atPath: err, contents: nil)
-        server.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        server.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-        try server.run()
-        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        let launched = try ServeProcess(custos: custos, config: config, port: httpPort, logs: dir, tag: "bao")
+        let server = launched.process
+        defer { launched.kill9() }
 
         // Ready: /healthz answers, and the tokens were printed once.
-        var up = false
-        for _ in 0..<300 where !up {
-            if let (code, _) = try? await Self.http("GET", "http://127.0.0.1:\(httpPort)/healthz", token: nil), code == 200 { up = true } else {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        let stdout = try String(contentsOfFile: out, encoding: .utf8)
-        try #require(up, "custos serve did not come up: \(stdout) \((try? String(contentsOfFile: err, encoding: .utf8)) ?? "")")
-        func token(_ role: String) throws -> String {
-            let line = try #require(stdout.split(separator: "\n").first { $0.hasPrefix("\(role) token: ") }, "no \(role) token in \(stdout)")
-            return String(line.dropFirst("\(role) token: ".count))
-        }
-        let ingestToken = try token("ingest"), auditorToken = try token("auditor")
+        try await launched.waitUp()
+        let ingestToken = try launched.token("ingest"), auditorToken = try launched.token("auditor")
         #expect(!(try String(contentsOfFile: data + "/keys/tokens", encoding: .utf8)).contains(ingestToken))
 
         // A real OpenBao with a file and a socket audit device, the socket pointed at Custos.
@@ -171,36 +153,17 @@ struct ServeIntegrationTests {
         defer { dir.remove() }
         let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("examples").path
-        let server = Process()
-        server.executableURL = custos
-        server.arguments = ["serve"]
-        server.currentDirectoryURL = dir.url
         var env = ProcessInfo.processInfo.environment
         env["CUSTOS_EXAMPLES"] = examples
         env.removeValue(forKey: "CUSTOS_DATA")
-        server.environment = env
-        let out = dir.path("serve.out"), err = dir.path("serve.err")
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        _ = FileManager.default.createFile(atPath: err, contents: nil)
-        server.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        server.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-        try server.run()
-        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        var up = false
-        for _ in 0..<300 where !up && server.isRunning {
-            if let (code, _) = try? await Self.http("GET", "http://127.0.0.1:8420/healthz", token: nil), code == 200 { up = true } else {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        let stderrText = { (try? String(contentsOfFile: err, encoding: .utf8)) ?? "" }
-        try #require(up, "custos serve (no arguments) did not come up on 127.0.0.1:8420: \(stderrText())")
-        #expect(stderrText().contains("detecting with the example policy \(examples)/policy.yaml"), "\(stderrText())")
+        let launched = try ServeProcess(custos: custos, arguments: ["serve"], port: 8420, logs: dir, tag: "noargs",
+                                        environment: env, directory: dir.url)
+        let server = launched.process
+        defer { launched.kill9() }
+        try await launched.waitUp()
+        #expect(launched.stderr.contains("detecting with the example policy \(examples)/policy.yaml"), "\(launched.stderr)")
         #expect(FileManager.default.fileExists(atPath: dir.path("custos-data/keys/trail.vkey")), "the data directory is ./custos-data")
-        let stdout = try String(contentsOfFile: out, encoding: .utf8)
-        func token(_ role: String) throws -> String {
-            let line = try #require(stdout.split(separator: "\n").first { $0.hasPrefix("\(role) token: ") }, "no \(role) token in \(stdout)")
-            return String(line.dropFirst("\(role) token: ".count))
-        }
+        let token = launched.token
         let (code, body) = try await Self.http("POST", "http://127.0.0.1:8420/v1/ingest?format=openbao", token: try token("ingest"),
                                                body: try Data(contentsOf: URL(fileURLWithPath: examples + "/openbao-audit.log")))
         #expect(code == 200, "\(String(decoding: body, as: UTF8.self))")

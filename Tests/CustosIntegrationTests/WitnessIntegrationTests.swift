@@ -46,22 +46,9 @@ struct WitnessIntegrationTests {
               - origin: custos.test/witnessed
                 vkey: \(logVKey)
             """.write(toFile: wConfig, atomically: true, encoding: .utf8)
-        let witness = Process()
-        witness.executableURL = custos
-        witness.arguments = ["witness", "serve", "--config", wConfig]
-        let wErr = dir.path("witness.err")
-        _ = FileManager.default.createFile(atPath: wErr, contents: nil)
-        witness.standardOutput = FileHandle.nullDevice
-        witness.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: wErr))
-        try witness.run()
-        defer { if witness.isRunning { kill(witness.processIdentifier, SIGKILL) } }
-        var up = false
-        for _ in 0..<300 where !up {
-            if let (code, _) = try? await ServeIntegrationTests.http("GET", "http://127.0.0.1:\(wPort)/healthz", token: nil), code == 200 { up = true } else {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        try #require(up, "custos witness serve did not come up: \((try? String(contentsOfFile: wErr, encoding: .utf8)) ?? "")")
+        let witness = try ServeProcess(custos: custos, arguments: ["witness", "serve", "--config", wConfig], port: wPort, logs: dir, tag: "witness")
+        defer { witness.kill9() }
+        try await witness.waitUp()
 
         // The server, with the witness configured.
         let port = try ServeIntegrationTests.freePort()
@@ -131,8 +118,6 @@ struct WitnessIntegrationTests {
         try await run(custos, ["verify", "--data", data, "--vkey", vkeyFile, "--witness", dir.path("w2/witness.vkey")], timeout: 120)
             .expect(1, "verify --data --witness w2")
 
-        kill(witness.processIdentifier, SIGTERM)
-        for _ in 0..<200 where witness.isRunning { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(!witness.isRunning, "custos witness serve did not stop within 10 s of SIGTERM")
+        try await witness.stop()
     }
 }
