@@ -145,8 +145,7 @@ package enum FileIO {
     package static func replaceAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
         let tmp = path + ".tmp"
         try writeFile(tmp, bytes, mode: mode, sync: true)
-        guard rename(tmp, path) == 0 else { throw TrailError(.io, "cannot rename \(tmp): \(errnoText())") }
-        try fsyncPath(directory(of: path))
+        try renameDurably(tmp, to: path)
     }
 
     /// Renames `from` (already durable) to `path` and makes the new name durable (an fsync of

@@ -203,7 +203,7 @@ public final class TrailWriter: @unchecked Sendable {
             // the one sync makes it durable with the entries; publishing it is then two renames.
             let cp = try SignedCheckpoint.sign(Checkpoint(origin: signer.name, size: last.range.upperBound, rootHash: last.root), signer: signer)
             let staged = try stageCheckpoint(cp)
-            try FileIO.syncAll(under: layout.trailDirectory, files: commits.flatMap(\.files) + [staged.checkpoint, staged.history],
+            try FileIO.syncAll(under: layout.trailDirectory, files: commits.flatMap(\.files) + staged.temporaryFiles,
                                directories: dirs.union([layout.historyDirectory]))
             try fault(.afterSync)
             try publishStaged(staged)
@@ -326,20 +326,26 @@ public final class TrailWriter: @unchecked Sendable {
     /// the checkpoint and its history copy under temporary names (unsynced); after the sync,
     /// `publishStaged` renames them into place, each made durable by an fsync of its
     /// directory, in the same order as `publish`. Two fsyncs fewer per commit than `publish`.
-    func stageCheckpoint(_ cp: SignedCheckpoint) throws -> (checkpoint: String, history: String) {
+    func stageCheckpoint(_ cp: SignedCheckpoint) throws -> StagedCheckpoint {
         let note = Array(cp.note.utf8)
-        let historyPath = layout.historyPath(size: cp.checkpoint.size)
-        try checkHistory(historyPath, note, cp)
-        let staged = (checkpoint: layout.checkpointPath + ".tmp", history: historyPath + ".tmp")
-        try FileIO.writeFile(staged.checkpoint, note)
-        try FileIO.writeFile(staged.history, note)
+        let staged = StagedCheckpoint(checkpoint: layout.checkpointPath, history: layout.historyPath(size: cp.checkpoint.size))
+        try checkHistory(staged.history, note, cp)
+        try FileIO.writeFile(staged.checkpoint + ".tmp", note)
+        try FileIO.writeFile(staged.history + ".tmp", note)
         return staged
     }
 
-    func publishStaged(_ staged: (checkpoint: String, history: String)) throws {
-        try FileIO.renameDurably(staged.checkpoint, to: layout.checkpointPath)
+    func publishStaged(_ staged: StagedCheckpoint) throws {
+        try FileIO.renameDurably(staged.checkpoint + ".tmp", to: staged.checkpoint)
         try fault(.afterCheckpoint)
-        try FileIO.renameDurably(staged.history, to: String(staged.history.dropLast(4)))
+        try FileIO.renameDurably(staged.history + ".tmp", to: staged.history)
+    }
+
+    /// Where `stageCheckpoint` wrote (each path plus ".tmp") and `publishStaged` renames to.
+    struct StagedCheckpoint {
+        let checkpoint: String
+        let history: String
+        var temporaryFiles: [String] { [checkpoint + ".tmp", history + ".tmp"] }
     }
 
     /// Refuses to overwrite `historyPath` if it holds a different checkpoint of the same size.
