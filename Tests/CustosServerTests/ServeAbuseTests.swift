@@ -15,8 +15,12 @@ import Glibc
 /// Malformed and hostile HTTP clients: each is dropped or refused with a clear answer, and
 /// the server goes on serving everyone else.
 @Suite struct ServeAbuseTests {
-    /// A raw loopback TCP connection (blocking, with a receive timeout).
-    final class RawConnection {
+    /// A raw loopback TCP connection. Its blocking calls run on a thread of their own, never on
+    /// one of Swift's cooperative threads: there are only as many of those as cores (two here),
+    /// and the in-process server under test needs one to answer. A CI run (stop 16) failed when
+    /// this test sat in `recv` on one of them while other tests ran in parallel: the server's
+    /// answer did not come within the receive timeout and the test read nothing.
+    final class RawConnection: @unchecked Sendable {
         let fd: Int32
         init(port: Int) throws {
             fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -28,20 +32,35 @@ import Glibc
                 p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
             }
             try #require(ok, "connect to 127.0.0.1:\(port)")
-            var tv = timeval(tv_sec: 10, tv_usec: 0)
+            var tv = timeval(tv_sec: 30, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         }
         deinit { close(fd) }
-        func send(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
-        /// Everything until the peer closes or the timeout passes; nil when the timeout passed first.
-        func readToClose() -> (bytes: [UInt8], closed: Bool) {
-            var out: [UInt8] = []
-            var buf = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n > 0 { out += buf[0..<n]; continue }
-                return (out, n == 0 || errno == ECONNRESET)
+        /// All of `bytes`, unless the peer stops taking them.
+        func send(_ bytes: [UInt8]) async {
+            await offPool { [fd] in
+                var done = 0
+                while done < bytes.count {
+                    let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, $0.count - done, Int32(MSG_NOSIGNAL)) }
+                    if n > 0 { done += n } else if n < 0, errno == EINTR { continue } else { return }
+                }
             }
+        }
+        /// Everything until the peer closes (`closed`), or until 30 s pass without a byte (not `closed`).
+        func readToClose() async -> (bytes: [UInt8], closed: Bool) {
+            await offPool { [fd] in
+                var out: [UInt8] = []
+                var buf = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                    if n > 0 { out += buf[0..<n]; continue }
+                    if n < 0, errno == EINTR { continue }   // with SO_RCVTIMEO set, even SA_RESTART does not restart recv
+                    return (out, n == 0 || errno == ECONNRESET)
+                }
+            }
+        }
+        private func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+            await withCheckedContinuation { c in Thread { c.resume(returning: body()) }.start() }
         }
     }
 
@@ -63,13 +82,13 @@ import Glibc
                 return out + Array("0\r\n\r\n".utf8)
             }
             let big = try RawConnection(port: port)
-            big.send(chunked(Array(vaultPair(id: "c1", path: "secret/data/a", name: "alice").utf8) + Array(repeating: 0x20, count: 5000)))
-            let r1 = String(decoding: big.readToClose().bytes, as: UTF8.self)
+            await big.send(chunked(Array(vaultPair(id: "c1", path: "secret/data/a", name: "alice").utf8) + Array(repeating: 0x20, count: 5000)))
+            let r1 = String(decoding: await big.readToClose().bytes, as: UTF8.self)
             #expect(r1.hasPrefix("HTTP/1.1 413"), "\(r1.prefix(200))")
             #expect(r1.contains("4096"))
             let small = try RawConnection(port: port)
-            small.send(chunked(Array(vaultPair(id: "c2", path: "secret/data/b", name: "bob").utf8)))
-            let r2 = String(decoding: small.readToClose().bytes, as: UTF8.self)
+            await small.send(chunked(Array(vaultPair(id: "c2", path: "secret/data/b", name: "bob").utf8)))
+            let r2 = String(decoding: await small.readToClose().bytes, as: UTF8.self)
             #expect(r2.hasPrefix("HTTP/1.1 200"), "\(r2.prefix(200))")
             #expect(r2.contains("\"accepted\":1"))
         }
@@ -87,25 +106,25 @@ import Glibc
             let port = try #require(client.port)
             // A client that starts a request and stalls: closed after the idle timeout.
             let slow = try RawConnection(port: port)
-            slow.send(Array("POST /v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Le".utf8))
+            await slow.send(Array("POST /v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Le".utf8))
             let started = Date()
-            let r1 = slow.readToClose()
+            let r1 = await slow.readToClose()
             #expect(r1.closed, "a stalled client was not disconnected")
             #expect(Date().timeIntervalSince(started) < 8)
             // A declared body that never fully arrives: dropped too, nothing ingested.
             let partial = try RawConnection(port: port)
-            partial.send(Array("POST /v1/ingest?format=vault HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(t.ingest)\r\nContent-Length: 100000\r\n\r\n{\"time\":".utf8))
-            #expect(partial.readToClose().closed)
+            await partial.send(Array("POST /v1/ingest?format=vault HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(t.ingest)\r\nContent-Length: 100000\r\n\r\n{\"time\":".utf8))
+            #expect(await partial.readToClose().closed)
             // Not HTTP at all: a 400 or a closed connection.
             let junk = try RawConnection(port: port)
-            junk.send([0x16, 0x03, 0x01, 0x00, 0xFF] + Array(repeating: 0xC3, count: 300) + Array("\r\n\r\n".utf8))
-            let r3 = junk.readToClose()
+            await junk.send([0x16, 0x03, 0x01, 0x00, 0xFF] + Array(repeating: 0xC3, count: 300) + Array("\r\n\r\n".utf8))
+            let r3 = await junk.readToClose()
             #expect(r3.closed)
             #expect(r3.bytes.isEmpty || String(decoding: r3.bytes.prefix(12), as: UTF8.self).hasPrefix("HTTP/1.1 400"))
             // A header section past the limit (64 KiB): refused, connection dropped.
             let huge = try RawConnection(port: port)
-            huge.send(Array("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 70_000))\r\n\r\n".utf8))
-            let r4 = huge.readToClose()
+            await huge.send(Array("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 70_000))\r\n\r\n".utf8))
+            let r4 = await huge.readToClose()
             #expect(r4.closed)
             #expect(!String(decoding: r4.bytes, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
             // Invalid UTF-8 and a truncated record in a body: per-record rejections, the rest accepted.
