@@ -299,10 +299,14 @@ func vaultPair(id: String, path: String, name: String, error: String? = nil, tim
         for c in 0..<5 {
             calls.append(Task { try await committer.append((0..<5).map { ev(c * 100 + $0) }) })
             // Each call is taken (and staged) alone, the first one held in its sync: the
-            // next call comes after.
-            let deadline = Date().addingTimeInterval(30)
+            // next call comes after. A bound on the number of looks, not on wall-clock time:
+            // in a full parallel run on 2 cores one look can come tens of seconds after the
+            // last (CI once spent 37 s between two), and the bound only keeps a broken
+            // committer from hanging the run.
+            var looks = 0
             while !(held.isSet && committer.waiting == 0 && committer.stagedGroups == c) {
-                try #require(Date() < deadline, "call \(c) was not staged alone: \(committer.stagedGroups) groups staged")
+                looks += 1
+                try #require(looks < 60_000, "call \(c) was not staged alone: \(committer.stagedGroups) groups staged")
                 try await Task.sleep(nanoseconds: 1_000_000)
             }
         }
