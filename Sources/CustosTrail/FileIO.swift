@@ -160,19 +160,34 @@ package enum FileIO {
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
-    /// Makes everything written so far on the file system holding `path` durable (data and
-    /// metadata: new files and their directory entries). On Linux one syncfs(2) replaces an
-    /// fsync per tile; elsewhere each listed file and directory is fsynced.
-    static func syncAll(under path: String, files: [String], directories: Set<String>) throws {
+    /// Makes everything written so far on the file systems holding `roots` durable (data and
+    /// metadata: new files and their directory entries). On Linux one syncfs(2) per file
+    /// system replaces an fsync per tile: usually one, two when the checkpoint history
+    /// (`checkpoints/`) sits on another mount than `trail/`. Elsewhere each listed file and
+    /// directory is fsynced.
+    static func syncAll(under roots: [String], files: [String], directories: Set<String>) throws {
         #if os(Linux)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw TrailError(.io, "cannot open \(path) to sync: \(errnoText())") }
-        defer { close(fd) }
-        guard c_syncfs(fd) == 0 else { throw TrailError(.io, "syncfs failed for \(path): \(errnoText())") }
+        for root in try fileSystemRoots(roots) {
+            let fd = open(root, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw TrailError(.io, "cannot open \(root) to sync: \(errnoText())") }
+            defer { close(fd) }
+            guard c_syncfs(fd) == 0 else { throw TrailError(.io, "syncfs failed for \(root): \(errnoText())") }
+        }
         #else
         for f in files { try fsyncPath(f) }
         for d in directories { try fsyncPath(d) }
         #endif
+    }
+
+    /// The first of `paths` on each distinct file system (device), in order.
+    static func fileSystemRoots(_ paths: [String]) throws -> [String] {
+        var seen = Set<UInt64>(), out: [String] = []
+        for path in paths {
+            var st = stat()
+            guard stat(path, &st) == 0 else { throw TrailError(.io, "cannot stat \(path): \(errnoText())") }
+            if seen.insert(UInt64(st.st_dev)).inserted { out.append(path) }
+        }
+        return out
     }
 
     /// Removes `path` and everything under it, as far as it can (best effort: what stays is

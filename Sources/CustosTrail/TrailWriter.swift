@@ -3,9 +3,11 @@ import Foundation
 
 /// Appends entries to the trail on disk and signs a checkpoint per commit.
 ///
-/// Durability: each `append` writes the new entry bundles and tiles, makes them durable
-/// (syncfs on Linux), then writes the checkpoint history file and the checkpoint
-/// atomically (temp file, fsync, rename, fsync of the directory). Only then does it return.
+/// Durability: each `append` writes the new entry bundles and tiles, and the signed
+/// checkpoint and its history copy under temporary names; makes all of them durable (on
+/// Linux one syncfs per file system: `trail/`, and `checkpoints/` if mounted elsewhere); then
+/// renames the checkpoint into place and then its history copy, each followed by an fsync
+/// of its directory. Only then does it return.
 /// A crash at any point leaves the last checkpoint and every file it needs intact, so the
 /// trail always verifies as a prefix; files written past the checkpoint are overwritten by
 /// the next append.
@@ -203,7 +205,7 @@ public final class TrailWriter: @unchecked Sendable {
             // the one sync makes it durable with the entries; publishing it is then two renames.
             let cp = try SignedCheckpoint.sign(Checkpoint(origin: signer.name, size: last.range.upperBound, rootHash: last.root), signer: signer)
             let staged = try stageCheckpoint(cp)
-            try FileIO.syncAll(under: layout.trailDirectory, files: commits.flatMap(\.files) + staged.temporaryFiles,
+            try FileIO.syncAll(under: [layout.trailDirectory, layout.historyDirectory], files: commits.flatMap(\.files) + staged.temporaryFiles,
                                directories: dirs.union([layout.historyDirectory]))
             try fault(.afterSync)
             try publishStaged(staged)

@@ -250,6 +250,22 @@ struct Fixture {
         #expect(try f.verify().isValid)
     }
 
+    /// A commit syncs every file system it wrote to: `checkpoints/` mounted apart from
+    /// `trail/` gets its own syncfs (the checkpoint's history copy is written before the sync
+    /// and only renamed after it). Paths on one device count once; /proc is another device.
+    @Test func aCommitSyncsEachFileSystemItWroteTo() throws {
+        let f = try Fixture()
+        try f.writer().append(entries(0..<3))
+        let trail = f.layout.trailDirectory, history = f.layout.historyDirectory
+        #expect(try FileIO.fileSystemRoots([trail, history]) == [trail])
+        #expect(try FileIO.fileSystemRoots([trail, "/proc", history, "/proc/self"]) == [trail, "/proc"])
+        #expect(try FileIO.fileSystemRoots(["/proc", trail]) == ["/proc", trail])
+        #expect(throws: TrailError.self) { try FileIO.fileSystemRoots([trail, f.path("nowhere")]) }
+        do { _ = try FileIO.fileSystemRoots([f.path("nowhere")]) } catch {
+            #expect("\(error)".contains(f.path("nowhere")), "\(error)")
+        }
+    }
+
     @Test func keyFileIsPrivateAndNeverReplaced() throws {
         let f = try Fixture()
         let attrs = try FileManager.default.attributesOfItem(atPath: f.layout.signingKeyPath)
