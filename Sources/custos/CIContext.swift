@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import CustosAlerting
 import CustosCore
 import Foundation
 import NIOCore
@@ -428,7 +429,7 @@ struct IngestPoster {
                 var b = try await resp.body.collect(upTo: 1 << 20)
                 answer = b.readBytes(length: b.readableBytes) ?? []
             } catch {
-                throw Failure(description: "cannot reach the custos server at \(base): \(Self.clean("\(error)", bearer))")
+                throw Failure(description: "cannot reach the custos server at \(base): \(Self.clean(NetworkErrorClass.describeForCLI(error, timeout: timeout), bearer))")
             }
             let reason = Self.serverReason(answer, bearer)
             switch status {

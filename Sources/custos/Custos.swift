@@ -19,7 +19,7 @@ struct Custos: ParsableCommand {
 
 /// Options every command that works on a data directory takes.
 struct DataOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Data directory (trail, keys, index).", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("Data directory (trail, keys, index); $CUSTOS_DATA when set.", valueName: "DIR"))
     var data: String = ProcessInfo.processInfo.environment["CUSTOS_DATA"] ?? "custos-data"
 }
 

@@ -60,8 +60,8 @@ func recordInvestigation(data: String, actor: ActorOptions, _ action: Investigat
         throw CLIError.operational("\(error)")
     }
     switch recorded {
-    case .trail(let i): stderrPrint("custos: this \(action.rawValue.replacingOccurrences(of: "_", with: " ")) is recorded in the trail (entry \(i), \(r.id))")
-    case .spooled: stderrPrint("custos: this \(action.rawValue.replacingOccurrences(of: "_", with: " ")) is recorded (\(r.id)); a running server appends it to the trail")
+    case .trail(let i): stderrPrint("custos: recorded in the trail as an investigation (\(action.rawValue), entry \(i), \(r.id))")
+    case .spooled: stderrPrint("custos: recorded as an investigation (\(action.rawValue), \(r.id)); a running server appends it to the trail")
     }
 }
 

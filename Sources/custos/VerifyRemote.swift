@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CustosAlerting
 import CustosCore
 import CustosTrail
 import Foundation
@@ -67,7 +68,7 @@ struct RemoteTrail {
         } catch let e as NIOTooManyBytesError {
             throw Failure.transport("GET /trail/\(path): the answer is larger than \(limit) bytes (\(e))")
         } catch {
-            throw Failure.transport("GET /trail/\(path): \(error)")
+            throw Failure.transport("GET /trail/\(path): \(NetworkErrorClass.describeForCLI(error, timeout: timeout))")
         }
     }
 

@@ -317,5 +317,12 @@ struct ServeCrashTests {
         let untrusted = try await run(custos, ["verify", "--url", base, "--vkey", data + "/keys/trail.vkey", "--token-file", dir.path("auditor.token")], timeout: 120)
         #expect(untrusted.status == 3, "\(untrusted.stdout)\(untrusted.stderr)")
         try await server.stop()
+        // The server gone: exit 3, and the error names the failure plainly (not NIO's
+        // "connection reset (error set): Connection refused) (errno: 111)").
+        let gone = try await run(custos, ["verify", "--url", "http://127.0.0.1:\(port)", "--vkey", data + "/keys/trail.vkey",
+                                          "--token-file", dir.path("auditor.token")], timeout: 120)
+        #expect(gone.status == 3, "\(gone.stdout)\(gone.stderr)")
+        #expect(gone.stderr.contains("cannot read the trail from http://127.0.0.1:\(port)") && gone.stderr.contains("connection refused"), "\(gone.stderr)")
+        #expect(!gone.stderr.contains("errno"), "\(gone.stderr)")
     }
 }

@@ -6,7 +6,7 @@ import NIOPosix
 /// Names a network failure by its class only (`connection refused`, `timed out after 2 s`,
 /// `TLS error`, ...). Error descriptions of the libraries can quote a URL or a host's
 /// reply, and URLs carry credentials, so they are never passed on.
-enum NetworkErrorClass {
+package enum NetworkErrorClass {
     static func describe(_ error: any Error, timeout: Duration) -> String {
         if let e = error as? HTTPClientError {
             switch e {
@@ -51,6 +51,19 @@ enum NetworkErrorClass {
         if type.contains("SSL") || type.contains("TLS") { return "TLS error" }
         if type.contains("DNS") || type.contains("Resolver") || type.contains("GAI") { return "DNS lookup failed" }
         return "network error (\(type.split(separator: ".").last.map(String.init) ?? type))"
+    }
+
+    /// For a command line: a connection failure by its class (NIO's own text for a refused
+    /// connection reads "connection reset (error set): Connection refused) (errno: 111)"); any
+    /// other error, a TLS certificate problem say, by its own description, which tells the
+    /// operator more there. The caller still removes its credentials from the text.
+    package static func describeForCLI(_ error: any Error, timeout: TimeAmount) -> String {
+        switch error {
+        case is IOError, is NIOConnectionError, is ChannelError, is HTTPClientError, is CancellationError:
+            return describe(error, timeout: .nanoseconds(timeout.nanoseconds))
+        default:
+            return "\(error)"
+        }
     }
 
     static func isRefused(_ error: any Error) -> Bool {
