@@ -108,8 +108,9 @@ import Testing
                 "--cluster.listen-address=",
                 "--log.level=warn",
             ], logDir: dir, name: "alertmanager-\(attempt)")
-            let deadline = Date().addingTimeInterval(20)
-            while Date() < deadline && am.process.isRunning {
+            // 200 looks 100 ms apart (at least 20 s; longer when a full parallel run keeps
+            // this task waiting between looks, which a wall-clock deadline would count).
+            for _ in 0..<200 where am.process.isRunning {
                 if (try? await get("http://127.0.0.1:\(port)/-/ready").0) == 200 { return (am, port) }
                 try await Task.sleep(for: .milliseconds(100))
             }

@@ -654,6 +654,9 @@ struct CommandResult: Sendable {
     var status: Int32
     var stdoutData: Data
     var stderrData: Data
+    /// Seconds from the start of the program to its exit, as seen by the thread that reaped
+    /// it (not when the awaiting test got to run again: that can be much later in a full run).
+    var seconds: Double = 0
     var stdout: String { String(decoding: stdoutData, as: UTF8.self) }
     var stderr: String { String(decoding: stderrData, as: UTF8.self) }
 
@@ -692,8 +695,9 @@ func run(_ exe: URL, _ args: [String], environment: [String: String]? = nil, tim
     env.removeValue(forKey: "CUSTOS_DATA")
     p.environment = env
     let box = ProcessBox(p)
-    let status: Int32 = try await withCheckedThrowingContinuation { cont in
-        box.process.terminationHandler = { proc in cont.resume(returning: proc.terminationStatus) }
+    let started = Date()
+    let (status, seconds): (Int32, Double) = try await withCheckedThrowingContinuation { cont in
+        box.process.terminationHandler = { proc in cont.resume(returning: (proc.terminationStatus, Date().timeIntervalSince(started))) }
         do { try box.process.run() } catch {
             box.process.terminationHandler = nil
             cont.resume(throwing: Failure("cannot start \(exe.path): \(error)"))
@@ -708,7 +712,7 @@ func run(_ exe: URL, _ args: [String], environment: [String: String]? = nil, tim
     }
     try out.close(); try err.close()
     return CommandResult(label: ([exe.path] + args).joined(separator: " "), status: status,
-                         stdoutData: try Data(contentsOf: outURL), stderrData: try Data(contentsOf: errURL))
+                         stdoutData: try Data(contentsOf: outURL), stderrData: try Data(contentsOf: errURL), seconds: seconds)
 }
 
 /// Finds the `custos` executable built with this test bundle: in the products directory of the
