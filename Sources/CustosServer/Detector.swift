@@ -65,7 +65,7 @@ public final class Detector: @unchecked Sendable {
         for (k, e) in events.enumerated() {
             engine.process(e, index: firstIndex + UInt64(k), now: now, into: &out)
         }
-        return out
+        return out.map { $0.fitted() }
     }
 
     /// Notes alerts that are now durable in the trail.
@@ -87,6 +87,7 @@ public final class Detector: @unchecked Sendable {
         var out: [Alert] = []
         engine.flush(into: &out)
         guard !out.isEmpty else { return }
+        out = out.map { $0.fitted() }
         try store.appendEntries(out.map { .alert($0) })
         recorded(out)
     }

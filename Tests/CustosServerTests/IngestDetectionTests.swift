@@ -44,6 +44,52 @@ import Testing
         try EventReader(directory: dir.path).alerts(AlertQuery())
     }
 
+    /// An event within the event size limit whose alert would not be (a root login with a
+    /// 25 KB name on a 25 KB path: the alert repeats both in its summary, dedup key, identity
+    /// and secret) gets an alert shortened to fit the trail; the commit and every later one
+    /// succeed, the trail verifies, and the event keeps the values whole.
+    @Test func anAlertTooLargeForTheTrailIsShortenedNotAFailedCommit() throws {
+        let dir = TempDir()
+        let store = try DataStore(directory: dir.path, origin: "t.example/log")
+        let yaml = """
+            owners:
+              sec: { name: Security team, notify: [ { webhook: "http://127.0.0.1:9/x" } ] }
+            classes:
+              break_glass: { action: alert, severity: critical, owner: sec, sla: 15m, playbook: PB-SEC-04 }
+            """
+        let loaded = try PolicyLoader.load(yaml: yaml, baseDirectory: NSTemporaryDirectory())
+        let d = Detector(engine: DetectionEngine(policy: loaded.policy), clock: { EventTime(rfc3339: "2026-01-02T04:00:00Z")! })
+        let name = String(repeating: "é", count: 12_500), path = "secret/data/" + String(repeating: "p", count: 25_000)
+        var big = ev(1)
+        big.identity = .init(id: "root-id", name: name, kind: .root)
+        big.secret = .init(store: "secret/", path: path)
+        #expect(big.canonicalJSON().count <= AccessEvent.maxEncodedSize)
+        let alert = try #require(d.process([big], firstIndex: 0).first)
+        #expect(alert.alertClass == .break_glass)
+        #expect(alert.canonicalJSON().count <= Alert.maxEntryBytes)
+        let cutName = alert.identity.name ?? ""
+        #expect(alert.summary.hasSuffix("bytes cut]"), "\(alert.summary.suffix(40))")
+        #expect(cutName.hasSuffix("bytes cut]") && cutName.hasPrefix("ééé") && cutName.utf8.count < 5_000, "\(cutName.suffix(40))")
+
+        let d2 = Detector(engine: DetectionEngine(policy: loaded.policy), clock: { EventTime(rfc3339: "2026-01-02T04:00:00Z")! })
+        let first = try store.appendToTrail(GroupCommitter.encode([big]), detector: d2)
+        #expect(first.result.accepted == 1)
+        #expect(d2.raisedCount == 1 && first.extras.count == 1)
+        // The trail took it and goes on taking commits.
+        let second = try store.appendToTrail(GroupCommitter.encode([ev(2)]), detector: d2)
+        #expect(second.result.accepted == 1)
+        #expect(store.trail.size == 3)
+        var kept: AccessEvent?
+        try store.reader().forEachEntry(in: 0..<1) { _, bytes in kept = try? AccessEvent.decode(bytes) }
+        #expect(kept?.id == big.id && kept?.identity.name == name && kept?.secret?.path == path, "the event in the trail lost its values")
+        let report = TrailVerifier(layout: store.layout, verifier: try NoteVerifier(vkey: store.trail.checkpointVerifierKey)).verify()
+        #expect(report.isValid)
+        // Short fields are left alone; an alert that fits is returned as it is.
+        #expect(Alert.cut("abc", to: 3) == "abc")
+        #expect(Alert.cut("aé", to: 2) == "a…[2 bytes cut]")
+        #expect(alert.fitted() == alert)
+    }
+
     @Test func thresholdAlertIsRecordedAfterItsEvidence() throws {
         let dir = TempDir()
         let (d, s) = try Self.run(dir, "a.log", Self.denials([(0, 0), (1, 0), (2, 0), (3, 0)], prefix: "a"))

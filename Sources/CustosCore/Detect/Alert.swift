@@ -92,6 +92,51 @@ public struct Alert: Sendable, Equatable {
         }
     }
 
+    /// The largest entry the trail takes (C2SP tlog-tiles entry bundles: 16-bit lengths).
+    public static let maxEntryBytes = 65_535
+
+    /// This alert with its free-text fields shortened until its trail entry is at most `limit`
+    /// bytes (itself when it fits). An event may be up to 65,535 bytes and an alert repeats its
+    /// path and identity (summary, dedup key, identity, secret): without this, one hostile
+    /// event (a 20 KB identity name on a root login, say) made an alert the trail refuses, and
+    /// the commit its events were in failed. Nothing is lost: the evidence events keep every
+    /// value whole in the trail, and each shortened field ends in "…[N bytes cut]". The id
+    /// (made from the full dedup key) and the class, times, counts and evidence are untouched.
+    public func fitted(limit: Int = Alert.maxEntryBytes) -> Alert {
+        if canonicalJSON().count <= limit { return self }
+        var a = self
+        for cap in [4096, 1024, 256, 64] {
+            a = self
+            func cut(_ s: inout String) { s = Self.cut(s, to: cap) }
+            func cut(_ s: inout String?) { if let v = s { s = Self.cut(v, to: cap) } }
+            cut(&a.summary)
+            cut(&a.dedupKey)
+            cut(&a.identity.id)
+            cut(&a.identity.name)
+            if var sec = a.secret {
+                cut(&sec.path); cut(&sec.store); cut(&sec.environment); cut(&sec.namespace)
+                a.secret = sec
+            }
+            if var o = a.origin {
+                cut(&o.ip); cut(&o.country); cut(&o.city)
+                a.origin = o
+            }
+            a.details = a.details.mapValues { Self.cut($0, to: cap) }
+            if a.canonicalJSON().count <= limit { return a }
+        }
+        return a
+    }
+
+    /// `s` cut to at most `max` bytes of UTF-8 (on a scalar boundary) plus a marker saying how
+    /// many bytes were cut; `s` itself when it is no longer than `max`.
+    package static func cut(_ s: String, to max: Int) -> String {
+        let bytes = Array(s.utf8)
+        guard bytes.count > max else { return s }
+        var end = max
+        while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }
+        return String(decoding: bytes[..<end], as: UTF8.self) + "…[\(bytes.count - end) bytes cut]"
+    }
+
     // MARK: - Canonical encoding (sorted keys, as for events)
 
     public func canonicalJSON(index: UInt64? = nil) -> [UInt8] {
