@@ -51,6 +51,31 @@ import Testing
         #expect(claimed > 100)
     }
 
+    /// A stamp (an OIDC caller's token claims) that makes an event too large for the trail
+    /// rejects that record alone, by its number; the others are stamped and kept. Before, the
+    /// oversized event failed the whole commit it joined, other callers' events included.
+    @Test func aStampThatMakesAnEventTooLargeRejectsThatRecordOnly() throws {
+        var near = ev(2)
+        near.identity.name = String(repeating: "n", count: AccessEvent.maxEncodedSize - ev(2).canonicalJSON().count - 100)
+        let nearSize = near.canonicalJSON().count
+        try #require(nearSize <= AccessEvent.maxEncodedSize && nearSize > AccessEvent.maxEncodedSize - 1_000)
+        let body = Array((String(decoding: ev(1).canonicalJSON(), as: UTF8.self) + "\n"
+            + String(decoding: near.canonicalJSON(), as: UTF8.self) + "\n"
+            + String(decoding: ev(3).canonicalJSON(), as: UTF8.self) + "\n").utf8)
+        let repo = String(repeating: "r", count: 2_000)
+        for format in [WireFormat.custos, .auto] {
+            let r = BodyDecoder(format: format, instance: "i", maxRecordBytes: 1 << 20, batched: true,
+                                stamp: { $0.pipeline = .init(provider: "github", repository: repo) }).decode(body)
+            #expect(r.batch.count == 0, "a stamped body is never batched as it is")
+            #expect(r.events.map(\.id) == [ev(1).id, ev(3).id])
+            #expect(r.events.allSatisfy { $0.pipeline?.repository == repo })
+            #expect(r.rejected == 1 && r.rejections.map(\.line) == [2], "\(r.rejections)")
+            #expect(r.rejections.first?.reason.contains("with the token's pipeline context") == true)
+            // Without the stamp the same body is all accepted.
+            #expect(BodyDecoder(format: format, instance: "i", maxRecordBytes: 1 << 20).decode(body).events.count == 3)
+        }
+    }
+
     /// The decoded result of a body is the same with the fast path as the full scan gives:
     /// the body decodes to the pair's one event.
     @Test func aBodyOfDeviceRecordsDecodes() {

@@ -80,10 +80,26 @@ public struct BodyDecoder {
     /// already is canonical is taken as it is): the ingest endpoint's fast path. Off, every
     /// event is in `Result.events` (for callers that change the events before committing them).
     public var batched: Bool
+    /// Applied to each event as it is decoded (an OIDC caller's token claims), before its size
+    /// is checked again: an event the stamp makes larger than `AccessEvent.maxEncodedSize` is
+    /// that record's rejection, never a failure of the commit it would have joined. Implies
+    /// not `batched`.
+    public var stamp: ((inout AccessEvent) -> Void)?
 
-    public init(format: WireFormat, instance: String, maxRecordBytes: Int, batched: Bool = false) {
+    public init(format: WireFormat, instance: String, maxRecordBytes: Int, batched: Bool = false,
+                stamp: ((inout AccessEvent) -> Void)? = nil) {
         self.format = format; self.instance = instance; self.maxRecordBytes = maxRecordBytes
-        self.batched = batched && (format == .vault || format == .openbao || format == .custos)
+        self.batched = stamp == nil && batched && (format == .vault || format == .openbao || format == .custos)
+        self.stamp = stamp
+    }
+
+    /// `event`, stamped; nil (with the reason) when the stamp made it too large for the trail.
+    func stamped(_ event: AccessEvent) -> (AccessEvent?, String?) {
+        guard let stamp else { return (event, nil) }
+        var e = event
+        stamp(&e)
+        if e.encodedSizeBound <= AccessEvent.maxEncodedSize || e.canonicalJSON().count <= AccessEvent.maxEncodedSize { return (e, nil) }
+        return (nil, "event would encode to more than \(AccessEvent.maxEncodedSize) bytes with the token's pipeline context")
     }
 
     public func decode(_ body: [UInt8]) -> Result {
@@ -94,6 +110,10 @@ public struct BodyDecoder {
         func reject(_ n: Int, _ reason: String) {
             result.rejected += 1
             if result.rejections.count < Self.maxRejections { result.rejections.append(DecodeRejection(line: n, reason: reason)) }
+        }
+        func add(_ event: AccessEvent, _ n: Int) {
+            let (e, why) = stamped(event)
+            if let e { result.events.append(e) } else { reject(n, why!) }
         }
         func handle(_ record: UnsafeRawBufferPointer, _ n: Int) {
             if CustosRecord.isBlank(record) { return }
@@ -118,7 +138,7 @@ public struct BodyDecoder {
             let custos = format == .custos || (format == .auto && hasSchema)
             if custos {
                 switch CustosRecord.decode(record) {
-                case .success(let e): if batched { result.batch.append(e) } else { result.events.append(e) }
+                case .success(let e): if batched { result.batch.append(e) } else { add(e, n) }
                 case .failure(let r): reject(n, r.reason)
                 }
                 return
@@ -135,7 +155,7 @@ public struct BodyDecoder {
             }
             for o in outputs {
                 switch o {
-                case .event(let e, _): result.events.append(e)
+                case .event(let e, let line): add(e, line)
                 case .ignored: result.ignored += 1
                 case .rejected(let r): reject(r.line, r.reason)
                 }
@@ -199,10 +219,15 @@ public struct BodyDecoder {
                 outputs.append(contentsOf: mine)
             }
             for o in outputs {
+                var rejection: DecodeRejection?
                 switch o {
-                case .event(let e, _): result.events.append(e)
+                case .event(let event, let line):
+                    let (e, why) = stamped(event)
+                    if let e { result.events.append(e) } else { rejection = DecodeRejection(line: line, reason: why!) }
                 case .ignored: result.ignored += 1
-                case .rejected(let r):
+                case .rejected(let r): rejection = r
+                }
+                if let r = rejection {
                     result.rejected += 1
                     if result.rejections.count < Self.maxRejections { result.rejections.append(r) }
                 }

@@ -293,14 +293,15 @@ struct ServeAPI: Sendable {
         let instance = q.get("instance") ?? "default"
         guard !instance.isEmpty, instance.utf8.count <= 256 else { throw APIError(status: .badRequest, message: "instance must be 1...256 bytes") }
         let body = try await collect(req)
-        // An OIDC caller's events are stamped with the token's claims below: decoded as values.
-        var decoded = BodyDecoder(format: format, instance: instance, maxRecordBytes: state.config.limits.maxLineBytes,
-                                  batched: caller.oidc == nil).decode(body)
+        // An OIDC caller's events are stamped with the token's claims as they are decoded: the
+        // verified token is the truth about the run (GitHubPipeline.stamp has the rule).
+        var stamp: ((inout AccessEvent) -> Void)?
         if let token = caller.oidc {
-            // The verified token is the truth about the run (GitHubPipeline.stamp has the rule).
             let p = GitHubPipeline.pipeline(token, runnerIP: peer?.ipAddress)
-            for i in decoded.events.indices { GitHubPipeline.stamp(&decoded.events[i], with: p, token: token) }
+            stamp = { GitHubPipeline.stamp(&$0, with: p, token: token) }
         }
+        let decoded = BodyDecoder(format: format, instance: instance, maxRecordBytes: state.config.limits.maxLineBytes,
+                                  batched: true, stamp: stamp).decode(body)
         if let e = decoded.bodyError {
             state.metrics.rejected(format.rawValue, 1)
             throw APIError(status: .badRequest, message: e)
