@@ -359,7 +359,7 @@ struct CIReportCLITests {
         let s = try await Self.startServer("oidc", dir: dir, extra: """
 
             oidc:
-              - { issuer: "https://token.actions.githubusercontent.com", audience: custos-ingest, jwks_file: \(dir.path("jwks.json")) }
+              - { issuer: "https://token.actions.githubusercontent.com", audience: custos-ingest, jwks_file: \(dir.path("jwks.json")), repository_owners: [octo-org] }
             """)
         defer { s.process.kill9() }
         // The token service is up when it answers (401 to a request without the request token); a loaded machine may take a while.

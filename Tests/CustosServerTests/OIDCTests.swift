@@ -333,6 +333,7 @@ import Testing
             ("oidc: [{\(ok), jwks_file: jwks.json, colour: red}]", "oidc[0].colour", "unknown key"),
             ("oidc: [{\(ok), jwks_file: jwks.json}, {\(ok), jwks_file: jwks.json}]", "oidc[1].issuer", "configured twice"),
             ("oidc: nope", "oidc", "expected a list"),
+            ("oidc: [{issuer: \(ServeConfig.githubIssuer), audience: a, jwks_file: jwks.json}]", "oidc[0]", "give repositories or repository_owners"),
         ]
         for (yaml, path, expected) in cases {
             let p = problems(yaml)
@@ -350,7 +351,7 @@ import Testing
         let gh = Self.gh
         let only = { (keys: [[String: Any]]) in TestIssuer.json(["keys": keys]) }
         let path = dir.write("jwks.json", only([gh.ecJWK]))
-        let c = try ServeConfig.parse(yaml: "oidc: {issuer: \(TestIssuer.issuer), audience: \(TestIssuer.audience), jwks_file: jwks.json}",
+        let c = try ServeConfig.parse(yaml: "oidc: {issuer: \(TestIssuer.issuer), audience: \(TestIssuer.audience), jwks_file: jwks.json, repository_owners: [octo-org]}",
                                       baseDirectory: dir.path)
         #expect(c.oidc.first?.jwksFile == path)
         let ring = OIDCKeyring(issuers: c.oidc, minReloadInterval: 60)

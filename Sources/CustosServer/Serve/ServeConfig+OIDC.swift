@@ -69,6 +69,9 @@ extension ServeConfig {
                 default: break
                 }
             }
+            if issuer == Self.githubIssuer && repos.isEmpty && owners.isEmpty && r.problems.count == before {
+                r.problem(at, item, "GitHub.com's issuer signs tokens for every repository on GitHub: give repositories or repository_owners (who may send events)")
+            }
             if let issuer, out.contains(where: { $0.issuer == issuer }) {
                 r.problem(at + ".issuer", item["issuer"], "issuer \(issuer) is configured twice")
                 continue
@@ -79,6 +82,9 @@ extension ServeConfig {
         }
         return out
     }
+
+    /// GitHub.com's Actions issuer: any workflow of any repository can get a token from it.
+    static let githubIssuer = "https://token.actions.githubusercontent.com"
 
     /// Nil when `s` is an acceptable issuer identifier: an https URL with a host and no
     /// query or fragment (OpenID Connect Discovery §3), compared with `iss` exactly.
