@@ -429,7 +429,7 @@ struct IngestPoster {
                 var b = try await resp.body.collect(upTo: 1 << 20)
                 answer = b.readBytes(length: b.readableBytes) ?? []
             } catch {
-                throw Failure(description: "cannot reach the custos server at \(base): \(Self.clean(NetworkErrorClass.describeForCLI(error, timeout: timeout), bearer))")
+                throw Failure(description: "cannot reach the custos server at \(base): \(Self.clean(NetworkErrorClass.describeBriefly(error, timeout: timeout), bearer))")
             }
             let reason = Self.serverReason(answer, bearer)
             switch status {

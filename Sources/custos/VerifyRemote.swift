@@ -68,7 +68,7 @@ struct RemoteTrail {
         } catch let e as NIOTooManyBytesError {
             throw Failure.transport("GET /trail/\(path): the answer is larger than \(limit) bytes (\(e))")
         } catch {
-            throw Failure.transport("GET /trail/\(path): \(NetworkErrorClass.describeForCLI(error, timeout: timeout))")
+            throw Failure.transport("GET /trail/\(path): \(NetworkErrorClass.describeBriefly(error, timeout: timeout))")
         }
     }
 

@@ -105,6 +105,42 @@ import Testing
         }
     }
 
+    /// Mutated proofs (bit flips, bytes set, cut, inserted, deleted): each is refused with a
+    /// line number and a reason, or parses to a proof that formats and parses back to itself.
+    @Test func fuzzMutations() throws {
+        let original = Array(String(Self.specExample).utf8)
+        var rng = SeededRNG(seed: 0x7100_9F00_F5)
+        let interesting: [UInt8] = [0x00, 0x09, 0x0A, 0x20, 0x2B, 0x2F, 0x3D, 0x30, 0x39, 0x41, 0x7F, 0x80, 0xC0, 0xE2, 0xFF]
+        var accepted = 0, rejected = 0
+        for _ in 0..<2_000 {
+            var b = original
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                guard !b.isEmpty else { break }
+                let i = Int(rng.next() % UInt64(b.count))
+                switch rng.next() % 5 {
+                case 0: b[i] ^= UInt8(1 << (rng.next() % 8))
+                case 1: b[i] = interesting[Int(rng.next() % UInt64(interesting.count))]
+                case 2: b.removeSubrange(i...)
+                case 3: b.insert(interesting[Int(rng.next() % UInt64(interesting.count))], at: i)
+                default: b.remove(at: i)
+                }
+            }
+            if b == original { continue }
+            do {
+                let p = try TlogProof.parse(String(decoding: b, as: UTF8.self))
+                accepted += 1
+                #expect(try TlogProof.parse(p.formatted()) == p)
+                #expect(p.proof.count <= 63)
+            } catch {
+                rejected += 1
+                #expect(error.line >= 1 && !error.reason.isEmpty, "\(error)")
+            }
+        }
+        #expect(accepted + rejected > 1_900)
+        #expect(rejected > accepted)
+        #expect(accepted > 0, "mutations inside the checkpoint's text or an extra's payload still parse")
+    }
+
     @Test func tooLongProof() {
         let lines = Array(repeating: Self.h, count: 65).joined(separator: "\n")
         #expect(throws: TlogProofError.self) {

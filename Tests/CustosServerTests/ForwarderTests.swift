@@ -289,6 +289,7 @@ import Darwin
             ("forward: [{name: a, url: http://x/}, {name: a, url: http://y/}]", "named a"),
             ("forward: [{name: 'a b', url: http://x/}]", "letters"),
             ("forward: [{name: a, url: http://x/, format: json}]", "ocsf, syslog5424 or cef"),
+            ("forward: [{name: a, url: 'https://siem:hunter2@x.example/in'}]", "a user or password in the URL is not allowed"),
         ] {
             do {
                 _ = try ServeConfig.parse(yaml: yaml, baseDirectory: "/tmp")

@@ -108,6 +108,51 @@ struct WitnessTests {
         #expect(!FileManager.default.fileExists(atPath: w.statePath(origin: log.signer.name)))
     }
 
+    /// Mutated add-checkpoint bodies (bit flips, bytes set, cut, inserted, deleted): each is
+    /// answered with a client error (400, 403, 404, 409 or 422), never a server error, or is
+    /// a valid request whose cosignature verifies over the log's own checkpoint.
+    @Test func fuzzMutations() throws {
+        var log = try TestLog(entries: 2)
+        let w = try witness(log)
+        _ = try w.addCheckpoint(try log.body(old: 0, size: 2))
+        log.append(3)
+        let original = try log.body(old: 2, size: 5)
+        let real = try log.note(5)
+        var rng = SeededRandom(state: 0x3177_4E55)
+        let interesting: [UInt8] = [0x00, 0x09, 0x0A, 0x20, 0x2B, 0x2F, 0x3D, 0x30, 0x39, 0x41, 0x7F, 0x80, 0xC0, 0xE2, 0xFF]
+        var statuses: [Int: Int] = [:]
+        for _ in 0..<1_500 {
+            var b = original
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                guard !b.isEmpty else { break }
+                let i = Int(rng.next() % UInt64(b.count))
+                switch rng.next() % 5 {
+                case 0: b[i] ^= UInt8(1 << (rng.next() % 8))
+                case 1: b[i] = interesting[Int(rng.next() % UInt64(interesting.count))]
+                case 2: b.removeSubrange(i...)
+                case 3: b.insert(interesting[Int(rng.next() % UInt64(interesting.count))], at: i)
+                default: b.remove(at: i)
+                }
+            }
+            if b == original { continue }
+            do {
+                let lines = try w.addCheckpoint(b)
+                statuses[200, default: 0] += 1
+                #expect(try signer.verifier.verify(real + lines) == 1_700_000_000, "cosigned something other than the log's checkpoint")
+            } catch let e as WitnessError {
+                statuses[e.status, default: 0] += 1
+                #expect([400, 403, 404, 409, 422].contains(e.status), "\(e.status): \(e.message)")
+                #expect(!e.message.isEmpty)
+            } catch {
+                Issue.record("not a WitnessError: \(error)")
+            }
+        }
+        #expect(statuses.values.reduce(0, +) > 1_400)
+        #expect(statuses[400, default: 0] > 100 && statuses[403, default: 0] > 0, "\(statuses)")
+        // The state only moved forward: the real request now finds size 5 cosigned (or cosigns it).
+        #expect(status { try w.addCheckpoint(original) } != 500)
+    }
+
     @Test func malformedRequestsAre400() throws {
         let log = try TestLog(entries: 4)
         let w = try witness(log)
@@ -296,6 +341,14 @@ struct WitnessTests {
         #expect(c.witnesses == [ServeConfig.WitnessTarget(url: "http://127.0.0.1:7380", verifier: signer.verifier)])
         #expect(throws: ConfigProblems.self) { try ServeConfig.parse(yaml: "witnesses:\n  - url: ftp://x\n    vkey: \(v)\n", baseDirectory: "/") }
         #expect(throws: ConfigProblems.self) { try ServeConfig.parse(yaml: "witnesses:\n  - url: http://x\n", baseDirectory: "/") }
+        // A URL with credentials is refused, and the message does not repeat them.
+        do {
+            _ = try ServeConfig.parse(yaml: "witnesses:\n  - url: http://w:hunter2@127.0.0.1:7380\n    vkey: \(v)\n", baseDirectory: "/")
+            Issue.record("a witness URL with a password was accepted")
+        } catch {
+            #expect("\(error)".contains("a user or password in the URL is not allowed"), "\(error)")
+            #expect(!"\(error)".contains("hunter2"), "\(error)")
+        }
     }
 }
 

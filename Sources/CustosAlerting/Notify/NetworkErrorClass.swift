@@ -53,11 +53,12 @@ package enum NetworkErrorClass {
         return "network error (\(type.split(separator: ".").last.map(String.init) ?? type))"
     }
 
-    /// For a command line: a connection failure by its class (NIO's own text for a refused
-    /// connection reads "connection reset (error set): Connection refused) (errno: 111)"); any
-    /// other error, a TLS certificate problem say, by its own description, which tells the
-    /// operator more there. The caller still removes its credentials from the text.
-    package static func describeForCLI(_ error: any Error, timeout: TimeAmount) -> String {
+    /// A connection failure by its class (NIO's own text for a refused connection reads
+    /// "connection reset (error set): Connection refused) (errno: 111)", and an HTTP client
+    /// error can quote the URL); any other error, ours or a TLS certificate problem say, by its
+    /// own description, which tells the operator more. For command lines and for logs of
+    /// peers whose URLs hold no credentials (the configuration refuses those).
+    package static func describeBriefly(_ error: any Error, timeout: TimeAmount) -> String {
         switch error {
         case is IOError, is NIOConnectionError, is ChannelError, is HTTPClientError, is CancellationError:
             return describe(error, timeout: .nanoseconds(timeout.nanoseconds))

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CustosAlerting
 import CustosCore
 import CustosTrail
 import Foundation
@@ -151,7 +152,7 @@ public struct Forwarder: Service {
                         attempt += 1
                         let wait = backoff(attempt)
                         stats.update(target.name) { $0.failures += 1 }
-                        logger.warning("forward \(target.name): delivery of \(batch.events.count) event(s) failed (attempt \(attempt)): \(error); retrying in \(wait)")
+                        logger.warning("forward \(target.name): delivery of \(batch.events.count) event(s) failed (attempt \(attempt)): \(NetworkErrorClass.describeBriefly(error, timeout: .seconds(target.timeout))); retrying in \(wait)")
                         try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
                         if Self.shouldStop() { return }
                     }

@@ -23,7 +23,11 @@ extension ServeConfig {
                     }
                 case "url":
                     if let v = r.string(l.value, k) {
-                        if let u = URL(string: v), let s = u.scheme?.lowercased(), ["http", "https"].contains(s), u.host != nil { t.url = v } else {
+                        if let u = URL(string: v), let s = u.scheme?.lowercased(), ["http", "https"].contains(s), u.host != nil {
+                            if u.user != nil || u.password != nil {
+                                r.problem(k, l.value, "a user or password in the URL is not allowed (URLs are logged): give credentials with headers_env")
+                            } else { t.url = v }
+                        } else {
                             r.problem(k, l.value, "expected an http:// or https:// URL")
                         }
                     }

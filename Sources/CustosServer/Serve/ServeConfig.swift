@@ -302,6 +302,10 @@ extension ServeConfig {
                 r.problem(p + ".url", item["url"], "expected an http:// or https:// URL (the witness's submission prefix)")
                 continue
             }
+            guard u.user == nil, u.password == nil else {
+                r.problem(p + ".url", item["url"], "a user or password in the URL is not allowed (URLs are logged): a witness needs none")
+                continue
+            }
             do {
                 let v = try CosignatureVerifier(vkey: vkey)
                 if out.contains(where: { $0.verifier == v }) { r.problem(p + ".vkey", item["vkey"], "this witness is listed twice") }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CustosAlerting
 import CustosCore
 import CustosTrail
 import Foundation
@@ -72,7 +73,7 @@ public final class WitnessSubmitter: Service, @unchecked Sendable {
                         p.failures += 1
                         let delay = min(60, 1 << min(p.failures, 6))
                         p.notBefore = ContinuousClock.now + .seconds(delay)
-                        self.logger.warning("witness \(w.verifier.name) at \(w.url): \(error) (retrying in \(delay) s)")
+                        self.logger.warning("witness \(w.verifier.name) at \(w.url): \(NetworkErrorClass.describeBriefly(error, timeout: self.timeout)) (retrying in \(delay) s)")
                     }
                     return (i, p)
                 }
@@ -119,7 +120,9 @@ public final class WitnessSubmitter: Service, @unchecked Sendable {
                 logger.info("witness \(w.verifier.name) last cosigned size \(s); submitting from there")
                 old = s
             default:
-                let text = String(decoding: answer.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                // The witness's own words, made one printable line (they go to the log).
+                let text = String(decoding: answer.prefix(200).map { (0x20...0x7E).contains($0) ? $0 : 0x3F }, as: UTF8.self)
+                    .trimmingCharacters(in: .whitespaces)
                 throw SubmitError("add-checkpoint answered HTTP \(resp.status.code): \(text)")
             }
         }
