@@ -49,6 +49,18 @@ public struct EventReader {
         lag = trail.size - indexed
     }
 
+    /// Opens `directory`'s trail with an index of its own, built from the trail at `indexPath`
+    /// (a new file), not the directory's index: for output that must not rest on a database
+    /// anyone with write access can edit (the evidence pack). Reads every entry once.
+    public init(directory: String, verifier: NoteVerifier, freshIndexAt indexPath: String) throws {
+        layout = TrailLayout(dataDirectory: directory)
+        trail = try TrailReader(layout: layout, verifier: verifier)
+        index = try SQLiteEventIndex(path: indexPath)
+        try index.reset()
+        try Self.fill(index, from: trail, range: 0..<trail.size)
+        lag = 0
+    }
+
     /// Trail entries not in the index yet (after a crash between the two; the next ingest
     /// or `custos reindex` catches up). Queries don't see them.
     public let lag: UInt64

@@ -48,10 +48,13 @@ public struct EvidencePack {
             }
         }
         try fm.createDirectory(atPath: directory + "/checkpoints", withIntermediateDirectories: true)
-        let reader = try EventReader(directory: dataDirectory, verifier: verifier)
-        if reader.lag > 0 {
-            throw EvidenceError("the index is \(reader.lag) entries behind the trail; run `custos reindex` first")
-        }
+        // The tables come from an index built here from the trail, not from the data
+        // directory's index: that one is a database anyone with write access can edit (a row
+        // deleted there would vanish from the pack with every checksum still consistent).
+        let scratch = NSTemporaryDirectory() + "custos-pack-index-" + UUID().uuidString
+        try fm.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: scratch) }
+        let reader = try EventReader(directory: dataDirectory, verifier: verifier, freshIndexAt: scratch + "/index.sqlite")
         var s = Summary()
         var files: [String: [UInt8]] = [:]
         func put(_ name: String, _ bytes: [UInt8]) throws {

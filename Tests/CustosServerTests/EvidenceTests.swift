@@ -300,6 +300,20 @@ func access(_ key: String, day: Int, second: Int = 0, path: String, env: String,
         #expect(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == String(s.files.count + 1))
         // A second pack into the same folder is refused (nothing overwritten).
         #expect(throws: EvidenceError.self) { try EvidencePack.write(dataDirectory: dir.path, verifier: verifier, options: o, into: out) }
+
+        // Rows deleted from the data directory's index (a database anyone with write access
+        // can edit) do not vanish from a pack: its tables come from the trail.
+        let edit = Process()
+        edit.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        edit.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('delete from events'); c.execute('delete from alerts'); c.commit()",
+                          dir.path + "/index.sqlite"]
+        try edit.run()
+        edit.waitUntilExit()
+        try #require(edit.terminationStatus == 0)
+        #expect(try EventReader(directory: dir.path).index.query(EventQuery()).isEmpty, "the index was not edited")
+        let again = try EvidencePack.write(dataDirectory: dir.path, verifier: verifier, options: o, into: dir.path + "/pack-2")
+        #expect(again.events == 5 && again.alerts == 1 && again.humanProductionReads == 1, "\(again)")
+        #expect(try String(contentsOfFile: dir.path + "/pack-2/events.csv", encoding: .utf8).split(separator: "\n").count == 6)
     }
 
     @Test func zipOfKnownContentMatchesItsCRCs() throws {
