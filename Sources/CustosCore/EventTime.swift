@@ -10,8 +10,16 @@ public struct EventTime: Sendable, Hashable, Comparable, CustomStringConvertible
         self.seconds = seconds; self.nanos = nanos; self.digits = min(digits, 9)
     }
 
-    /// Nanoseconds since the Unix epoch (valid 1677...2262), used for ordering and the index.
-    public var unixNanos: Int64 { seconds &* 1_000_000_000 &+ Int64(nanos) }
+    /// Nanoseconds since the Unix epoch, for ordering and the index: exact from 1677-09-21 to
+    /// 2262-04-11 and saturated outside it. (It used to wrap around: an event dated
+    /// 2611-03-05T23:34:33.709551616Z sorted into 2026, so a query or evidence for a 2026
+    /// period counted it.)
+    public var unixNanos: Int64 {
+        let (scaled, o1) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if o1 { return seconds < 0 ? .min : .max }
+        let (v, o2) = scaled.addingReportingOverflow(Int64(nanos))
+        return o2 ? .max : v
+    }
 
     public static func < (a: EventTime, b: EventTime) -> Bool {
         (a.seconds, a.nanos) < (b.seconds, b.nanos)

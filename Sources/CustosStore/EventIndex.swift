@@ -28,8 +28,8 @@ extension EventQuery {
         if !outcomes.isEmpty && !outcomes.contains(e.outcome) { return false }
         if !environments.isEmpty { guard let env = e.secret?.environment, environments.contains(env) else { return false } }
         if !actions.isEmpty && !actions.contains(e.action.rawValue) { return false }
-        if let f = from, e.time.unixNanos < f.unixNanos { return false }
-        if let t = to, e.time.unixNanos >= t.unixNanos { return false }
+        if let f = from, e.time < f { return false }
+        if let t = to, !(e.time < t) { return false }
         return true
     }
 }

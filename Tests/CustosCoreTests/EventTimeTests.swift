@@ -7,6 +7,21 @@ struct EventTimeTests {
 
     static func t(_ s: String) -> EventTime? { EventTime(rfc3339: s) }
 
+    /// Outside 1677...2262 the nanosecond value saturates instead of wrapping around: a
+    /// year-2611 time sorts after every 2026 one (it wrapped into 2026 before) and a
+    /// year-1600 time before every one; inside the range it is exact.
+    @Test func unixNanosSaturatesOutsideItsRange() throws {
+        let wrapped = try #require(Self.t("2611-03-05T23:34:33.709551616Z"))
+        let q3 = try #require(Self.t("2026-07-01T00:00:00Z")), q4 = try #require(Self.t("2026-10-01T00:00:00Z"))
+        #expect(wrapped.unixNanos == .max)
+        #expect(wrapped.unixNanos > q4.unixNanos && q3 < wrapped && q4 < wrapped)
+        #expect(try #require(Self.t("1600-01-01T00:00:00Z")).unixNanos == .min)
+        #expect(try #require(Self.t("2262-04-11T23:47:16.854775807Z")).unixNanos == .max)
+        #expect(try #require(Self.t("2262-04-11T23:47:16.854775806Z")).unixNanos == .max - 1)
+        #expect(try #require(Self.t("1677-09-21T00:12:43.145224192Z")).unixNanos == .min)
+        #expect(q3.unixNanos == 1_782_864_000_000_000_000)
+    }
+
     @Test func wellKnownInstants() throws {
         #expect(Self.t("1970-01-01T00:00:00Z") == EventTime(seconds: 0))
         #expect(Self.t("2000-01-01T00:00:00Z")?.seconds == 946_684_800)
