@@ -112,7 +112,7 @@ struct Prune: ParsableCommand {
     @OptionGroup var target: ArchiveTargetOptions
     @Option(name: [.long, .customLong("policy")], help: ArgumentHelp("Retention file (YAML); default tiers when absent.", valueName: "FILE"))
     var retention: String?
-    @Option(help: ArgumentHelp("Evaluate retention at TIME (RFC 3339) instead of now.", valueName: "TIME"))
+    @Option(help: ArgumentHelp("Evaluate retention at TIME (RFC 3339) instead of now; never later than now (a future time would delete entries still within retention), except with --dry-run.", valueName: "TIME"))
     var now: String?
     @Flag(help: "Say what would be pruned; change nothing.")
     var dryRun = false
@@ -124,6 +124,10 @@ struct Prune: ParsableCommand {
         let at: EventTime
         if let now {
             guard let t = EventTime(rfc3339: now) else { throw CLIError.usage("--now: not an RFC 3339 time: \(now)") }
+            // A minute of clock skew allowed; later than that only to see what a prune would do.
+            if !dryRun && t.seconds > Int64(Date().timeIntervalSince1970) + 60 {
+                throw CLIError.usage("--now \(now) is in the future: pruning as of then would delete entries still within retention (use --dry-run to see what it would prune)")
+            }
             at = t
         } else {
             at = EventTime(seconds: Int64(Date().timeIntervalSince1970))

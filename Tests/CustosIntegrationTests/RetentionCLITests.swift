@@ -60,6 +60,13 @@ struct RetentionCLITests {
         #expect(dry.stdout.contains("would prune entries 0..<512"), "\(dry.stdout)")
         #expect(FileManager.default.fileExists(atPath: data + "/trail/tile/entries/000"))
 
+        // A future --now would delete entries still within retention: refused, nothing pruned
+        // (a dry run may look ahead).
+        let future = try await custos(["prune", "--data", data, "--to", archive, "--now", "2099-01-01T00:00:00Z"])
+        #expect(future.status == 2 && future.stderr.contains("is in the future"), "\(future.stdout)\(future.stderr)")
+        #expect(FileManager.default.fileExists(atPath: data + "/trail/tile/entries/000"))
+        try await custos(["prune", "--data", data, "--to", archive, "--now", "2099-01-01T00:00:00Z", "--dry-run"]).expect(0, "prune --dry-run --now 2099")
+
         let p = try await custos(["prune", "--data", data, "--to", archive]).expect(0, "prune")
         #expect(p.stdout.contains("pruned entries 0..<512"), "\(p.stdout)")
         for n in ["000", "001"] {
@@ -113,5 +120,7 @@ struct RetentionCLITests {
         #expect(evidence.stdout.contains("Over entries 512..<") && evidence.stdout.contains("archived and pruned"), "\(evidence.stdout)")
         let checked = try await custos(["evidence", "check", doc, "--vkey", vkey]).expect(0, "evidence check of a pruned trail's evidence")
         #expect(checked.stdout.contains("entries below 512 were pruned"), "\(checked.stdout)")
+        // The check says what it cannot prove (the count, query, period and scan are unsigned).
+        #expect(checked.stdout.contains("not proven by this document: its count"), "\(checked.stdout)")
     }
 }
