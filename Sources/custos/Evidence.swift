@@ -111,9 +111,10 @@ struct EvidenceCheckCommand: ParsableCommand {
             Needs only the document and the log's verifier key as the auditor received it (not the \
             one inside the document). Checks the checkpoints' signatures, the consistency proofs \
             between them, that the scan covered the whole log of the current checkpoint, and each \
-            listed event's inclusion proof, match and time. The count of a negative (zero) rests on \
-            the scan; re-derive it by running `custos evidence` on a copy of the trail at the same \
-            checkpoint. Exit status 0 when everything verifies, 1 otherwise.
+            listed event's inclusion proof, match and time. It does not prove the count, the query, \
+            the period or the scan (nothing signs them): re-derive them by running `custos evidence` \
+            on a copy of the trail that `custos verify` passes. Exit status 0 when everything \
+            verifies, 1 otherwise.
             """)
 
     @Argument(help: ArgumentHelp("The evidence document (JSON).", valueName: "FILE")) var file: String
@@ -125,7 +126,10 @@ struct EvidenceCheckCommand: ParsableCommand {
         do {
             let c = try EvidenceCheck.check(Array(data), verifier: verifier)
             for l in c.lines { print("ok: \(l)") }
-            print("verified: \(c.count) matching event(s) reported")
+            // What the signatures and proofs cannot show: nothing in the document signs the
+            // count, the query, the period or the scan (an edited one still checks out).
+            print("not proven by this document: its count (\(c.count)), query, period and scan are the producer's statement;")
+            print("  re-derive them: `custos evidence` with the same query and period on a copy of the trail that `custos verify` passes")
         } catch {
             throw CLIError.failed("\(error)")
         }
