@@ -96,11 +96,16 @@ public enum Evidence {
             }
             range = CompactRange(size: pruned, hashes: hashes)!
         }
-        // Kept checkpoint sizes up to the head, ascending.
-        let kept = FileIO.listDirectory(layout.historyDirectory).compactMap { name -> UInt64? in
+        // Kept checkpoint sizes up to the head, ascending. One larger than the head means the
+        // trail was rolled back (or the file is not genuine): no count over it.
+        let all = FileIO.listDirectory(layout.historyDirectory).compactMap { name -> UInt64? in
             guard name.count == 20, name.allSatisfy(\.isNumber) else { return nil }
             return UInt64(name)
-        }.filter { $0 <= n }.sorted()
+        }
+        if let larger = all.filter({ $0 > n }).max() {
+            throw EvidenceError("a checkpoint of size \(larger) is kept (\(layout.historyPath(size: larger))) but the current checkpoint has size \(n): the trail was rolled back, or that file is not genuine; run `custos verify`")
+        }
+        let kept = all.sorted()
         // The newest recorded time among entries [0, size), at each kept size.
         var newestAt: [UInt64: Int64] = [:]
         var nextKept = kept.makeIterator()

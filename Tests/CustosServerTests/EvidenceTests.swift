@@ -155,6 +155,26 @@ func access(_ key: String, day: Int, second: Int = 0, path: String, env: String,
         #expect { try Evidence.run(directory: dir.path, verifier: verifier, query: humanProdReads()) } throws: { "\($0)".contains("altered") }
     }
 
+    /// A trail rolled back to an earlier signed checkpoint, with the later checkpoints still
+    /// kept: no count (before, a kept checkpoint larger than the head was simply skipped, and
+    /// the rolled-back trail gave a smaller count that `evidence check` accepted).
+    @Test func aRolledBackTrailIsRefusedNotCounted() throws {
+        let dir = TempDir()
+        do {
+            let store = try DataStore(directory: dir.path, origin: "evidence.test/log")
+            try populate(store)
+        }
+        let layout = TrailLayout(dataDirectory: dir.path)
+        let verifier = try NoteVerifier(vkey: String(contentsOfFile: layout.verifierKeyPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(try Evidence.run(directory: dir.path, verifier: verifier, query: humanProdReads()).head.checkpoint.size == 39)
+        // The checkpoint after the first batch (15 entries) put back in place.
+        try FileManager.default.removeItem(atPath: layout.checkpointPath)
+        try FileManager.default.copyItem(atPath: layout.historyPath(size: 15), toPath: layout.checkpointPath)
+        #expect { try Evidence.run(directory: dir.path, verifier: verifier, query: humanProdReads()) } throws: {
+            "\($0)".contains("a checkpoint of size 39 is kept") && "\($0)".contains("rolled back")
+        }
+    }
+
     @Test func aPeriodIsRequired() throws {
         let dir = TempDir()
         let store = try DataStore(directory: dir.path, origin: "evidence.test/log")
