@@ -123,6 +123,12 @@ extension AccessEvent {
     /// Largest canonical entry the trail accepts (tlog-tiles entries are uint16 length-prefixed).
     public static let maxEncodedSize = 65_535
 
+    /// Whether the canonical encoding fits a trail entry (encoded only when the cheap bound
+    /// does not already say so).
+    public var fitsTrailEntry: Bool {
+        encodedSizeBound <= Self.maxEncodedSize || canonicalJSON().count <= Self.maxEncodedSize
+    }
+
     /// An upper bound of the canonical encoding's size (each string byte may escape to six),
     /// cheap enough to skip encoding when it is clearly within the limit.
     public var encodedSizeBound: Int {

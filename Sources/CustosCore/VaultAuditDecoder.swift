@@ -927,7 +927,7 @@ public struct VaultAuditDecoder: Sendable {
     /// Hands `event` on, or rejects its line when it would not fit the trail.
     static func checked<S: DecodeSink>(_ event: AccessEvent, line: Int, sink: inout S) {
         // The trail refuses larger entries (and would stop the whole ingest): reject the line.
-        guard event.encodedSizeBound <= AccessEvent.maxEncodedSize || event.canonicalJSON().count <= AccessEvent.maxEncodedSize else {
+        guard event.fitsTrailEntry else {
             sink.output(.rejected(.init(line: line, reason: Self.tooLarge)))
             return
         }

@@ -49,9 +49,10 @@ public struct EventReader {
         lag = trail.size - indexed
     }
 
-    /// Opens `directory`'s trail with an index of its own, built from the trail at `indexPath`
-    /// (a new file), not the directory's index: for output that must not rest on a database
-    /// anyone with write access can edit (the evidence pack). Reads every entry once.
+    /// Opens `directory`'s trail with an index built from it at `indexPath` (emptied first):
+    /// `custos reindex` with the directory's own index path, the evidence pack with a scratch
+    /// file, so that its output never rests on a database anyone with write access can edit.
+    /// Reads every entry once.
     public init(directory: String, verifier: NoteVerifier, freshIndexAt indexPath: String) throws {
         layout = TrailLayout(dataDirectory: directory)
         trail = try TrailReader(layout: layout, verifier: verifier)
@@ -73,11 +74,7 @@ public struct EventReader {
             throw IndexError("no verifier key at \(layout.verifierKeyPath)")
         }
         let v = try NoteVerifier(vkey: String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-        let reader = try TrailReader(layout: layout, verifier: v)
-        let index = try SQLiteEventIndex(path: layout.indexPath)
-        try index.reset()
-        try fill(index, from: reader, range: 0..<reader.size)
-        return reader.size
+        return try EventReader(directory: directory, verifier: v, freshIndexAt: layout.indexPath).trail.size
     }
 
     /// Indexes the trail entries in `range` (which must start at the index's size).

@@ -66,7 +66,7 @@ import Testing
         #expect(big.canonicalJSON().count <= AccessEvent.maxEncodedSize)
         let alert = try #require(d.process([big], firstIndex: 0).first)
         #expect(alert.alertClass == .break_glass)
-        #expect(alert.canonicalJSON().count <= Alert.maxEntryBytes)
+        #expect(alert.canonicalJSON().count <= AccessEvent.maxEncodedSize)
         let cutName = alert.identity.name ?? ""
         #expect(alert.summary.hasSuffix("bytes cut]"), "\(alert.summary.suffix(40))")
         #expect(cutName.hasSuffix("bytes cut]") && cutName.hasPrefix("ééé") && cutName.utf8.count < 5_000, "\(cutName.suffix(40))")

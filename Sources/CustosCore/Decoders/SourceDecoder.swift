@@ -109,7 +109,7 @@ public struct SourceEventBuilder: Sendable {
 
     /// Emits `event`, or rejects the record when it would not fit the trail.
     public func emit(_ event: AccessEvent, line: Int, into out: inout [DecodeOutput]) {
-        guard event.encodedSizeBound <= AccessEvent.maxEncodedSize || event.canonicalJSON().count <= AccessEvent.maxEncodedSize else {
+        guard event.fitsTrailEntry else {
             out.append(.rejected(.init(line: line, reason: VaultAuditDecoder.tooLarge)))
             return
         }

@@ -92,9 +92,6 @@ public struct Alert: Sendable, Equatable {
         }
     }
 
-    /// The largest entry the trail takes (C2SP tlog-tiles entry bundles: 16-bit lengths).
-    public static let maxEntryBytes = 65_535
-
     /// This alert with its free-text fields shortened until its trail entry is at most `limit`
     /// bytes (itself when it fits). An event may be up to 65,535 bytes and an alert repeats its
     /// path and identity (summary, dedup key, identity, secret): without this, one hostile
@@ -102,7 +99,7 @@ public struct Alert: Sendable, Equatable {
     /// the commit its events were in failed. Nothing is lost: the evidence events keep every
     /// value whole in the trail, and each shortened field ends in "…[N bytes cut]". The id
     /// (made from the full dedup key) and the class, times, counts and evidence are untouched.
-    public func fitted(limit: Int = Alert.maxEntryBytes) -> Alert {
+    public func fitted(limit: Int = AccessEvent.maxEncodedSize) -> Alert {
         if canonicalJSON().count <= limit { return self }
         var a = self
         for cap in [4096, 1024, 256, 64] {

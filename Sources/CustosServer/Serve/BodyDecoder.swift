@@ -69,6 +69,11 @@ public struct BodyDecoder {
         public var waitingRequests = 0
         /// Set when the body as a whole is unusable (e.g. an invalid JSON array).
         public var bodyError: String?
+
+        mutating func reject(_ r: DecodeRejection) {
+            rejected += 1
+            if rejections.count < BodyDecoder.maxRejections { rejections.append(r) }
+        }
     }
     public static let maxRejections = 100
 
@@ -93,13 +98,21 @@ public struct BodyDecoder {
         self.stamp = stamp
     }
 
-    /// `event`, stamped; nil (with the reason) when the stamp made it too large for the trail.
-    func stamped(_ event: AccessEvent) -> (AccessEvent?, String?) {
-        guard let stamp else { return (event, nil) }
-        var e = event
-        stamp(&e)
-        if e.encodedSizeBound <= AccessEvent.maxEncodedSize || e.canonicalJSON().count <= AccessEvent.maxEncodedSize { return (e, nil) }
-        return (nil, "event would encode to more than \(AccessEvent.maxEncodedSize) bytes with the token's pipeline context")
+    static let stampedTooLarge = "event would encode to more than \(AccessEvent.maxEncodedSize) bytes with the token's pipeline context"
+
+    /// Takes one decoder output into `result`: an event (stamped, and rejected when the stamp
+    /// made it too large for the trail), an ignored record, or a rejection.
+    func take(_ output: DecodeOutput, into result: inout Result) {
+        switch output {
+        case .event(var e, let line):
+            if let stamp {
+                stamp(&e)
+                guard e.fitsTrailEntry else { result.reject(DecodeRejection(line: line, reason: Self.stampedTooLarge)); return }
+            }
+            result.events.append(e)
+        case .ignored: result.ignored += 1
+        case .rejected(let r): result.reject(r)
+        }
     }
 
     public func decode(_ body: [UInt8]) -> Result {
@@ -107,14 +120,7 @@ public struct BodyDecoder {
         var result = Result()
         var vault = VaultAuditDecoder(sourceKind: format == .openbao ? "openbao" : "vault", instance: instance)
         var outputs: [DecodeOutput] = []
-        func reject(_ n: Int, _ reason: String) {
-            result.rejected += 1
-            if result.rejections.count < Self.maxRejections { result.rejections.append(DecodeRejection(line: n, reason: reason)) }
-        }
-        func add(_ event: AccessEvent, _ n: Int) {
-            let (e, why) = stamped(event)
-            if let e { result.events.append(e) } else { reject(n, why!) }
-        }
+        func reject(_ n: Int, _ reason: String) { result.reject(DecodeRejection(line: n, reason: reason)) }
         func handle(_ record: UnsafeRawBufferPointer, _ n: Int) {
             if CustosRecord.isBlank(record) { return }
             result.records += 1
@@ -138,7 +144,7 @@ public struct BodyDecoder {
             let custos = format == .custos || (format == .auto && hasSchema)
             if custos {
                 switch CustosRecord.decode(record) {
-                case .success(let e): if batched { result.batch.append(e) } else { add(e, n) }
+                case .success(let e): if batched { result.batch.append(e) } else { take(.event(e, line: n), into: &result) }
                 case .failure(let r): reject(n, r.reason)
                 }
                 return
@@ -153,13 +159,7 @@ public struct BodyDecoder {
             } else {
                 vault.decode(line: record, lineNumber: n, into: &outputs)
             }
-            for o in outputs {
-                switch o {
-                case .event(let e, let line): add(e, line)
-                case .ignored: result.ignored += 1
-                case .rejected(let r): reject(r.line, r.reason)
-                }
-            }
+            for o in outputs { take(o, into: &result) }
             outputs.removeAll(keepingCapacity: true)
         }
 
@@ -218,20 +218,7 @@ public struct BodyDecoder {
                 SourceStreamDecoder.decodeRecord(bytes, line: inArray ? index : line, decoder: decoder, into: &mine)
                 outputs.append(contentsOf: mine)
             }
-            for o in outputs {
-                var rejection: DecodeRejection?
-                switch o {
-                case .event(let event, let line):
-                    let (e, why) = stamped(event)
-                    if let e { result.events.append(e) } else { rejection = DecodeRejection(line: line, reason: why!) }
-                case .ignored: result.ignored += 1
-                case .rejected(let r): rejection = r
-                }
-                if let r = rejection {
-                    result.rejected += 1
-                    if result.rejections.count < Self.maxRejections { result.rejections.append(r) }
-                }
-            }
+            for o in outputs { take(o, into: &result) }
             outputs.removeAll(keepingCapacity: true)
         }
         body.withUnsafeBytes { raw in
